@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing, and nothing else: Debian packages for the servers and ffmpeg,
+# uv, and the workspace's locked Python environment (.venv). Safe to run again.
+source "$(dirname "$0")/lib.sh"
+
+packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  # Debian starts system-wide services from maintainer scripts where it can; we never
+  # use those (the stack runs its own servers from var/), so keep them from starting.
+  as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+UV="$(command -v uv || true)"
+if [ -z "$UV" ]; then
+  UV="$ROOT/var/tools/bin/uv"
+  if [ ! -x "$UV" ]; then
+    log "installing uv into var/tools"
+    python3 -m venv "$ROOT/var/tools"
+    "$ROOT/var/tools/bin/pip" install -q uv
+  fi
+fi
+
+log "syncing the workspace (.venv)"
+cd "$ROOT"
+UV_PYTHON_DOWNLOADS=never "$UV" sync --locked --all-packages --quiet

@@ -1,0 +1,46 @@
+# Common settings for the local stack. Sourced by the other scripts; never run directly.
+# LOOKOUT_STACK picks the profile: "dev" (make run) or "test" (make test). Each profile has
+# its own ports, data folder, database, vhost and Redis key space, so a running `make run`
+# is never touched by `make test`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROFILE="${LOOKOUT_STACK:-dev}"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+RABBIT_BIN="${RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
+
+case "$PROFILE" in
+  dev)  PG_PORT=54320; REDIS_PORT=63790; AMQP_PORT=56720; DB_NAME=lookout;      VHOST=lookout ;;
+  test) PG_PORT=54330; REDIS_PORT=63791; AMQP_PORT=56730; DB_NAME=lookout_test; VHOST=lookout-test ;;
+  # Extra test stacks (test1..test9) let several suites run side by side on one machine.
+  test[1-9])
+    n=${PROFILE#test}
+    PG_PORT=$((54330 + n * 10)); REDIS_PORT=$((63791 + n * 10)); AMQP_PORT=$((56730 + n * 10))
+    DB_NAME=lookout_test; VHOST=lookout-test ;;
+  *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|test1..test9)" >&2; exit 2 ;;
+esac
+DIST_PORT=$((AMQP_PORT + 1))
+VAR="$ROOT/var/$PROFILE"
+case "$PROFILE" in test*) PG_FSYNC="${PG_FSYNC:-off}" ;; esac
+PG_DATA="$VAR/postgres/data"
+PG_RUN="$VAR/postgres/run"
+PG_USER=lookout
+PG_PASSWORD=lookout
+AMQP_USER=lookout
+AMQP_PASSWORD=lookout
+RABBIT_NODE="lookout-$PROFILE@localhost"
+
+export LOOKOUT_DATABASE_URL="postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
+export LOOKOUT_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+export LOOKOUT_AMQP_URL="amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/$VHOST"
+export LOOKOUT_REDIS_PREFIX="lookout-$PROFILE:"
+export LOOKOUT_STORAGE_DIR="$VAR/snapshots"
+export LOOKOUT_MEDIA_DIR="$VAR/media"
+
+log() { printf '\033[1m[lookout:%s]\033[0m %s\n' "$PROFILE" "$*" >&2; }
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Postgres refuses to run as root, so as root it runs as the `postgres` system user.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

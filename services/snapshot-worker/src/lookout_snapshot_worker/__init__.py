@@ -1,0 +1,1 @@
+"""lookout_snapshot_worker."""

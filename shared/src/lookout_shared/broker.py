@@ -1,0 +1,175 @@
+"""RabbitMQ adapter: one robust connection, a confirming publisher, and consumers that
+validate on receipt and dead-letter what they cannot handle.
+
+The connection is aio-pika's robust one: after RabbitMQ restarts it reconnects, declares
+the topology again and resumes every consumer by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    HeadersType,
+)
+
+from lookout_shared import topology
+from lookout_shared.contracts import COMMANDS, EVENTS
+from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+REASON_HEADER = "x-lookout-reason"
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler for a message that must not be retried; it is dead-lettered."""
+
+
+class Broker:
+    def __init__(self, url: str, producer: str) -> None:
+        self._url = url
+        self.producer = producer
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self.producer}
+        )
+        # Confirms make publish() wait for the broker's ack; on_return_raises turns an
+        # unroutable mandatory publish into an exception instead of a silent drop.
+        self._publisher = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await topology.declare(self._publisher)
+        for name in (topology.COMMANDS, topology.EVENTS, topology.DEAD):
+            self._exchanges[name] = await self._publisher.get_exchange(name, ensure=False)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        return self._connection
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Publish persistently and wait for the broker's confirm; raises if unroutable."""
+        target = self._exchanges.get(exchange)
+        if target is None:
+            raise RuntimeError(f"no exchange {exchange!r}; was Broker.connect() awaited?")
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            type=message_type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(headers or {}),
+        )
+        await target.publish(message, routing_key=routing_key, mandatory=True)
+
+    async def publish_envelope(
+        self, envelope: Envelope, headers: HeadersType | None = None
+    ) -> None:
+        exchange, routing_key = route_of(envelope.type)
+        await self.publish(
+            exchange,
+            routing_key,
+            envelope.to_bytes(),
+            message_id=str(envelope.id),
+            message_type=envelope.type,
+            headers=headers,
+        )
+
+    async def consume(self, queue: str | AbstractQueue, handler: Handler, prefetch: int) -> None:
+        """Start consuming ``queue`` on a channel of its own with the given prefetch.
+
+        A valid message is acked after ``handler`` returns. An invalid one, or one whose
+        handler raises :class:`PermanentFailure`, is dead-lettered with the reason and acked.
+        Any other exception requeues it; the queue's delivery limit bounds the retries.
+        """
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        if isinstance(queue, str):
+            queue = await channel.get_queue(queue, ensure=False)
+        name = queue.name
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                envelope = parse_message(message.body)
+                await handler(envelope)
+            except (InvalidMessage, PermanentFailure) as exc:
+                await self.dead_letter(name, message, str(exc))
+                await message.ack()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handler failed; requeueing", extra={"queue": name})
+                await asyncio.sleep(0.5)  # no hot loop while a dependency is down
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+
+        await queue.consume(on_message)
+
+    async def dead_letter(self, queue: str, message: AbstractIncomingMessage, reason: str) -> None:
+        """Park a message in ``<queue>.dead`` with why, so an operator can read or replay it."""
+        dead_queue = _dead_letter_name(queue)
+        log.warning("dead-lettering message", extra={"queue": queue, "reason": reason})
+        headers = {
+            **(message.headers or {}),
+            REASON_HEADER: reason[:1000],
+            "x-lookout-queue": queue,
+        }
+        await self.publish(
+            topology.DEAD,
+            dead_queue,
+            message.body,
+            message_id=message.message_id or "",
+            message_type=message.type or "",
+            headers=headers,
+        )
+
+
+def _dead_letter_name(queue: str) -> str:
+    # Per-instance notifier queues are server-named; they share one dead-letter queue.
+    if queue.startswith("amq.gen-"):
+        return topology.NOTIFIER_EVENTS
+    return queue
+
+
+def route_of(message_type: str) -> tuple[str, str]:
+    """(exchange, routing key) for a message type: commands by queue name, events by type."""
+    if message_type in COMMANDS:
+        return topology.COMMANDS, message_type
+    if message_type in EVENTS:
+        return topology.EVENTS, message_type
+    raise ValueError(f"unknown message type {message_type!r}")

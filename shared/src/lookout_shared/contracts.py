@@ -1,0 +1,101 @@
+"""Payloads of every command and event, keyed by message type.
+
+Commands go to ``lookout.commands`` with the queue name as routing key; events go to
+``lookout.events`` with their type (``<entity>.<verb>``) as routing key. Payloads never carry
+a stream URL: it may hold credentials, and whoever needs it reads it from Postgres.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+StreamStatus = Literal["pending", "online", "error", "disabled"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Commands ---------------------------------------------------------------------------------
+
+
+class CaptureSnapshot(Payload):
+    job_id: uuid.UUID
+    stream_id: uuid.UUID
+
+
+class ProbeStream(Payload):
+    stream_id: uuid.UUID
+
+
+# Events -----------------------------------------------------------------------------------
+
+
+class StreamState(Payload):
+    """The countable state of a stream, carried by stream.created and stream.updated."""
+
+    name: str
+    kind: str
+    status: StreamStatus
+    enabled: bool
+    tags: list[str] = Field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+
+
+class StreamDeleted(Payload):
+    pass
+
+
+class SnapshotJobState(Payload):
+    stream_id: uuid.UUID
+    status: JobStatus
+    attempts: int = 0
+    error: str | None = None
+    snapshot_id: uuid.UUID | None = None
+
+
+class SnapshotCreated(Payload):
+    stream_id: uuid.UUID
+    job_id: uuid.UUID
+    content_type: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
+class SnapshotDeleted(Payload):
+    stream_id: uuid.UUID
+
+
+class CountsChanged(Payload):
+    """Counts of one scope (a tenant id, or "platform") whose values changed."""
+
+    scope: str
+    changes: dict[str, int]
+
+
+COMMANDS: dict[str, type[Payload]] = {
+    "snapshot.capture": CaptureSnapshot,
+    "stream.probe": ProbeStream,
+}
+EVENTS: dict[str, type[Payload]] = {
+    "stream.created": StreamState,
+    "stream.updated": StreamState,
+    "stream.deleted": StreamDeleted,
+    "snapshot_job.queued": SnapshotJobState,
+    "snapshot_job.started": SnapshotJobState,
+    "snapshot_job.succeeded": SnapshotJobState,
+    "snapshot_job.failed": SnapshotJobState,
+    "snapshot.created": SnapshotCreated,
+    "snapshot.deleted": SnapshotDeleted,
+    "counts.changed": CountsChanged,
+}
+PAYLOADS: dict[str, type[Payload]] = {**COMMANDS, **EVENTS}

@@ -1,0 +1,25 @@
+"""Postgres adapter: one asyncpg pool per process, warmed at start-up."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """Open the pool with ``min_size`` live connections, so the first request pays no connect.
+
+    asyncpg opens ``min_size`` connections inside ``create_pool``; the ``SELECT 1`` proves
+    the server answers before the service says it is ready.
+    """
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    await pool.fetchval("SELECT 1")
+    return pool

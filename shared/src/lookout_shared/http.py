@@ -1,0 +1,123 @@
+"""HTTP pieces every service shares: health, readiness, metrics, and RFC 7807 problems."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[object]]
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json`` (RFC 7807)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.type = status, title, detail, type_
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        response = problem_response(
+            exc.status, exc.title, exc.detail, instance=request.url.path, type=exc.type, **exc.extra
+        )
+        response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+        return problem_response(
+            422, "Invalid request", detail, instance=request.url.path, errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        response = problem_response(
+            exc.status_code, _title(exc.status_code), str(exc.detail), instance=request.url.path
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (every dependency answers) and
+    ``/metrics`` (Prometheus). ``checks`` is called per request so it can read app state."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        results = await run_checks(checks())
+        ready = all(results.values())
+        status = {name: "ok" if ok else "unavailable" for name, ok in results.items()}
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": status},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def run_checks(checks: Mapping[str, Check], seconds: float = 2.0) -> dict[str, bool]:
+    async def one(check: Check) -> bool:
+        try:
+            await asyncio.wait_for(check(), seconds)
+            return True
+        except Exception as exc:
+            log.warning("readiness check failed: %r", exc)
+            return False
+
+    names = list(checks)
+    outcomes = await asyncio.gather(*(one(checks[n]) for n in names))
+    return dict(zip(names, outcomes, strict=True))

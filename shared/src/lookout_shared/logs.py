@@ -1,0 +1,65 @@
+"""JSON logs on stderr, one object a line, with secrets scrubbed before they are written.
+
+Scrubbing happens in the formatter, so it covers every logger (ours, uvicorn's, the client
+libraries'): URL credentials, ``token=`` query values, bearer tokens and password fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_SECRETS = [
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", re.I), r"\g<keep>***:***@"),
+    (
+        re.compile(r"(?P<keep>[?&](?:token|access_token|api_key|key)=)[^&\s\"']+", re.I),
+        r"\g<keep>***",
+    ),
+    (re.compile(r"(?P<keep>bearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>\"?password\"?\s*[:=]\s*\"?)[^\"\s,}&]+", re.I), r"\g<keep>***"),
+]
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def scrub(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, default=str))
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # aiormq logs every reconnect attempt with a traceback; one line is enough.
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)

@@ -1,0 +1,84 @@
+"""Which stream URLs Lookout accepts, and how they are shown.
+
+The api checks a URL when a stream is created or changed; the worker checks it again before
+ffmpeg sees it (the database is not a trust boundary we skip). Only the listed schemes pass;
+``file`` passes only when the deployment names a media directory, and only for a path inside
+it. Credentials in a URL are masked wherever the URL is shown or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+NETWORK_SCHEMES = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "rtmp", "http": "http", "https": "http"}
+MAX_URL_LENGTH = 2048
+
+
+class InvalidStreamUrl(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StreamUrl:
+    url: str
+    scheme: str
+    kind: str  # rtsp | rtmp | hls | http | file
+    host: str | None
+    path: Path | None  # set for file URLs
+
+
+def parse_stream_url(url: str, media_dir: str | None) -> StreamUrl:
+    if not url or len(url) > MAX_URL_LENGTH:
+        raise InvalidStreamUrl(f"url must be 1 to {MAX_URL_LENGTH} characters")
+    if url != url.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidStreamUrl("url must not contain whitespace or control characters")
+    if url.startswith("-"):
+        raise InvalidStreamUrl("url must not start with '-'")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise InvalidStreamUrl(f"url is malformed: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return StreamUrl(url, scheme, "file", None, _media_path(parts, media_dir))
+    if scheme not in NETWORK_SCHEMES:
+        allowed = ", ".join(sorted(NETWORK_SCHEMES) + (["file"] if media_dir else []))
+        raise InvalidStreamUrl(
+            f"scheme {scheme or '(none)'!r} is not allowed; use one of {allowed}"
+        )
+    if not parts.hostname:
+        raise InvalidStreamUrl("url has no host")
+    if port == 0:
+        raise InvalidStreamUrl("port 0 is not allowed")
+    kind = NETWORK_SCHEMES[scheme]
+    if kind == "http" and parts.path.lower().endswith(".m3u8"):
+        kind = "hls"
+    return StreamUrl(url, scheme, kind, parts.hostname, None)
+
+
+def _media_path(parts: SplitResult, media_dir: str | None) -> Path:
+    if not media_dir:
+        raise InvalidStreamUrl("file URLs are disabled (no media directory is configured)")
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidStreamUrl("file URLs must not name a host")
+    root = Path(os.path.realpath(media_dir))
+    path = Path(os.path.realpath(unquote(parts.path)))
+    if not path.is_relative_to(root):
+        raise InvalidStreamUrl("file URLs must point inside the media directory")
+    return path
+
+
+def mask_credentials(url: str) -> str:
+    """``rtsp://user:secret@cam/x`` → ``rtsp://***:***@cam/x``; other URLs unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<malformed url>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***:***@{host}"))

@@ -1,0 +1,83 @@
+"""Access tokens: JWTs the api issues and every service verifies without a database query.
+
+The algorithm is pinned (HS256) and ``exp``, ``iss`` and ``aud`` are required, so a token
+signed with ``none``, another key or for another audience is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+
+Role = Literal["superuser", "admin", "operator", "viewer"]
+ALGORITHM = "HS256"
+ROLES: tuple[Role, ...] = ("superuser", "admin", "operator", "viewer")
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID | None  # None only for a platform superuser
+    role: Role
+    expires_at: datetime
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.role == "superuser"
+
+    def can_see_tenant(self, tenant_id: uuid.UUID | None) -> bool:
+        return self.is_superuser or (tenant_id is not None and tenant_id == self.tenant_id)
+
+
+@dataclass(frozen=True)
+class TokenCodec:
+    secret: str
+    issuer: str
+    audience: str
+
+    def issue(
+        self, user_id: uuid.UUID, tenant_id: uuid.UUID | None, role: Role, ttl: timedelta
+    ) -> str:
+        now = datetime.now(UTC)
+        claims = {
+            "sub": str(user_id),
+            "tid": str(tenant_id) if tenant_id else None,
+            "role": role,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+            role = claims.get("role")
+            if role not in ROLES:
+                raise InvalidToken("unknown role")
+            tenant = claims.get("tid")
+            return Principal(
+                user_id=uuid.UUID(claims["sub"]),
+                tenant_id=uuid.UUID(tenant) if tenant else None,
+                role=role,
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidToken(str(exc)) from None
