@@ -17,16 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-UV="$(command -v uv || true)"
-if [ -z "$UV" ]; then
-  UV="$ROOT/var/tools/bin/uv"
-  if [ ! -x "$UV" ]; then
-    log "installing uv into var/tools"
-    python3 -m venv "$ROOT/var/tools"
-    "$ROOT/var/tools/bin/pip" install -q uv
-  fi
+if [ ! -x "$UV" ]; then
+  log "installing uv into var/tools"
+  python3 -m venv "$ROOT/var/tools"
+  "$ROOT/var/tools/bin/pip" install -q uv
 fi
 
 log "syncing the workspace (.venv)"
 cd "$ROOT"
-UV_PYTHON_DOWNLOADS=never "$UV" sync --locked --all-packages --quiet
+"$UV" sync --locked --all-packages --quiet

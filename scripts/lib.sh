@@ -37,6 +37,11 @@ export LOOKOUT_REDIS_PREFIX="lookout-$PROFILE:"
 export LOOKOUT_STORAGE_DIR="$VAR/snapshots"
 export LOOKOUT_MEDIA_DIR="$VAR/media"
 
+# uv: the one on PATH, or the copy scripts/install.sh put in var/tools.
+find_uv() { command -v uv || echo "$ROOT/var/tools/bin/uv"; }
+UV="$(find_uv)"
+export UV_PYTHON_DOWNLOADS=never
+
 log() { printf '\033[1m[lookout:%s]\033[0m %s\n' "$PROFILE" "$*" >&2; }
 
 # Run a command as root: directly when we are root, else through sudo.

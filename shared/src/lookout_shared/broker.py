@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aio_pika
+import aio_pika.exceptions
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustConnection,
     HeadersType,
 )
@@ -56,6 +56,22 @@ class Broker:
         await topology.declare(self._publisher)
         for name in (topology.COMMANDS, topology.EVENTS, topology.DEAD):
             self._exchanges[name] = await self._publisher.get_exchange(name, ensure=False)
+
+    async def connect_with_retry(self, max_delay: float = 10.0) -> None:
+        """Connect, waiting for RabbitMQ as long as it takes (a service may start first).
+
+        Only the first connection needs this: once connected, the robust connection
+        reconnects by itself.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self.connect()
+                return
+            except (ConnectionError, OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+                log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -109,8 +125,8 @@ class Broker:
             headers=headers,
         )
 
-    async def consume(self, queue: str | AbstractQueue, handler: Handler, prefetch: int) -> None:
-        """Start consuming ``queue`` on a channel of its own with the given prefetch.
+    async def consume(self, queue: str, handler: Handler, prefetch: int) -> None:
+        """Consume the work queue ``queue`` on a channel of its own with the given prefetch.
 
         A valid message is acked after ``handler`` returns. An invalid one, or one whose
         handler raises :class:`PermanentFailure`, is dead-lettered with the reason and acked.
@@ -118,52 +134,61 @@ class Broker:
         """
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        if isinstance(queue, str):
-            queue = await channel.get_queue(queue, ensure=False)
-        name = queue.name
+        # A passive declare (not get_queue(ensure=False)) registers the queue with the
+        # robust channel, so its consumer is restored after a reconnect.
+        work_queue = await channel.declare_queue(queue, passive=True)
+        await work_queue.consume(self._on_message(queue, queue, handler))
 
+    async def consume_events(
+        self, bindings: tuple[str, ...], handler: Handler, prefetch: int
+    ) -> str:
+        """Consume a queue of this process's own (exclusive, auto-delete) bound to
+        ``lookout.events``; returns its name. Its dead letters go to ``notifier.events.dead``."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await topology.declare_instance_queue(channel, bindings)
+        await queue.consume(self._on_message(queue.name, topology.NOTIFIER_EVENTS, handler))
+        return queue.name
+
+    def _on_message(
+        self, queue: str, dead_letter_key: str, handler: Handler
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 envelope = parse_message(message.body)
                 await handler(envelope)
             except (InvalidMessage, PermanentFailure) as exc:
-                await self.dead_letter(name, message, str(exc))
+                await self.dead_letter(dead_letter_key, message, str(exc), source=queue)
                 await message.ack()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("handler failed; requeueing", extra={"queue": name})
+                log.exception("handler failed; requeueing", extra={"queue": queue})
                 await asyncio.sleep(0.5)  # no hot loop while a dependency is down
                 await message.nack(requeue=True)
             else:
                 await message.ack()
 
-        await queue.consume(on_message)
+        return on_message
 
-    async def dead_letter(self, queue: str, message: AbstractIncomingMessage, reason: str) -> None:
+    async def dead_letter(
+        self, queue: str, message: AbstractIncomingMessage, reason: str, source: str | None = None
+    ) -> None:
         """Park a message in ``<queue>.dead`` with why, so an operator can read or replay it."""
-        dead_queue = _dead_letter_name(queue)
-        log.warning("dead-lettering message", extra={"queue": queue, "reason": reason})
+        log.warning("dead-lettering message", extra={"queue": source or queue, "reason": reason})
         headers = {
             **(message.headers or {}),
             REASON_HEADER: reason[:1000],
-            "x-lookout-queue": queue,
+            "x-lookout-queue": source or queue,
         }
         await self.publish(
             topology.DEAD,
-            dead_queue,
+            queue,
             message.body,
             message_id=message.message_id or "",
             message_type=message.type or "",
             headers=headers,
         )
-
-
-def _dead_letter_name(queue: str) -> str:
-    # Per-instance notifier queues are server-named; they share one dead-letter queue.
-    if queue.startswith("amq.gen-"):
-        return topology.NOTIFIER_EVENTS
-    return queue
 
 
 def route_of(message_type: str) -> tuple[str, str]:

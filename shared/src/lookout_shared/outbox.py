@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from lookout_shared.broker import Broker, route_of
+from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ PUBLISH_TIMEOUT = 10.0
 
 
 async def enqueue(
-    conn: asyncpg.Connection, *envelopes: Envelope, headers: Mapping[str, Any] | None = None
+    conn: Conn, *envelopes: Envelope, headers: Mapping[str, Any] | None = None
 ) -> None:
     """Add messages to the outbox on ``conn``; call it inside the writer's transaction."""
     rows = []

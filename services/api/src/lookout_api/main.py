@@ -1,2 +1,48 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""``lookout-api``: serve the REST API, or run an operator command.
+
+lookout-api                      serve on LOOKOUT_BIND_HOST:LOOKOUT_API_PORT
+lookout-api create-superuser     EMAIL; password from LOOKOUT_SUPERUSER_PASSWORD
+lookout-api seed-demo            demo tenant, admin and stream (idempotent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+from lookout_shared.logs import configure_logging
+
+from lookout_api import cli
+from lookout_api.entrypoints.app import create_app
+from lookout_api.settings import ApiSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="lookout-api", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the REST API (the default)")
+    superuser = sub.add_parser("create-superuser", help="create a platform superuser")
+    superuser.add_argument("email")
+    demo = sub.add_parser("seed-demo", help="create the demo tenant, admin and stream")
+    demo.add_argument("--video", required=True, help="path of the demo video (in the media dir)")
+    args = parser.parse_args(argv)
+
+    settings = ApiSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    if args.command == "create-superuser":
+        password = os.environ.get("LOOKOUT_SUPERUSER_PASSWORD", "")
+        sys.exit(asyncio.run(cli.create_superuser(settings, args.email, password)))
+    if args.command == "seed-demo":
+        video_url = Path(os.path.abspath(args.video)).as_uri()
+        sys.exit(asyncio.run(cli.seed_demo(settings, video_url)))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.api_port,
+        log_config=None,
+        proxy_headers=False,
+    )

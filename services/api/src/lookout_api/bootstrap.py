@@ -1,0 +1,73 @@
+"""The one place that builds the api's dependencies from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from lookout_shared.broker import Broker
+from lookout_shared.db import create_pool
+from lookout_shared.http import Check
+from lookout_shared.outbox import OutboxRelay
+from lookout_shared.redis import Keys, create_redis
+from lookout_shared.storage import LocalStorage, SnapshotStorage
+from lookout_shared.tokens import TokenCodec
+from redis.asyncio import Redis
+
+from lookout_api.settings import ApiSettings
+
+
+@dataclass
+class Deps:
+    settings: ApiSettings
+    pool: asyncpg.Pool
+    redis: Redis
+    keys: Keys
+    codec: TokenCodec
+    storage: SnapshotStorage
+    broker: Broker | None = None
+    relay: OutboxRelay | None = None
+
+
+def token_codec(settings: ApiSettings) -> TokenCodec:
+    return TokenCodec(
+        settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
+    )
+
+
+async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
+    """Open every connection. The CLI skips the broker: it only writes Postgres (the outbox)."""
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), settings.db_pool_min, settings.db_pool_max
+    )
+    deps = Deps(
+        settings=settings,
+        pool=pool,
+        redis=create_redis(settings.redis_url.get_secret_value()),
+        keys=Keys(settings.redis_prefix),
+        codec=token_codec(settings),
+        storage=LocalStorage(settings.storage_dir),
+    )
+    if with_broker:
+        deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
+        deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
+    return deps
+
+
+def readiness_checks(deps: Deps) -> dict[str, Check]:
+    async def broker() -> None:
+        if deps.broker is None or not deps.broker.is_connected:
+            raise ConnectionError("not connected to RabbitMQ")
+
+    return {
+        "postgres": lambda: deps.pool.fetchval("SELECT 1"),
+        "redis": deps.redis.ping,
+        "rabbitmq": broker,
+    }
+
+
+async def close(deps: Deps) -> None:
+    if deps.broker is not None:
+        await deps.broker.close()
+    await deps.redis.aclose()
+    await deps.pool.close()

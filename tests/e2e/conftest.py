@@ -1,0 +1,96 @@
+"""The four services as separate OS processes on the test stack, driven from outside."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+PASSWORD = "e2e-superuser-password"
+# Ports of their own, so a `make run` stack on 8000-8003 is never touched.
+PORTS = {"api": 18000, "notifier": 18001, "snapshot-worker": 18002, "count-aggregator": 18003}
+
+
+@dataclass
+class System:
+    env: dict[str, str]
+    logs: Path
+    media: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{PORTS[service]}"
+
+    def start(self, service: str) -> None:
+        log = (self.logs / f"{service}.log").open("ab")
+        self.processes[service] = subprocess.Popen(
+            [str(BIN / f"lookout-{service}")], env=self.env, stdout=log, stderr=log,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, service: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.processes[service]
+            if proc.poll() is not None:
+                raise AssertionError(f"{service} exited with {proc.returncode}; see {self.logs}")
+            try:
+                if httpx.get(f"{self.url(service)}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{service} not ready within {timeout}s; see {self.logs}")
+
+    def stop(self, service: str) -> int:
+        proc = self.processes.pop(service)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{service} ignored SIGTERM") from None
+
+    def stack(self, action: str) -> None:
+        subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), action], env=self.env, check=True)
+
+
+@pytest.fixture(scope="session")
+def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    base = tmp_path_factory.mktemp("e2e")
+    media, logs = base / "media", Path(stack["LOOKOUT_STORAGE_DIR"]).parent / "e2e-logs"
+    media.mkdir()
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **stack,
+        "LOOKOUT_ENVIRONMENT": "test",
+        "LOOKOUT_MEDIA_DIR": str(media),
+        "LOOKOUT_STORAGE_DIR": str(base / "snapshots"),
+        "LOOKOUT_API_PORT": str(PORTS["api"]),
+        "LOOKOUT_NOTIFIER_PORT": str(PORTS["notifier"]),
+        "LOOKOUT_WORKER_PORT": str(PORTS["snapshot-worker"]),
+        "LOOKOUT_AGGREGATOR_PORT": str(PORTS["count-aggregator"]),
+        "LOOKOUT_PUBLIC_URL": f"http://127.0.0.1:{PORTS['api']}",
+        "LOOKOUT_SUPERUSER_PASSWORD": PASSWORD,
+    }
+    system = System(env=env, logs=logs, media=media)
+    try:
+        for service in PORTS:
+            system.start(service)
+        for service in PORTS:
+            system.wait_ready(service)
+        yield system
+    finally:
+        for service in list(system.processes):
+            system.stop(service)

@@ -1,0 +1,65 @@
+"""The api app in-process (lifespan and all) against the real test stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from lookout_api.entrypoints.app import create_app
+from lookout_api.settings import ApiSettings
+
+PASSWORD = "correct-horse-battery"
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    settings: ApiSettings
+
+    async def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
+        r = await self.client.post(
+            "/api/v1/auth/token", data={"username": email, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def tenant_user(self, role: str, tenant_id: str | None = None) -> tuple[str, dict[str, str]]:
+        """A user of ``role`` in ``tenant_id`` (a new tenant when None): (tenant id, headers)."""
+        root = await self.login("root@example.com")
+        if tenant_id is None:
+            r = await self.client.post(
+                "/api/v1/tenants", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=root
+            )
+            assert r.status_code == 201, r.text
+            tenant_id = r.json()["id"]
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        r = await self.client.post(
+            "/api/v1/users",
+            json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
+            headers=root,
+        )
+        assert r.status_code == 201, r.text
+        return tenant_id, await self.login(email)
+
+
+@pytest.fixture
+async def api(db: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Api]:
+    media = tmp_path / "media"
+    media.mkdir()
+    settings = ApiSettings(media_dir=str(media), storage_dir=str(tmp_path / "snapshots"))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        from lookout_api import handlers
+
+        await handlers.create_user(
+            app.state.deps, None, "root@example.com", PASSWORD, "superuser", None
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield Api(client, settings)

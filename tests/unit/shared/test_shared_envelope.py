@@ -1,0 +1,66 @@
+"""Envelope and contracts: what consumers accept and refuse."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from lookout_shared.contracts import CaptureSnapshot, SnapshotJobState, StreamState
+from lookout_shared.envelope import InvalidMessage, make_envelope, parse_message
+
+
+def test_round_trip_keeps_every_field() -> None:
+    stream = uuid.uuid4()
+    env = make_envelope(
+        "stream.updated",
+        StreamState(name="a", kind="rtsp", status="online", enabled=True, height=1080),
+        producer="t",
+        tenant_id=uuid.uuid4(),
+        entity_id=stream,
+        entity_version=3,
+    )
+    assert parse_message(env.to_bytes()) == env
+    assert isinstance(env.payload(), StreamState)
+
+
+def test_payload_must_match_the_type() -> None:
+    with pytest.raises(TypeError):
+        make_envelope(
+            "snapshot.capture",
+            SnapshotJobState(stream_id=uuid.uuid4(), status="queued"),
+            producer="t", tenant_id=None, entity_id=uuid.uuid4(), entity_version=1,
+        )
+
+
+def base() -> dict[str, object]:
+    job = uuid.uuid4()
+    env = make_envelope(
+        "snapshot.capture",
+        CaptureSnapshot(job_id=job, stream_id=uuid.uuid4()),
+        producer="t", tenant_id=uuid.uuid4(), entity_id=job, entity_version=1,
+    )
+    return env.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"type": "nope.nope"}, "unknown message type 'nope.nope'"),
+        ({"schema_version": 99}, "schema_version 99 is newer"),
+        ({"data": {"job_id": "x"}}, "invalid snapshot.capture data"),
+        ({"entity_version": -1}, "invalid envelope: entity_version"),
+        ({"surprise": 1}, "invalid envelope: surprise"),
+    ],
+)
+def test_invalid_messages_name_their_reason(change: dict[str, object], reason: str) -> None:
+    import json
+
+    body = json.dumps({**base(), **change}).encode()
+    with pytest.raises(InvalidMessage, match=reason.replace("(", r"\(")):
+        parse_message(body)
+
+
+def test_garbage_is_invalid() -> None:
+    with pytest.raises(InvalidMessage, match="invalid envelope"):
+        parse_message(b"\xff\x00 not json")

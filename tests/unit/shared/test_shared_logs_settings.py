@@ -1,0 +1,46 @@
+"""Secrets never reach a log line; unsafe defaults never reach production."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from lookout_shared.logs import JsonFormatter, scrub
+from lookout_shared.settings import ServiceSettings
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("GET /ws?token=eyJhbGciOi.abc.def HTTP/1.1", "eyJhbGciOi"),
+        ("opening rtsp://admin:hunter2@cam/live", "hunter2"),
+        ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
+        ('{"password": "hunter2"}', "hunter2"),
+        ("password=hunter2&x=1", "hunter2"),
+    ],
+)
+def test_scrub_removes_secrets(text: str, secret: str) -> None:
+    assert secret not in scrub(text)
+
+
+def test_formatter_writes_one_json_object_with_extras() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "probe %s", "args": ("rtsp://u:p4ss@cam/x",), "levelname": "INFO", "queue": "q"}
+    )
+    line = JsonFormatter("api").format(record)
+    entry = json.loads(line)
+    assert entry["service"] == "api" and entry["queue"] == "q"
+    assert "p4ss" not in line
+
+
+def test_production_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKOUT_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="LOOKOUT_JWT_SECRET"):
+        ServiceSettings()
+    monkeypatch.setenv("LOOKOUT_JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", "postgresql://app:strong@db/lookout")
+    monkeypatch.setenv("LOOKOUT_AMQP_URL", "amqp://app:strong@mq/lookout")
+    assert ServiceSettings().environment == "production"
