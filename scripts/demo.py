@@ -32,8 +32,11 @@ def main() -> None:
         r.raise_for_status()
         token = r.json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
-        stream = next(s for s in client.get("/api/v1/streams", headers=auth).json()["items"]
-                      if s["name"] == "Demo camera")
+        stream = next(
+            s
+            for s in client.get("/api/v1/streams", headers=auth).json()["items"]
+            if s["name"] == "Demo camera"
+        )
         job = client.post(f"/api/v1/streams/{stream['id']}/snapshots", headers=auth).json()
         for _ in range(300):
             state = client.get(f"/api/v1/jobs/{job['job_id']}", headers=auth).json()
@@ -41,16 +44,19 @@ def main() -> None:
                 break
             time.sleep(0.2)
         image = f"{API}/api/v1/snapshots/{state['snapshot_id']}/image"
-        print(f"""
+        print(
+            f"""
 Lookout is running.
   API          {API}/docs
   WebSocket    {WS}?token=<access token>
   Demo login   {EMAIL} / {PASSWORD}
-  Demo stream  {stream['id']} ({stream['url']})
-  Snapshot     job {job['job_id']}: {state['status']}
+  Demo stream  {stream["id"]} ({stream["url"]})
+  Snapshot     job {job["job_id"]}: {state["status"]}
   Image        curl -H "Authorization: Bearer $TOKEN" {image} -o snapshot.jpg
   Token        export TOKEN={token}
-""", flush=True)
+""",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
-
 from lookout_shared.broker import Broker
 from lookout_shared.db import create_pool
 from lookout_shared.redis import create_redis
+from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("outbox", "snapshots", "snapshot_jobs", "streams", "users", "tenants")
@@ -29,7 +28,10 @@ def _stack_env() -> dict[str, str]:
     env = {**os.environ, "LOOKOUT_STACK": os.environ.get("LOOKOUT_STACK", "test")}
     out = subprocess.run(
         ["bash", str(ROOT / "scripts/stack.sh"), "env"],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 

@@ -33,7 +33,10 @@ class System:
     def start(self, service: str) -> None:
         log = (self.logs / f"{service}.log").open("ab")
         self.processes[service] = subprocess.Popen(
-            [str(BIN / f"lookout-{service}")], env=self.env, stdout=log, stderr=log,
+            [str(BIN / f"lookout-{service}")],
+            env=self.env,
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
 

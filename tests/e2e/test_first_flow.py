@@ -29,8 +29,22 @@ pytestmark = pytest.mark.e2e
 def make_video(system: System) -> str:
     path = system.media / "camera.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-         "-i", "testsrc=size=640x360:rate=5", "-t", "2", "-pix_fmt", "yuv420p", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=5",
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
         check=True,
     )
     return path.as_uri()
@@ -45,10 +59,14 @@ async def login(client: httpx.AsyncClient, email: str, password: str) -> str:
 async def operator_token(system: System, client: httpx.AsyncClient) -> tuple[str, str]:
     subprocess.run(
         [str(BIN / "lookout-api"), "create-superuser", "root@example.com"],
-        env=system.env, check=True, capture_output=True,
+        env=system.env,
+        check=True,
+        capture_output=True,
     )
     root = {"Authorization": f"Bearer {await login(client, 'root@example.com', PASSWORD)}"}
-    r = await client.post("/api/v1/tenants", json={"name": f"e2e-{uuid.uuid4().hex[:6]}"}, headers=root)
+    r = await client.post(
+        "/api/v1/tenants", json={"name": f"e2e-{uuid.uuid4().hex[:6]}"}, headers=root
+    )
     assert r.status_code == 201, r.text
     tenant_id = r.json()["id"]
     email = f"op-{uuid.uuid4().hex[:6]}@example.com"
@@ -99,7 +117,9 @@ async def test_snapshot_flow_through_every_service(system: System) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         counts_key = f"{system.env['LOOKOUT_REDIS_PREFIX']}counts:tenant:{tenant_id}"
         r = await client.post(
-            "/api/v1/streams", json={"name": "Test camera", "url": make_video(system)}, headers=headers
+            "/api/v1/streams",
+            json={"name": "Test camera", "url": make_video(system)},
+            headers=headers,
         )
         assert r.status_code == 201, r.text
         stream_id = r.json()["id"]
@@ -121,7 +141,9 @@ async def test_snapshot_flow_through_every_service(system: System) -> None:
             job_id = r.json()["job_id"]
 
             job = await job_done(client, headers, job_id)
-            image = await client.get(f"/api/v1/snapshots/{job['snapshot_id']}/image", headers=headers)
+            image = await client.get(
+                f"/api/v1/snapshots/{job['snapshot_id']}/image", headers=headers
+            )
             assert image.status_code == 200
             assert image.headers["content-type"] == "image/jpeg"
             assert image.content[:2] == b"\xff\xd8" and len(image.content) > 1000

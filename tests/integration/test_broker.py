@@ -8,7 +8,6 @@ import uuid
 import aio_pika
 import pytest
 from aio_pika.exceptions import DeliveryError
-
 from lookout_shared import topology
 from lookout_shared.broker import REASON_HEADER, Broker, PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot
@@ -35,7 +34,9 @@ async def purge(broker: Broker, *queues: str) -> None:
     await channel.close()
 
 
-async def get_one(broker: Broker, queue_name: str, timeout: float = 10.0) -> aio_pika.abc.AbstractIncomingMessage:
+async def get_one(
+    broker: Broker, queue_name: str, timeout: float = 10.0
+) -> aio_pika.abc.AbstractIncomingMessage:
     channel = await broker.connection.channel()
     queue = await channel.get_queue(queue_name, ensure=False)
     deadline = asyncio.get_running_loop().time() + timeout

@@ -10,7 +10,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-
 from lookout_api.entrypoints.app import create_app
 from lookout_api.settings import ApiSettings
 
@@ -29,7 +28,9 @@ class Api:
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
-    async def tenant_user(self, role: str, tenant_id: str | None = None) -> tuple[str, dict[str, str]]:
+    async def tenant_user(
+        self, role: str, tenant_id: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         """A user of ``role`` in ``tenant_id`` (a new tenant when None): (tenant id, headers)."""
         root = await self.login("root@example.com")
         if tenant_id is None:

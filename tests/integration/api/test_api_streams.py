@@ -101,7 +101,9 @@ async def test_snapshot_requests_coalesce_on_the_active_job(api: Api, db: asyncp
     assert first.json()["job_id"] == second.json()["job_id"]
     assert (first.json()["joined"], second.json()["joined"]) == (False, True)
     assert (await outbox_types(db)).count("snapshot.capture") == 1
-    job = await api.client.get(first.json()["status_url"].removeprefix(api.settings.public_url), headers=headers)
+    job = await api.client.get(
+        first.json()["status_url"].removeprefix(api.settings.public_url), headers=headers
+    )
     assert job.json()["status"] == "queued"
 
 
@@ -127,6 +129,8 @@ async def test_list_pages_with_a_cursor(api: Api) -> None:
 
 async def test_unknown_ids_and_malformed_ids(api: Api) -> None:
     _, headers = await api.tenant_user("viewer")
-    assert (await api.client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=headers)).status_code == 404
+    assert (
+        await api.client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=headers)
+    ).status_code == 404
     r = await api.client.get("/api/v1/streams/not-a-uuid", headers=headers)
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"

@@ -7,7 +7,6 @@ import contextlib
 import uuid
 
 import asyncpg
-
 from lookout_shared import outbox, topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
@@ -19,7 +18,10 @@ def capture() -> Envelope:
     return make_envelope(
         "snapshot.capture",
         CaptureSnapshot(job_id=job, stream_id=uuid.uuid4()),
-        producer="tests", tenant_id=uuid.uuid4(), entity_id=job, entity_version=1,
+        producer="tests",
+        tenant_id=uuid.uuid4(),
+        entity_id=job,
+        entity_version=1,
     )
 
 

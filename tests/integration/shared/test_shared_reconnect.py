@@ -23,8 +23,12 @@ def rabbit(action: str) -> None:
 def probe() -> Envelope:
     stream = uuid.uuid4()
     return make_envelope(
-        "stream.probe", ProbeStream(stream_id=stream),
-        producer="tests", tenant_id=uuid.uuid4(), entity_id=stream, entity_version=1,
+        "stream.probe",
+        ProbeStream(stream_id=stream),
+        producer="tests",
+        tenant_id=uuid.uuid4(),
+        entity_id=stream,
+        entity_version=1,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from lookout_shared.contracts import CaptureSnapshot, SnapshotJobState, StreamState
 from lookout_shared.envelope import InvalidMessage, make_envelope, parse_message
 
@@ -29,7 +28,10 @@ def test_payload_must_match_the_type() -> None:
         make_envelope(
             "snapshot.capture",
             SnapshotJobState(stream_id=uuid.uuid4(), status="queued"),
-            producer="t", tenant_id=None, entity_id=uuid.uuid4(), entity_version=1,
+            producer="t",
+            tenant_id=None,
+            entity_id=uuid.uuid4(),
+            entity_version=1,
         )
 
 
@@ -38,7 +40,10 @@ def base() -> dict[str, object]:
     env = make_envelope(
         "snapshot.capture",
         CaptureSnapshot(job_id=job, stream_id=uuid.uuid4()),
-        producer="t", tenant_id=uuid.uuid4(), entity_id=job, entity_version=1,
+        producer="t",
+        tenant_id=uuid.uuid4(),
+        entity_id=job,
+        entity_version=1,
     )
     return env.model_dump(mode="json")
 

@@ -6,10 +6,9 @@ import json
 import logging
 
 import pytest
-from pydantic import ValidationError
-
 from lookout_shared.logs import JsonFormatter, scrub
 from lookout_shared.settings import ServiceSettings
+from pydantic import ValidationError
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from lookout_shared.stream_urls import InvalidStreamUrl, mask_credentials, parse_stream_url
 
 
@@ -49,7 +48,11 @@ def test_file_urls_only_inside_the_media_dir(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("x")
     (media / "link").symlink_to(tmp_path / "secret")
     assert parse_stream_url((media / "cam.mp4").as_uri(), str(media)).kind == "file"
-    for outside in [(tmp_path / "secret").as_uri(), f"{media.as_uri()}/../secret", (media / "link").as_uri()]:
+    for outside in [
+        (tmp_path / "secret").as_uri(),
+        f"{media.as_uri()}/../secret",
+        (media / "link").as_uri(),
+    ]:
         with pytest.raises(InvalidStreamUrl, match="inside the media directory"):
             parse_stream_url(outside, str(media))
     with pytest.raises(InvalidStreamUrl, match="must not name a host"):

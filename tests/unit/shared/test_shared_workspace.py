@@ -23,7 +23,13 @@ def test_each_service_is_its_own_package_with_its_entrypoint() -> None:
         assert project["name"] == name
         assert project["scripts"] == {name: f"{module}.main:main"}
         assert (ROOT / folder / "src" / module / "main.py").is_file()
-    for path in ("shared/src/lookout_shared", "deploy", "tests/unit", "tests/integration", "tests/e2e"):
+    for path in (
+        "shared/src/lookout_shared",
+        "deploy",
+        "tests/unit",
+        "tests/integration",
+        "tests/e2e",
+    ):
         assert (ROOT / path).is_dir(), path
     assert (ROOT / "docker-compose.yml").is_file()
 
@@ -31,7 +37,10 @@ def test_each_service_is_its_own_package_with_its_entrypoint() -> None:
 def test_lockfile_is_current() -> None:
     uv = shutil.which("uv") or str(ROOT / "var/tools/bin/uv")
     result = subprocess.run(
-        [uv, "lock", "--check"], cwd=ROOT, capture_output=True, text=True,
+        [uv, "lock", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
     )
     assert result.returncode == 0, result.stderr

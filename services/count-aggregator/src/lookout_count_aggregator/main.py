@@ -1,2 +1,17 @@
+"""Console script ``lookout-count-aggregator``."""
+
+from __future__ import annotations
+
+import sys
+
+from lookout_shared.logs import configure_logging
+
+from lookout_count_aggregator.entrypoints.cli import parse_args, run
+from lookout_count_aggregator.settings import AggregatorSettings
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    args = parse_args()
+    settings = AggregatorSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    sys.exit(run(settings, args))

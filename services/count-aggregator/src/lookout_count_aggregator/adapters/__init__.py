@@ -1,0 +1,1 @@
+"""Adapters: Redis count store, Postgres state reader, the counts.changed publisher."""

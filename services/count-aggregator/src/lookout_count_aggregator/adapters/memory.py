@@ -1,0 +1,60 @@
+"""In-memory twins of the ports, for unit tests. Same semantics as the Redis store."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from lookout_shared.envelope import Envelope
+
+from lookout_count_aggregator.domain.contributions import Contribution
+
+
+class InMemoryCountStore:
+    def __init__(self) -> None:
+        self.seen: set[uuid.UUID] = set()
+        self.entities: dict[tuple[str, uuid.UUID], tuple[int, frozenset[str]]] = {}
+        self.tenants: dict[uuid.UUID, Counter[str]] = {}
+        self.platform: Counter[str] = Counter()
+
+    async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
+        c = contribution
+        if event_id in self.seen:
+            return {}
+        self.seen.add(event_id)
+        key = (c.entity_type, c.entity_id)
+        stored_version, old = self.entities.get(key, (-1, frozenset()))
+        if stored_version >= c.version:
+            return {}
+        self.entities[key] = (c.version, c.fields)
+        tenant = self.tenants.setdefault(c.tenant_id, Counter())
+        changes = {}
+        for field in old ^ c.fields:
+            delta = 1 if field in c.fields else -1
+            tenant[field] += delta
+            self.platform[field] += delta
+            changes[field] = tenant[field]
+            # Only non-zero counts are kept, as in the Redis store.
+            for counts in (tenant, self.platform):
+                if counts[field] == 0:
+                    del counts[field]
+        return changes
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, int]]] = []
+
+    def record(self, scope: str, changes: dict[str, int]) -> None:
+        self.records.append((scope, changes))
+
+
+class RecordingPublisher:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.published: list[Envelope] = []
+        self.error = error
+
+    async def publish_envelope(self, envelope: Envelope) -> None:
+        if self.error is not None:
+            raise self.error
+        self.published.append(envelope)

@@ -1,0 +1,52 @@
+"""The count keys in Redis, changed only by Lua scripts so every step is atomic."""
+
+from __future__ import annotations
+
+import uuid
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+
+from lookout_count_aggregator.domain.contributions import Contribution
+from lookout_count_aggregator.keys import CountKeys
+
+
+def load_script(name: str) -> str:
+    return resources.files("lookout_count_aggregator.adapters").joinpath(name).read_text()
+
+
+def decode_counts(raw: dict[Any, Any]) -> dict[str, int]:
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisCountStore:
+    def __init__(self, redis: Redis, keys: CountKeys, dedupe_ttl_seconds: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._ttl = dedupe_ttl_seconds
+        self._apply = redis.register_script(load_script("apply_event.lua"))
+
+    async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
+        c = contribution
+        result = await self._apply(
+            keys=[
+                self._keys.seen(event_id),
+                self._keys.entity(c.entity_type, c.entity_id),
+                self._keys.tenant(c.tenant_id),
+                self._keys.platform(),
+            ],
+            args=[self._ttl, c.version, *sorted(c.fields)],
+        )
+        pairs = result[1:]
+        return {_text(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+
+    async def tenant_counts(self, tenant_id: uuid.UUID | str) -> dict[str, int]:
+        return decode_counts(await self._redis.hgetall(self._keys.tenant(tenant_id)))
+
+    async def platform_counts(self) -> dict[str, int]:
+        return decode_counts(await self._redis.hgetall(self._keys.platform()))

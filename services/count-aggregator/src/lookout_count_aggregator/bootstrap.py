@@ -1,0 +1,73 @@
+"""The one place that builds the aggregator's dependencies and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from lookout_shared.broker import Broker
+from lookout_shared.redis import create_redis
+from redis.asyncio import Redis
+
+from lookout_count_aggregator.adapters.counts_publisher import CountsPublisher
+from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
+from lookout_count_aggregator.entrypoints.consumer import consume_entity_events
+from lookout_count_aggregator.keys import CountKeys
+from lookout_count_aggregator.settings import AggregatorSettings
+
+
+@dataclass
+class Aggregator:
+    settings: AggregatorSettings
+    redis: Redis
+    broker: Broker
+    store: RedisCountStore
+    publisher: CountsPublisher
+    owns_redis: bool = True
+    owns_broker: bool = True
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self.publisher.run(), name="counts-publisher"))
+        await consume_entity_events(
+            self.broker, self.store, self.publisher, self.settings.aggregator_prefetch
+        )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        if self.owns_broker:
+            # Closing the connection stops the consumer; unacked messages are redelivered.
+            await self.broker.close()
+        if self.owns_redis:
+            await self.redis.aclose()
+
+
+async def bootstrap(
+    settings: AggregatorSettings, *, redis: Redis | None = None, broker: Broker | None = None
+) -> Aggregator:
+    """Build the aggregator; connections passed in are the caller's to close."""
+    owns_redis, owns_broker = redis is None, broker is None
+    if redis is None:
+        redis = create_redis(settings.redis_url.get_secret_value())
+        await redis.ping()
+    if broker is None:
+        broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
+        await broker.connect()
+    keys = CountKeys(settings.redis_prefix)
+    return Aggregator(
+        settings=settings,
+        redis=redis,
+        broker=broker,
+        store=RedisCountStore(redis, keys, settings.dedupe_ttl_seconds),
+        publisher=CountsPublisher(
+            broker, settings.service_name, settings.counts_debounce_ms / 1000
+        ),
+        owns_redis=owns_redis,
+        owns_broker=owns_broker,
+    )

@@ -1,0 +1,1 @@
+"""The counting rules: pure functions, no I/O."""

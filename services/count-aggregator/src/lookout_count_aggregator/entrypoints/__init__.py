@@ -1,0 +1,1 @@
+"""Transports into the aggregator: the event consumer, HTTP ops routes, the CLI."""

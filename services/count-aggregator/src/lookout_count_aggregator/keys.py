@@ -1,0 +1,39 @@
+"""The Redis key names of the counts: a contract with the api, which reads the count hashes.
+
+- ``{prefix}counts:tenant:{tenant_id}`` and ``{prefix}counts:platform``: hashes of
+  ``field -> count``; only positive counts are kept (a field that drops to zero is removed).
+- ``{prefix}counts:entity:{entity_type}:{entity_id}``: the entity's ``version`` and the
+  fields it currently contributes (each ``1``); a deletion leaves just ``version``.
+- ``{prefix}counts:seen:{event_id}``: an event already applied (expires).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from lookout_shared.redis import Keys
+
+
+class CountKeys:
+    def __init__(self, prefix: str) -> None:
+        self._keys = Keys(prefix)
+
+    def tenant(self, tenant_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "tenant", tenant_id)
+
+    def platform(self) -> str:
+        return self._keys("counts", "platform")
+
+    def entity(self, entity_type: str, entity_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "entity", entity_type, entity_id)
+
+    def seen(self, event_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "seen", event_id)
+
+    def tenant_pattern(self) -> str:
+        """A SCAN pattern for every tenant hash (the prefix's own ``*`` are escaped)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.tenant(""))
+        return escaped + "*"
+
+    def rebuild_scratch(self, run: str, tenant_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "rebuild", run, "tenant", tenant_id)
