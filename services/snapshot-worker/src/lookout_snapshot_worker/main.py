@@ -1,2 +1,26 @@
+"""``lookout-snapshot-worker``: consume capture and probe commands, serve health on worker_port."""
+
+from __future__ import annotations
+
+import uvicorn
+from lookout_shared.logs import configure_logging
+
+from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.settings import WorkerSettings
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    settings = WorkerSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    # uvicorn handles SIGTERM/SIGINT: the lifespan's shutdown closes everything in order.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.worker_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

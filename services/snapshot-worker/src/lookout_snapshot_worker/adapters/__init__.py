@@ -1,0 +1,1 @@
+"""Adapters for the worker's ports: ffmpeg, the address guard, Postgres, and in-memory twins."""

@@ -1,0 +1,84 @@
+"""ffmpeg and ffprobe argument lists for one stream URL.
+
+Each input may only use the protocols its scheme needs (``-protocol_whitelist``): an HLS
+playlist cannot pull in ``file:`` or ``concat:`` URLs, and a local file cannot reach the
+network. Local files may also only be read by the common container demuxers, so a file in
+the media directory cannot be a playlist or concat script that points outside it.
+"""
+
+from __future__ import annotations
+
+from lookout_shared.stream_urls import StreamUrl
+
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "file": ("file",),
+    "http": ("http", "https", "tcp", "tls"),
+    "hls": ("http", "https", "tcp", "tls", "crypto"),
+    "rtsp": ("rtsp", "rtsps", "rtp", "srtp", "udp", "tcp", "tls"),
+    "rtmp": ("rtmp", "rtmps", "tcp", "tls"),
+}
+FILE_FORMATS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "mpegts",
+    "avi",
+    "flv",
+    "h264",
+    "hevc",
+    "mpeg",
+    "mjpeg",
+    "image2",
+    "jpeg_pipe",
+    "png_pipe",
+)
+MICROSECONDS = 1_000_000
+
+
+def protocol_whitelist(url: StreamUrl) -> str:
+    try:
+        return ",".join(PROTOCOLS[url.kind])
+    except KeyError:
+        raise ValueError(f"no protocol whitelist for stream kind {url.kind!r}") from None
+
+
+def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
+    """Options that go before ``-i``: whitelist, and I/O timeouts for network sources."""
+    args = ["-protocol_whitelist", protocol_whitelist(url)]
+    if url.kind == "file":
+        return [*args, "-format_whitelist", ",".join(FILE_FORMATS)]
+    micros = str(max(1, int(io_timeout * MICROSECONDS)))
+    # rw_timeout bounds every read/write of any protocol; "timeout" is the socket timeout
+    # of the rtsp and http protocols (both in microseconds).
+    args += ["-rw_timeout", micros]
+    if url.kind in ("rtsp", "http", "hls"):
+        args += ["-timeout", micros]
+    if url.kind == "rtsp":
+        args += ["-rtsp_flags", "prefer_tcp"]
+    return args
+
+
+def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: float) -> list[str]:
+    """One video frame, scaled down (never up) to ``max_width``, as a JPEG on stdout."""
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+        *input_options(url, io_timeout),
+        "-i", url.url,
+        "-map", "0:v:0", "-an", "-sn", "-dn",
+        "-frames:v", "1",
+        # min() keeps small frames as they are; -2 keeps the aspect ratio with an even height.
+        "-vf", f"scale=w='min(iw,{max_width})':h=-2",
+        "-c:v", "mjpeg", "-q:v", "3",
+        "-f", "image2pipe", "pipe:1",
+    ]  # fmt: skip
+
+
+def probe_command(ffprobe: str, url: StreamUrl, *, io_timeout: float) -> list[str]:
+    """Width, height and codec of the first video stream, as JSON on stdout."""
+    return [
+        ffprobe, "-hide_banner", "-loglevel", "error",
+        *input_options(url, io_timeout),
+        "-select_streams", "v:0",
+        "-show_entries", "stream=width,height,codec_name",
+        "-of", "json",
+        "-i", url.url,
+    ]  # fmt: skip

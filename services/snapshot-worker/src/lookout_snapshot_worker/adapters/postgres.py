@@ -1,0 +1,123 @@
+"""JobStore and StreamStore on Postgres; every write and its events share one transaction.
+
+Updates are guarded by the row's version (and a job's unfinished status), so a write based
+on a stale read changes nothing and the caller decides what that means.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+from lookout_shared.db import Conn
+from lookout_shared.envelope import Envelope
+from lookout_shared.outbox import enqueue
+
+from lookout_snapshot_worker.domain.jobs import Job, Snapshot
+from lookout_snapshot_worker.domain.streams import Stream
+from lookout_snapshot_worker.ports import LoadedJob
+
+_UPDATE_JOB = """
+UPDATE snapshot_jobs
+   SET status = $3, attempts = $4, error = $5, snapshot_id = $6, version = $7,
+       started_at = $8, finished_at = $9
+ WHERE id = $1 AND version = $2 AND status IN ('queued', 'running')
+"""
+
+
+class PostgresJobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, job_id: uuid.UUID) -> LoadedJob | None:
+        row = await self._pool.fetchrow(
+            """SELECT j.id, j.tenant_id, j.stream_id, j.status, j.attempts, j.version, j.error,
+                      j.snapshot_id, j.started_at, j.finished_at, s.url
+                 FROM snapshot_jobs j JOIN streams s ON s.id = j.stream_id
+                WHERE j.id = $1""",
+            job_id,
+        )
+        if row is None:
+            return None
+        job = Job(
+            id=row["id"], tenant_id=row["tenant_id"], stream_id=row["stream_id"],
+            status=row["status"], attempts=row["attempts"], version=row["version"],
+            error=row["error"], snapshot_id=row["snapshot_id"], started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )  # fmt: skip
+        return LoadedJob(job, row["url"])
+
+    async def save(self, job: Job, expected_version: int, events: Sequence[Envelope]) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await _update_job(conn, job, expected_version):
+                return False
+            await enqueue(conn, *events)
+        return True
+
+    async def save_with_snapshot(
+        self, job: Job, expected_version: int, snapshot: Snapshot, events: Sequence[Envelope]
+    ) -> bool:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await _update_job(conn, job, expected_version):
+                    return False
+                inserted = await conn.fetchval(
+                    """INSERT INTO snapshots (id, tenant_id, stream_id, job_id, storage_key,
+                                              content_type, size_bytes, sha256, width, height)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                       ON CONFLICT (job_id) DO NOTHING RETURNING id""",
+                    snapshot.id, snapshot.tenant_id, snapshot.stream_id, snapshot.job_id,
+                    snapshot.storage_key, snapshot.content_type, snapshot.size_bytes,
+                    snapshot.sha256, snapshot.width, snapshot.height,
+                )  # fmt: skip
+                if inserted is None:
+                    # The job already has its snapshot: undo the update, finish nothing twice.
+                    raise _AlreadyHasSnapshot
+                await enqueue(conn, *events)
+        except _AlreadyHasSnapshot:
+            return False
+        return True
+
+
+class _AlreadyHasSnapshot(Exception):
+    pass
+
+
+async def _update_job(conn: Conn, job: Job, expected_version: int) -> bool:
+    status: str = await conn.execute(
+        _UPDATE_JOB, job.id, expected_version, job.status, job.attempts, job.error,
+        job.snapshot_id, job.version, job.started_at, job.finished_at,
+    )  # fmt: skip
+    return status == "UPDATE 1"
+
+
+class PostgresStreamStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, stream_id: uuid.UUID) -> Stream | None:
+        row = await self._pool.fetchrow(
+            """SELECT id, tenant_id, name, url, kind, status, enabled, version, tags, width,
+                      height, codec, last_error, updated_at
+                 FROM streams WHERE id = $1""",
+            stream_id,
+        )
+        if row is None:
+            return None
+        return Stream(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+    async def save(self, stream: Stream, expected_version: int, events: Sequence[Envelope]) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status: str = await conn.execute(
+                """UPDATE streams
+                      SET width = $3, height = $4, codec = $5, status = $6, last_error = $7,
+                          version = $8, updated_at = $9
+                    WHERE id = $1 AND version = $2""",
+                stream.id, expected_version, stream.width, stream.height, stream.codec,
+                stream.status, stream.last_error, stream.version, stream.updated_at,
+            )  # fmt: skip
+            if status != "UPDATE 1":
+                return False
+            await enqueue(conn, *events)
+        return True

@@ -1,0 +1,77 @@
+"""The events a job or stream change causes, as envelopes ready for the outbox."""
+
+from __future__ import annotations
+
+from lookout_shared.contracts import SnapshotCreated, SnapshotJobState, StreamState
+from lookout_shared.envelope import Envelope, make_envelope
+
+from lookout_snapshot_worker.domain.jobs import Job, Snapshot
+from lookout_snapshot_worker.domain.streams import Stream
+
+# The event a job emits on entering each status (a job enters "running" by starting).
+JOB_EVENTS = {
+    "queued": "snapshot_job.queued",
+    "running": "snapshot_job.started",
+    "succeeded": "snapshot_job.succeeded",
+    "failed": "snapshot_job.failed",
+}
+
+
+def job_event(job: Job, producer: str) -> Envelope:
+    """The event of the job's current status, carrying the job as it is now."""
+    payload = SnapshotJobState(
+        stream_id=job.stream_id,
+        status=job.status,
+        attempts=job.attempts,
+        error=job.error,
+        snapshot_id=job.snapshot_id,
+    )
+    return make_envelope(
+        JOB_EVENTS[job.status],
+        payload,
+        producer=producer,
+        tenant_id=job.tenant_id,
+        entity_id=job.id,
+        entity_version=job.version,
+    )
+
+
+def snapshot_created(snapshot: Snapshot, producer: str) -> Envelope:
+    payload = SnapshotCreated(
+        stream_id=snapshot.stream_id,
+        job_id=snapshot.job_id,
+        content_type=snapshot.content_type,
+        size_bytes=snapshot.size_bytes,
+        width=snapshot.width,
+        height=snapshot.height,
+    )
+    # A snapshot is never changed after it is written, so its only version is 1.
+    return make_envelope(
+        "snapshot.created",
+        payload,
+        producer=producer,
+        tenant_id=snapshot.tenant_id,
+        entity_id=snapshot.id,
+        entity_version=1,
+    )
+
+
+def stream_updated(stream: Stream, producer: str) -> Envelope:
+    payload = StreamState(
+        name=stream.name,
+        kind=stream.kind,
+        status=stream.status,
+        enabled=stream.enabled,
+        tags=list(stream.tags),
+        width=stream.width,
+        height=stream.height,
+        codec=stream.codec,
+    )
+    return make_envelope(
+        "stream.updated",
+        payload,
+        producer=producer,
+        tenant_id=stream.tenant_id,
+        entity_id=stream.id,
+        entity_version=stream.version,
+    )

@@ -1,0 +1,61 @@
+"""Stream state as the probe changes it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from lookout_shared.contracts import StreamStatus
+
+MAX_ERROR_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    width: int
+    height: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class Stream:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    url: str
+    kind: str
+    status: StreamStatus
+    enabled: bool
+    version: int
+    tags: list[str] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+    def probed(self, result: ProbeResult, now: datetime) -> Stream:
+        return replace(
+            self,
+            width=result.width,
+            height=result.height,
+            codec=result.codec,
+            status=self._status_when("online"),
+            last_error=None,
+            version=self.version + 1,
+            updated_at=now,
+        )
+
+    def probe_failed(self, reason: str, now: datetime) -> Stream:
+        return replace(
+            self,
+            status=self._status_when("error"),
+            last_error=reason[:MAX_ERROR_LENGTH],
+            version=self.version + 1,
+            updated_at=now,
+        )
+
+    def _status_when(self, status: StreamStatus) -> StreamStatus:
+        # A disabled stream stays disabled; the probe still records what it found.
+        return status if self.enabled else "disabled"

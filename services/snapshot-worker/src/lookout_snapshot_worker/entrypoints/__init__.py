@@ -1,0 +1,1 @@
+"""Transports into the handlers: the RabbitMQ consumers and the HTTP app."""

@@ -1,0 +1,188 @@
+"""One function per command: snapshot.capture and stream.probe.
+
+Both are idempotent, because RabbitMQ delivers at least once: a finished job ignores its
+command, a redelivered capture of a job left "running" by a dead worker simply runs again,
+and every write is guarded by the version it was based on.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from lookout_shared.broker import PermanentFailure
+from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from lookout_snapshot_worker.domain.events import job_event, snapshot_created, stream_updated
+from lookout_snapshot_worker.domain.failures import MediaError, permanent
+from lookout_snapshot_worker.domain.jobs import Snapshot
+from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
+from lookout_snapshot_worker.domain.streams import ProbeResult
+from lookout_snapshot_worker.ports import (
+    FrameSource,
+    JobStore,
+    Prober,
+    SnapshotStorage,
+    StreamStore,
+    UrlGuard,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StaleState(Exception):
+    """The row changed under us; the command is requeued and handled again from scratch."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    jobs: JobStore
+    streams: StreamStore
+    frames: FrameSource
+    prober: Prober
+    guard: UrlGuard
+    storage: SnapshotStorage
+    media_dir: str | None
+    producer: str
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+    clock: Callable[[], datetime] = _utcnow
+
+
+async def capture_snapshot(
+    command: CaptureSnapshot, tenant_id: uuid.UUID | None, deps: Deps
+) -> None:
+    loaded = await deps.jobs.load(command.job_id)
+    if loaded is None:
+        log.info("job %s is gone (stream deleted?); nothing to do", command.job_id)
+        return
+    job = loaded.job
+    _check_scope(job.tenant_id, tenant_id, "job")
+    if job.stream_id != command.stream_id:
+        raise PermanentFailure(f"job {job.id} belongs to another stream")
+    if job.finished:
+        log.info("job %s is already %s; redelivery ignored", job.id, job.status)
+        return
+
+    running = job.start(deps.clock())
+    if not await deps.jobs.save(running, job.version, [job_event(running, deps.producer)]):
+        raise StaleState(f"job {job.id} changed while starting")
+
+    async def capture_once() -> bytes:
+        url = _parse(loaded.stream_url, deps.media_dir)
+        await deps.guard.check(url)
+        return (await deps.frames.capture(url)).data
+
+    tries = _Tries()
+    try:
+        data = await _with_retries(capture_once, deps, tries)
+    except MediaError as exc:
+        failed = running.fail(exc.reason, deps.clock(), extra_attempts=tries.extra)
+        if not await deps.jobs.save(failed, running.version, [job_event(failed, deps.producer)]):
+            await _settle(deps.jobs, job.id)
+            return
+        log.warning("capture of job %s failed: %s", job.id, exc.reason)
+        raise PermanentFailure(exc.reason) from None
+
+    stored = await deps.storage.put(data, "image/jpeg")
+    width, height = jpeg_dimensions(data) or (None, None)
+    snapshot = Snapshot(
+        id=uuid.uuid4(), tenant_id=job.tenant_id, stream_id=job.stream_id, job_id=job.id,
+        storage_key=stored.key, content_type=stored.content_type, size_bytes=stored.size_bytes,
+        sha256=stored.sha256, width=width, height=height,
+    )  # fmt: skip
+    done = running.succeed(snapshot.id, deps.clock(), extra_attempts=tries.extra)
+    events = [snapshot_created(snapshot, deps.producer), job_event(done, deps.producer)]
+    if not await deps.jobs.save_with_snapshot(done, running.version, snapshot, events):
+        await _settle(deps.jobs, job.id)
+        return
+    log.info("job %s captured snapshot %s", job.id, snapshot.id)
+
+
+async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: Deps) -> None:
+    stream = await deps.streams.load(command.stream_id)
+    if stream is None:
+        log.info("stream %s is gone; nothing to probe", command.stream_id)
+        return
+    _check_scope(stream.tenant_id, tenant_id, "stream")
+
+    async def probe_once() -> ProbeResult:
+        url = _parse(stream.url, deps.media_dir)
+        await deps.guard.check(url)
+        return await deps.prober.probe(url)
+
+    try:
+        result = await _with_retries(probe_once, deps, _Tries())
+        updated = stream.probed(result, deps.clock())
+    except MediaError as exc:
+        log.warning("probe of stream %s failed: %s", stream.id, exc.reason)
+        updated = stream.probe_failed(exc.reason, deps.clock())
+    event = stream_updated(updated, deps.producer)
+    if not await deps.streams.save(updated, stream.version, [event]):
+        if await deps.streams.load(stream.id) is None:
+            return  # deleted while we probed
+        raise StaleState(f"stream {stream.id} changed during the probe")
+
+
+def _check_scope(owner: uuid.UUID, claimed: uuid.UUID | None, what: str) -> None:
+    if claimed is not None and claimed != owner:
+        raise PermanentFailure(f"command's tenant does not own the {what}")
+
+
+def _parse(url: str, media_dir: str | None) -> StreamUrl:
+    # The database is not a trust boundary we skip: check the URL again before ffmpeg.
+    try:
+        return parse_stream_url(url, media_dir)
+    except InvalidStreamUrl as exc:
+        raise permanent(f"invalid stream url: {exc}") from None
+
+
+async def _settle(jobs: JobStore, job_id: uuid.UUID) -> None:
+    """A guarded write found the job changed: fine if another delivery finished it."""
+    current = await jobs.load(job_id)
+    if current is None or current.job.finished:
+        return
+    raise StaleState(f"job {job_id} changed during the capture")
+
+
+class _Tries:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @property
+    def extra(self) -> int:
+        """Attempts beyond the one ``Job.start`` already counted."""
+        return max(self.count - 1, 0)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, MediaError) and exc.transient
+
+
+async def _with_retries(action: Callable[[], Awaitable[T]], deps: Deps, tries: _Tries) -> T:
+    """Run ``action``; retry transient MediaErrors with jittered exponential backoff."""
+
+    async def counted() -> T:
+        tries.count += 1
+        return await action()
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(deps.attempts),
+        wait=wait_random_exponential(
+            multiplier=deps.backoff_seconds, max=deps.backoff_seconds * 16
+        ),
+        retry=retry_if_exception(_is_transient),
+        reraise=True,
+    )
+    return await retrying(counted)

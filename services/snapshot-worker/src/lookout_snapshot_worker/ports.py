@@ -1,0 +1,80 @@
+"""What the handlers need from the outside world; adapters/ implements each one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from lookout_shared.envelope import Envelope
+from lookout_shared.storage import SnapshotStorage
+from lookout_shared.stream_urls import StreamUrl
+
+from lookout_snapshot_worker.domain.jobs import Job, Snapshot
+from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+
+__all__ = [
+    "Frame",
+    "FrameSource",
+    "JobStore",
+    "LoadedJob",
+    "Prober",
+    "SnapshotStorage",
+    "StreamStore",
+    "UrlGuard",
+]
+
+
+@dataclass(frozen=True)
+class LoadedJob:
+    job: Job
+    stream_url: str
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes  # a JPEG
+    content_type: str = "image/jpeg"
+
+
+class JobStore(Protocol):
+    async def load(self, job_id: uuid.UUID) -> LoadedJob | None: ...
+
+    async def save(self, job: Job, expected_version: int, events: Sequence[Envelope]) -> bool:
+        """Write ``job`` and its events in one transaction, only if the stored job is still
+        unfinished at ``expected_version``; False (nothing written) otherwise."""
+        ...
+
+    async def save_with_snapshot(
+        self, job: Job, expected_version: int, snapshot: Snapshot, events: Sequence[Envelope]
+    ) -> bool:
+        """Like :meth:`save`, also inserting ``snapshot`` (one per job) in the same transaction."""
+        ...
+
+
+class StreamStore(Protocol):
+    async def load(self, stream_id: uuid.UUID) -> Stream | None: ...
+
+    async def save(self, stream: Stream, expected_version: int, events: Sequence[Envelope]) -> bool:
+        """Write the probed fields and events in one transaction if the row is still at
+        ``expected_version``; False when it changed or is gone."""
+        ...
+
+
+class UrlGuard(Protocol):
+    async def check(self, url: StreamUrl) -> None:
+        """Raise a permanent MediaError when the URL leads somewhere the worker may not go."""
+        ...
+
+
+class FrameSource(Protocol):
+    async def capture(self, url: StreamUrl) -> Frame:
+        """One frame as a JPEG; raises MediaError."""
+        ...
+
+
+class Prober(Protocol):
+    async def probe(self, url: StreamUrl) -> ProbeResult:
+        """The first video stream's size and codec; raises MediaError."""
+        ...

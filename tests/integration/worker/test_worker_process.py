@@ -1,0 +1,57 @@
+"""run_bounded against real processes: a timeout kills the whole group and reaps it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from lookout_snapshot_worker.adapters.process import ProcessTimeout, run_bounded
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+async def test_a_finished_process_returns_its_output() -> None:
+    done = await run_bounded(["sh", "-c", "printf out; printf err >&2; exit 3"], 5)
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"out", b"err")
+
+
+async def test_timeout_kills_the_child_and_its_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    # The shell leaves a grandchild behind: killing only the shell would orphan it.
+    argv = ["sh", "-c", f"echo $$ > {pidfile}; sleep 30 & sleep 30"]
+    with pytest.raises(ProcessTimeout):
+        await run_bounded(argv, 0.5)
+    pgid = int(pidfile.read_text())
+    # Nothing of the group runs any more (an adopted grandchild may linger as a zombie
+    # until init reaps it, which is no process at all).
+    assert group_members(pgid) == []
+
+
+async def test_cancellation_kills_the_group_too(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    task = asyncio.create_task(
+        run_bounded(["sh", "-c", f"echo $$ > {pidfile}; sleep 30 & sleep 30"], 30)
+    )
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert group_members(int(pidfile.read_text())) == []

@@ -1,0 +1,83 @@
+"""ffmpeg/ffprobe argument lists: a whitelist per scheme, timeouts, scale, no shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lookout_shared.stream_urls import parse_stream_url
+from lookout_snapshot_worker.adapters.commands import capture_command, probe_command
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.mark.parametrize(
+    ("url", "protocols"),
+    [
+        ("http://cam.example/still.mjpg", {"http", "https", "tcp", "tls"}),
+        ("https://cam.example/still.mjpg", {"http", "https", "tcp", "tls"}),
+        ("https://cam.example/live/index.m3u8", {"http", "https", "tcp", "tls", "crypto"}),
+        ("rtsp://cam.example/live", {"rtsp", "rtsps", "rtp", "srtp", "udp", "tcp", "tls"}),
+        ("rtmp://cam.example/live", {"rtmp", "rtmps", "tcp", "tls"}),
+    ],
+)
+def test_network_urls_get_their_scheme_protocols_and_timeouts(
+    url: str, protocols: set[str]
+) -> None:
+    argv = capture_command("ffmpeg", parse_stream_url(url, None), max_width=1920, io_timeout=7)
+    assert set(option(argv, "-protocol_whitelist").split(",")) == protocols
+    assert "file" not in protocols and "concat" not in protocols
+    assert option(argv, "-rw_timeout") == "7000000"
+    assert "-format_whitelist" not in argv
+    # Every input option comes before the input itself.
+    assert argv.index("-protocol_whitelist") < argv.index("-i")
+    assert argv.index("-rw_timeout") < argv.index("-i")
+
+
+def test_rtsp_and_http_also_get_a_socket_timeout() -> None:
+    rtsp = capture_command(
+        "ffmpeg", parse_stream_url("rtsp://cam/x", None), max_width=640, io_timeout=2.5
+    )
+    assert option(rtsp, "-timeout") == "2500000"
+    rtmp = capture_command(
+        "ffmpeg", parse_stream_url("rtmp://cam/x", None), max_width=640, io_timeout=2.5
+    )
+    assert "-timeout" not in rtmp
+
+
+def test_file_urls_may_only_read_files_with_container_demuxers(tmp_path: Path) -> None:
+    clip = tmp_path / "cam.mp4"
+    clip.touch()
+    url = parse_stream_url(clip.as_uri(), str(tmp_path))
+    argv = capture_command("/usr/bin/ffmpeg", url, max_width=1920, io_timeout=5)
+    assert option(argv, "-protocol_whitelist") == "file"
+    formats = option(argv, "-format_whitelist").split(",")
+    assert "mp4" in formats
+    assert not {"concat", "hls", "lavfi"} & set(formats)
+    assert "-rw_timeout" not in argv
+
+
+def test_capture_is_one_scaled_jpeg_frame_on_stdout() -> None:
+    url = parse_stream_url("rtsp://user:pw@cam/live", None)
+    argv = capture_command("/opt/ffmpeg", url, max_width=1280, io_timeout=5)
+    assert argv[0] == "/opt/ffmpeg"
+    assert argv[1:6] == ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"]
+    assert option(argv, "-i") == "rtsp://user:pw@cam/live"  # one argument, never a shell word
+    assert option(argv, "-frames:v") == "1"
+    assert option(argv, "-vf") == "scale=w='min(iw,1280)':h=-2"
+    assert option(argv, "-c:v") == "mjpeg"
+    assert argv[-1] == "pipe:1"
+    assert not any(a in ("sh", "bash", "-c") for a in argv)
+
+
+def test_probe_asks_for_the_first_video_stream_as_json() -> None:
+    url = parse_stream_url("https://cam/live.m3u8", None)
+    argv = probe_command("ffprobe", url, io_timeout=3)
+    assert argv[0] == "ffprobe"
+    assert option(argv, "-protocol_whitelist") == "http,https,tcp,tls,crypto"
+    assert option(argv, "-select_streams") == "v:0"
+    assert option(argv, "-show_entries") == "stream=width,height,codec_name"
+    assert option(argv, "-of") == "json"
+    assert argv[-2:] == ["-i", "https://cam/live.m3u8"]

@@ -1,0 +1,242 @@
+"""Capture and probe handlers against in-memory twins of every port."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from lookout_shared.broker import PermanentFailure
+from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_snapshot_worker.adapters.memory import (
+    InMemoryJobStore,
+    InMemoryStorage,
+    InMemoryStreamStore,
+    Outbox,
+    ScriptedMedia,
+    StaticGuard,
+)
+from lookout_snapshot_worker.domain.failures import MediaError, permanent, transient
+from lookout_snapshot_worker.domain.jobs import Job
+from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+from lookout_snapshot_worker.handlers import Deps, StaleState, capture_snapshot, probe_stream
+
+# SOI + SOF0 (height 2, width 4): enough JPEG for the handlers.
+JPEG = b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x02\x00\x04\x03" + b"\x00" * 12
+
+
+@dataclass
+class World:
+    deps: Deps
+    jobs: InMemoryJobStore
+    streams: InMemoryStreamStore
+    media: ScriptedMedia
+    storage: InMemoryStorage
+    outbox: Outbox
+    tenant: uuid.UUID
+    media_dir: Path
+
+
+def world(tmp_path: Path, *outcomes: bytes | ProbeResult | MediaError, attempts: int = 3) -> World:
+    outbox = Outbox()
+    jobs, streams = InMemoryJobStore(outbox), InMemoryStreamStore(outbox)
+    media, storage = ScriptedMedia(*(outcomes or (JPEG,))), InMemoryStorage()
+    deps = Deps(
+        jobs=jobs, streams=streams, frames=media, prober=media,
+        guard=StaticGuard({"10.0.0.9"}), storage=storage, media_dir=str(tmp_path),
+        producer="snapshot-worker", attempts=attempts, backoff_seconds=0,
+    )  # fmt: skip
+    return World(deps, jobs, streams, media, storage, outbox, uuid.uuid4(), tmp_path)
+
+
+def add_job(w: World, url: str | None = None, status: str = "queued") -> CaptureSnapshot:
+    if url is None:
+        (w.media_dir / "cam.mp4").touch()
+        url = (w.media_dir / "cam.mp4").as_uri()
+    job = Job(uuid.uuid4(), w.tenant, uuid.uuid4(), status, attempts=0, version=1)  # type: ignore[arg-type]
+    w.jobs.add(job, url)
+    return CaptureSnapshot(job_id=job.id, stream_id=job.stream_id)
+
+
+async def test_capture_succeeds_with_one_snapshot_and_its_events(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    command = add_job(w)
+    await capture_snapshot(command, w.tenant, w.deps)
+
+    job = w.jobs.jobs[command.job_id]
+    snapshot = w.jobs.snapshots[command.job_id]
+    assert (job.status, job.version, job.attempts, job.snapshot_id) == (
+        "succeeded", 3, 1, snapshot.id,
+    )  # fmt: skip
+    assert (snapshot.width, snapshot.height, snapshot.size_bytes) == (4, 2, len(JPEG))
+    assert w.storage.objects == {snapshot.storage_key: JPEG}
+    assert w.outbox.types() == [
+        "snapshot_job.started",
+        "snapshot.created",
+        "snapshot_job.succeeded",
+    ]
+    started, created, succeeded = w.outbox.events
+    assert (started.entity_id, started.entity_version, started.tenant_id) == (job.id, 2, w.tenant)
+    assert (created.entity_id, created.entity_version) == (snapshot.id, 1)
+    assert succeeded.entity_version == 3
+    assert succeeded.data["snapshot_id"] == str(snapshot.id)
+
+
+async def test_a_redelivered_command_for_a_finished_job_does_nothing(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    command = add_job(w)
+    await capture_snapshot(command, w.tenant, w.deps)
+    before = (w.jobs.jobs[command.job_id], len(w.outbox.events), len(w.media.calls))
+    await capture_snapshot(command, w.tenant, w.deps)
+    assert (w.jobs.jobs[command.job_id], len(w.outbox.events), len(w.media.calls)) == before
+    assert len(w.jobs.snapshots) == 1 and len(w.storage.objects) == 1
+
+
+async def test_a_job_left_running_by_a_dead_worker_runs_again(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    command = add_job(w, status="running")
+    await capture_snapshot(command, w.tenant, w.deps)
+    assert w.jobs.jobs[command.job_id].status == "succeeded"
+    assert len(w.jobs.snapshots) == 1
+
+
+async def test_a_vanished_job_is_nothing_to_do(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    await capture_snapshot(
+        CaptureSnapshot(job_id=uuid.uuid4(), stream_id=uuid.uuid4()), None, w.deps
+    )
+    assert w.outbox.events == [] and w.media.calls == []
+
+
+async def test_transient_failures_are_retried_within_the_bound(tmp_path: Path) -> None:
+    w = world(tmp_path, transient("Connection refused"), transient("timed out"), JPEG)
+    command = add_job(w)
+    await capture_snapshot(command, w.tenant, w.deps)
+    job = w.jobs.jobs[command.job_id]
+    assert job.status == "succeeded" and job.attempts == 3
+    assert len(w.media.calls) == 3
+
+
+async def test_exhausted_retries_fail_the_job_and_dead_letter(tmp_path: Path) -> None:
+    w = world(tmp_path, transient("Connection refused"), attempts=2)
+    command = add_job(w)
+    with pytest.raises(PermanentFailure, match="Connection refused"):
+        await capture_snapshot(command, w.tenant, w.deps)
+    job = w.jobs.jobs[command.job_id]
+    assert (job.status, job.attempts, job.version, job.error) == (
+        "failed", 2, 3, "Connection refused",
+    )  # fmt: skip
+    assert len(w.media.calls) == 2
+    assert w.outbox.types() == ["snapshot_job.started", "snapshot_job.failed"]
+    assert w.outbox.events[-1].data["error"] == "Connection refused"
+    assert w.jobs.snapshots == {} and w.storage.objects == {}
+
+
+async def test_a_permanent_failure_is_not_retried(tmp_path: Path) -> None:
+    w = world(tmp_path, permanent("Server returned 404 Not Found"), JPEG)
+    command = add_job(w)
+    with pytest.raises(PermanentFailure, match="404"):
+        await capture_snapshot(command, w.tenant, w.deps)
+    assert len(w.media.calls) == 1
+    assert w.jobs.jobs[command.job_id].status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("file:///etc/passwd", "inside the media directory"),
+        ("gopher://cam/x", "not allowed"),
+        ("rtsp://10.0.0.9/live", "refused"),
+    ],
+)
+async def test_urls_are_checked_again_before_ffmpeg(tmp_path: Path, url: str, reason: str) -> None:
+    w = world(tmp_path)
+    command = add_job(w, url=url)
+    with pytest.raises(PermanentFailure, match=reason):
+        await capture_snapshot(command, w.tenant, w.deps)
+    assert w.media.calls == []
+    assert w.jobs.jobs[command.job_id].status == "failed"
+
+
+async def test_another_tenants_command_changes_nothing(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    command = add_job(w)
+    with pytest.raises(PermanentFailure, match="tenant"):
+        await capture_snapshot(command, uuid.uuid4(), w.deps)
+    assert w.jobs.jobs[command.job_id].status == "queued" and w.outbox.events == []
+
+
+async def test_a_job_changed_while_starting_is_requeued(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    command = add_job(w)
+    real_load = w.jobs.load
+
+    async def stale_load(job_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        loaded = await real_load(job_id)
+        assert loaded is not None
+        return replace(loaded, job=replace(loaded.job, version=0))  # read before a change
+
+    w.jobs.load = stale_load  # type: ignore[method-assign]
+    with pytest.raises(StaleState):
+        await capture_snapshot(command, w.tenant, w.deps)
+    assert w.outbox.events == []
+
+
+def add_stream(w: World, enabled: bool = True) -> Stream:
+    stream = Stream(
+        uuid.uuid4(), w.tenant, "front door", "rtsp://cam.example/live", "rtsp", "pending",
+        enabled, version=1, tags=["outdoor"],
+    )  # fmt: skip
+    w.streams.streams[stream.id] = stream
+    return stream
+
+
+async def test_probe_records_size_codec_and_online(tmp_path: Path) -> None:
+    w = world(tmp_path, ProbeResult(1280, 720, "h264"))
+    stream = add_stream(w)
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    now = w.streams.streams[stream.id]
+    assert (now.width, now.height, now.codec, now.status, now.version) == (
+        1280, 720, "h264", "online", 2,
+    )  # fmt: skip
+    [event] = w.outbox.events
+    assert (event.type, event.entity_id, event.entity_version) == ("stream.updated", stream.id, 2)
+    assert event.data == {
+        "name": "front door", "kind": "rtsp", "status": "online", "enabled": True,
+        "tags": ["outdoor"], "width": 1280, "height": 720, "codec": "h264",
+    }  # fmt: skip
+
+
+async def test_probe_failure_marks_the_stream_in_error(tmp_path: Path) -> None:
+    w = world(tmp_path, permanent("Server returned 401 Unauthorized"))
+    stream = add_stream(w)
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    now = w.streams.streams[stream.id]
+    assert (now.status, now.last_error, now.version) == (
+        "error",
+        "Server returned 401 Unauthorized",
+        2,
+    )
+    assert w.outbox.events[0].data["status"] == "error"
+
+
+async def test_probing_a_deleted_stream_does_nothing(tmp_path: Path) -> None:
+    w = world(tmp_path, ProbeResult(1, 1, "h264"))
+    await probe_stream(ProbeStream(stream_id=uuid.uuid4()), w.tenant, w.deps)
+    assert w.outbox.events == [] and w.media.calls == []
+
+
+async def test_a_stream_deleted_during_the_probe_is_left_alone(tmp_path: Path) -> None:
+    w = world(tmp_path, ProbeResult(1, 1, "h264"))
+    stream = add_stream(w)
+
+    class DeletingProber(ScriptedMedia):
+        async def probe(self, url):  # type: ignore[no-untyped-def]
+            del w.streams.streams[stream.id]
+            return await super().probe(url)
+
+    prober = DeletingProber(ProbeResult(1, 1, "h264"))
+    deps = replace(w.deps, prober=prober)
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, deps)
+    assert w.outbox.events == []
