@@ -2,6 +2,7 @@
 
 Scrubbing happens in the formatter, so it covers every logger (ours, uvicorn's, the client
 libraries'): URL credentials, ``token=`` query values, bearer tokens and password fields.
+Each value is scrubbed before it is encoded, so a line is always valid JSON.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
+                plain = isinstance(value, int | float | bool | None)
+                entry[key] = value if plain else scrub(str(value))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(entry, default=str))
+            entry["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

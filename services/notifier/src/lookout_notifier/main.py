@@ -1,2 +1,20 @@
+"""``lookout-notifier``: the WebSocket fan-out service."""
+
+from __future__ import annotations
+
+import uvicorn
+from lookout_shared.logs import configure_logging
+
+from lookout_notifier.app import create_app, server_config
+from lookout_notifier.settings import NotifierSettings
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    settings = NotifierSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    # uvicorn handles SIGTERM/SIGINT: it stops accepting, closes sockets, runs the lifespan exit.
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""In-memory twin of the room history, for unit tests and single-process experiments."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
+
+from lookout_notifier.domain.history import Replay, StoredFrame, replay_from
+from lookout_notifier.domain.rooms import Room
+from lookout_notifier.ports import Record
+
+
+class MemoryRoomHistory:
+    def __init__(self, history_size: int = 500) -> None:
+        self.seqs: dict[Room, int] = defaultdict(int)
+        self.frames: dict[Room, deque[StoredFrame]] = defaultdict(
+            lambda: deque(maxlen=history_size)
+        )
+        self.owners: dict[uuid.UUID, uuid.UUID] = {}
+        self._seen: dict[tuple[uuid.UUID, Room], int] = {}
+
+    async def record(
+        self, event_id: uuid.UUID, records: Sequence[Record], owners: Mapping[uuid.UUID, uuid.UUID]
+    ) -> list[int]:
+        seqs = []
+        for rec in records:
+            key = (event_id, rec.room)
+            if key not in self._seen:
+                self.seqs[rec.room] += 1
+                seq = self._seen[key] = self.seqs[rec.room]
+                self.frames[rec.room].append(StoredFrame(seq, rec.tenant_id, rec.frame.text(seq)))
+            seqs.append(self._seen[key])
+        self.owners.update(owners)
+        return seqs
+
+    async def current_seq(self, room: Room) -> int:
+        return self.seqs[room]
+
+    async def replay(self, room: Room, since: int) -> Replay:
+        return replay_from(self.seqs[room], list(self.frames[room]), since)
+
+    async def owner_of(self, entity_id: uuid.UUID) -> uuid.UUID | None:
+        return self.owners.get(entity_id)
+
+    async def ping(self) -> object:
+        return True

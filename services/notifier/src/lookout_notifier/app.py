@@ -1,0 +1,77 @@
+"""The ASGI app: connections open in the lifespan, routes read them from app.state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from lookout_shared.broker import Broker
+from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
+from lookout_shared.redis import create_redis
+
+from lookout_notifier.adapters.redis_history import RedisRoomHistory
+from lookout_notifier.bootstrap import Notifier, bootstrap
+from lookout_notifier.entrypoints import consumer, ws
+from lookout_notifier.settings import NotifierSettings
+
+
+def create_app(settings: NotifierSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            redis = create_redis(settings.redis_url.get_secret_value())
+            stack.push_async_callback(redis.aclose)
+            broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
+            stack.push_async_callback(broker.close)
+            await broker.connect()
+            history = RedisRoomHistory(
+                redis, settings.redis_prefix, settings.history_size, settings.history_ttl_seconds
+            )
+            notifier = bootstrap(settings, history)
+            app.state.notifier, app.state.broker = notifier, broker
+            await consumer.start_consumer(broker, notifier, settings.event_prefetch)
+            stack.callback(notifier.close_all)  # runs first on shutdown
+            yield
+
+    app = FastAPI(title="lookout-notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_problem_handlers(app)
+    app.include_router(ws.router)
+    add_ops_routes(app, lambda: _checks(app))
+    return app
+
+
+def _checks(app: FastAPI) -> Mapping[str, Check]:
+    notifier: Notifier = app.state.notifier
+    broker: Broker = app.state.broker
+
+    async def broker_check() -> None:
+        if not broker.is_connected:
+            raise ConnectionError("broker connection is closed")
+
+    return {"broker": broker_check, "redis": notifier.history.ping}
+
+
+def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object) -> uvicorn.Config:
+    """uvicorn's settings for this app, shared by main and the integration tests."""
+    options: dict[str, object] = {
+        "host": settings.bind_host,
+        "port": settings.notifier_port,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.max_frame_bytes,
+        # A frame is serialised once for all its room's clients; compressing it again per
+        # client would undo that (and deflate contexts cost memory per connection).
+        "ws_per_message_deflate": False,
+        # Heartbeats: uvicorn pings every heartbeat_seconds and drops a peer whose pong is
+        # late, so a silent but alive client stays and a dead one goes.
+        "ws_ping_interval": settings.heartbeat_seconds,
+        "ws_ping_timeout": settings.ping_timeout,
+        # Keep configure_logging's handlers: the access log then goes through the scrubber
+        # and never shows a ?token= value.
+        "log_config": None,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 5,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]

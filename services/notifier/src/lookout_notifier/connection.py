@@ -1,0 +1,159 @@
+"""One client connection: a bounded send queue drained by its own sender task.
+
+Fan-out never waits on a client: frames are offered with ``put_nowait``; a client whose queue
+is full is closed with 1013 (try again later) and everyone else keeps receiving. Frames of a
+room being subscribed are held back until its replay has been queued, so a client sees the
+replay and the live frames in seq order, without gap or duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lookout_shared.tokens import Principal
+
+from lookout_notifier import metrics
+from lookout_notifier.domain.rooms import may_receive
+
+log = logging.getLogger(__name__)
+
+TRY_AGAIN_LATER = 1013
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+class Transport(Protocol):
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass
+class _Subscription:
+    last_seq: int = 0
+    # Live frames that arrived while the replay was being read: (seq, text).
+    pending: list[tuple[int, str]] | None = field(default_factory=list)
+
+
+class Connection:
+    def __init__(self, principal: Principal, transport: Transport, queue_size: int) -> None:
+        self.id = uuid.uuid4()
+        self.principal = principal
+        self._transport = transport
+        self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._closing = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.peer_gone = False
+
+    @property
+    def rooms(self) -> list[str]:
+        return list(self._subscriptions)
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closing.is_set()
+
+    # Sending -------------------------------------------------------------------------------
+
+    def offer(self, text: str) -> bool:
+        """Queue a frame without waiting; a full queue closes the connection with 1013."""
+        if self.is_closing:
+            return False
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            metrics.SLOW_CLIENTS.inc()
+            self.close(TRY_AGAIN_LATER, "send queue full")
+            return False
+        return True
+
+    def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> None:
+        """A live frame of ``room``: filtered by tenant before it is ever queued."""
+        sub = self._subscriptions.get(room)
+        if sub is None or not may_receive(self.principal, tenant_id):
+            return
+        if sub.pending is not None:
+            sub.pending.append((seq, text))
+        elif seq > sub.last_seq:
+            sub.last_seq = seq
+            self.offer(text)
+
+    # Subscriptions -------------------------------------------------------------------------
+
+    def begin_subscription(self, room: str) -> None:
+        """Start holding ``room``'s live frames while its seq and replay are read."""
+        self._subscriptions[room] = _Subscription()
+
+    def held_seqs(self, room: str) -> list[int]:
+        sub = self._subscriptions.get(room)
+        return [seq for seq, _ in sub.pending] if sub and sub.pending else []
+
+    def finish_subscription(
+        self, room: str, first: list[str], replayed: list[tuple[int, str]], last_seq: int
+    ) -> None:
+        """Queue ``first`` (the ack), the replayed frames, then the held live frames newer than
+        ``last_seq`` (the last seq the client has), and go live."""
+        sub = self._subscriptions.get(room)
+        if sub is None or sub.pending is None:
+            return
+        held, sub.pending, sub.last_seq = sub.pending, None, last_seq
+        for text in first:
+            self.offer(text)
+        for seq, text in [*replayed, *held]:
+            if seq > sub.last_seq:
+                sub.last_seq = seq
+                self.offer(text)
+
+    def drop_subscription(self, room: str) -> None:
+        self._subscriptions.pop(room, None)
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask for the connection to be closed with ``code`` (idempotent; first code wins)."""
+        if self.is_closing:
+            return
+        self.close_code, self.close_reason = code, reason
+        self._closing.set()
+
+    async def serve(self, reader: Coroutine[Any, Any, None]) -> None:
+        """Run the sender and ``reader`` (the client's frames) until either ends or a close is
+        asked for; then close the transport with the code asked, unless the peer left."""
+        tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(reader),
+            asyncio.create_task(self._closing.wait()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not _is_disconnect(result):
+                log.error("connection task failed", exc_info=result)
+        if self.close_code is not None and not self.peer_gone:
+            # A client that stopped reading may never take the close frame; don't wait forever.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._transport.close(self.close_code, self.close_reason), CLOSE_TIMEOUT_SECONDS
+                )
+
+    async def _send_loop(self) -> None:
+        while True:
+            text = await self._queue.get()
+            await self._transport.send_text(text)
+            metrics.FRAMES_SENT.inc()
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    # Starlette's WebSocketDisconnect / uvicorn's ClientDisconnected: the peer went away.
+    return type(exc).__name__ in {"WebSocketDisconnect", "ClientDisconnected", "ConnectionClosed"}

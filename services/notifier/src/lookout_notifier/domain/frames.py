@@ -1,0 +1,104 @@
+"""The JSON frames of the WebSocket protocol: parsing client frames, building server ones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lookout_shared.envelope import Envelope
+
+from lookout_notifier.domain.rooms import BadRoom, Room, parse_room
+
+# Stable error codes clients may switch on.
+BAD_FRAME = "bad_frame"
+UNKNOWN_OP = "unknown_op"
+BAD_ROOM = "bad_room"
+FORBIDDEN_ROOM = "forbidden_room"
+# One detail for every refusal, so a refusal never hints whether a room exists.
+FORBIDDEN_DETAIL = "room not available"
+
+
+class FrameError(ValueError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    room: Room
+    since: int | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    room: Room
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+ClientFrame = Subscribe | Unsubscribe | Ping
+
+
+def parse_client_frame(text: str) -> ClientFrame:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise FrameError(BAD_FRAME, "frame is not valid JSON") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("op"), str):
+        raise FrameError(BAD_FRAME, 'frame must be an object with a string "op"')
+    op = raw["op"]
+    if op == "ping":
+        return Ping()
+    if op not in ("subscribe", "unsubscribe"):
+        raise FrameError(UNKNOWN_OP, f"unknown op {op[:32]!r}")
+    try:
+        room = parse_room(raw.get("room"))
+    except BadRoom as exc:
+        raise FrameError(BAD_ROOM, str(exc)) from None
+    if op == "unsubscribe":
+        return Unsubscribe(room)
+    since = raw.get("since")
+    if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        raise FrameError(BAD_FRAME, '"since" must be a non-negative integer')
+    return Subscribe(room, since)
+
+
+def control(op: str, **fields: Any) -> str:
+    return json.dumps({"op": op, **fields}, separators=(",", ":"))
+
+
+def error(code: str, detail: str, room: str | None = None) -> str:
+    extra = {"room": room} if room is not None else {}
+    return control("error", code=code, detail=detail, **extra)
+
+
+@dataclass(frozen=True)
+class EventFrame:
+    """A server frame with its seq left out: ``head + str(seq) + tail`` is the JSON text.
+
+    Built once per room and event, so neither the event's data nor the frame is serialised
+    again per client, and Redis can splice in the seq it assigns atomically.
+    """
+
+    head: str
+    tail: str
+
+    def text(self, seq: int) -> str:
+        return f"{self.head}{seq}{self.tail}"
+
+
+def event_body(envelope: Envelope) -> str:
+    """The part of every room's frame that does not depend on the room (serialised once)."""
+    return (
+        f',"type":{json.dumps(envelope.type)},"entity_id":"{envelope.entity_id}"'
+        f',"data":{json.dumps(envelope.data, separators=(",", ":"))}}}'
+    )
+
+
+def event_frame(room: Room, body: str) -> EventFrame:
+    return EventFrame(head=f'{{"room":"{room}","seq":', tail=body)

@@ -1,0 +1,36 @@
+"""Notifier settings: the shared ones plus the WebSocket limits, from ``LOOKOUT_*`` variables."""
+
+from __future__ import annotations
+
+from lookout_shared.settings import ServiceSettings
+from pydantic import Field, model_validator
+
+
+class NotifierSettings(ServiceSettings):
+    service_name: str = "notifier"
+    # Browser origins allowed to open /ws; a client that sends no Origin (not a browser) is
+    # always allowed, because Origin only protects against cross-site browser pages.
+    notifier_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
+    )
+    send_queue_size: int = Field(default=256, ge=1)
+    history_size: int = Field(default=500, ge=1)
+    history_ttl_seconds: int = Field(default=300, ge=1)
+    # uvicorn pings every heartbeat_seconds; a peer that has not answered within
+    # idle_timeout_seconds of the ping being due is closed (see ping_timeout).
+    heartbeat_seconds: float = Field(default=20, gt=0)
+    idle_timeout_seconds: float = Field(default=60, gt=0)
+    max_frame_bytes: int = Field(default=16384, ge=256)
+    event_prefetch: int = Field(default=64, ge=1)
+
+    @model_validator(mode="after")
+    def _timeout_after_heartbeat(self) -> NotifierSettings:
+        if self.idle_timeout_seconds <= self.heartbeat_seconds:
+            raise ValueError("LOOKOUT_IDLE_TIMEOUT_SECONDS must exceed LOOKOUT_HEARTBEAT_SECONDS")
+        return self
+
+    @property
+    def ping_timeout(self) -> float:
+        """How long a ping may go unanswered: a dead peer is dropped idle_timeout after its
+        last sign of life at the latest (one heartbeat plus this)."""
+        return self.idle_timeout_seconds - self.heartbeat_seconds

@@ -1,0 +1,324 @@
+"""The notifier served by uvicorn on loopback, with real Redis and RabbitMQ, driven by the
+``websockets`` client: auth, rooms, tenant isolation, replay, back-pressure, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from lookout_notifier.app import create_app, server_config
+from lookout_notifier.settings import NotifierSettings
+from lookout_shared.broker import Broker
+from lookout_shared.contracts import SnapshotJobState
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.tokens import Role, TokenCodec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+TIMEOUT = 10.0
+
+
+class Notifier:
+    def __init__(self, port: int, settings: NotifierSettings) -> None:
+        self.port, self.settings = port, settings
+        self.codec = TokenCodec(
+            settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
+        )
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def token(self, tenant: uuid.UUID | None, role: Role = "viewer") -> str:
+        return self.codec.issue(uuid.uuid4(), tenant, role, timedelta(minutes=5))
+
+    def connect(self, tenant: uuid.UUID | None, **options: Any) -> Any:
+        return connect(f"{self.url}?token={self.token(tenant)}", **options)
+
+
+@asynccontextmanager
+async def serve_notifier(prefix: str, **overrides: Any) -> AsyncIterator[Notifier]:
+    settings = NotifierSettings(redis_prefix=prefix, **overrides)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        server_config(create_app(settings), settings, port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield Notifier(port, settings)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, TIMEOUT)
+        sock.close()
+
+
+@pytest.fixture
+async def notifier(prefix: str) -> AsyncIterator[Notifier]:
+    async with serve_notifier(prefix) as served:
+        yield served
+
+
+def job_event(stream: uuid.UUID, tenant: uuid.UUID, error: str | None = None) -> Envelope:
+    job = uuid.uuid4()
+    return make_envelope(
+        "snapshot_job.succeeded",
+        SnapshotJobState(stream_id=stream, status="succeeded", error=error),
+        producer="tests",
+        tenant_id=tenant,
+        entity_id=job,
+        entity_version=1,
+    )
+
+
+async def recv(ws: ClientConnection) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    return frame
+
+
+async def send(ws: ClientConnection, **frame: Any) -> None:
+    await ws.send(json.dumps(frame))
+
+
+async def subscribe(ws: ClientConnection, room: str, since: int | None = None) -> dict[str, Any]:
+    await send(ws, op="subscribe", room=room, **({} if since is None else {"since": since}))
+    return await recv(ws)
+
+
+async def closed_code(ws: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed) as caught:
+        while True:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    return caught.value.rcvd.code if caught.value.rcvd else None
+
+
+# Authentication --------------------------------------------------------------------------
+
+
+async def test_token_via_header_subprotocol_and_query(notifier: Notifier) -> None:
+    token = notifier.token(uuid.uuid4())
+    async with connect(notifier.url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+    async with connect(notifier.url, subprotocols=["bearer", token]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "bearer"
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+    async with connect(f"{notifier.url}?token={token}") as ws:
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+
+
+@pytest.mark.parametrize("query", ["", "?token=not-a-jwt"])
+async def test_missing_or_bad_token_is_closed_with_1008(notifier: Notifier, query: str) -> None:
+    async with connect(notifier.url + query) as ws:
+        assert await closed_code(ws) == 1008
+
+
+async def test_token_for_another_audience_is_refused(notifier: Notifier) -> None:
+    secret = notifier.settings.jwt_secret.get_secret_value()
+    forged = TokenCodec(secret, notifier.settings.jwt_issuer, "elsewhere").issue(
+        uuid.uuid4(), uuid.uuid4(), "admin", timedelta(minutes=5)
+    )
+    async with connect(f"{notifier.url}?token={forged}") as ws:
+        assert await closed_code(ws) == 1008
+
+
+async def test_foreign_origin_is_refused_and_listed_origin_accepted(notifier: Notifier) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        async with notifier.connect(uuid.uuid4(), origin="http://evil.example"):
+            pass
+    assert caught.value.response.status_code == 403
+    async with notifier.connect(uuid.uuid4(), origin="http://localhost:8000") as ws:
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+
+
+# Frames ----------------------------------------------------------------------------------
+
+
+async def test_bad_frames_get_error_frames_and_the_connection_stays(notifier: Notifier) -> None:
+    async with notifier.connect(uuid.uuid4()) as ws:
+        await ws.send("not json")
+        assert (await recv(ws))["code"] == "bad_frame"
+        await send(ws, op="dance")
+        assert (await recv(ws))["code"] == "unknown_op"
+        await send(ws, op="subscribe", room="camera:1")
+        assert (await recv(ws))["code"] == "bad_room"
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+
+
+async def test_oversized_frame_is_closed_with_1009(notifier: Notifier) -> None:
+    async with notifier.connect(uuid.uuid4()) as ws:
+        await ws.send(json.dumps({"op": "ping", "pad": "x" * notifier.settings.max_frame_bytes}))
+        assert await closed_code(ws) == 1009
+
+
+# Rooms and tenants -----------------------------------------------------------------------
+
+
+async def test_event_reaches_its_tenant_and_never_another(
+    notifier: Notifier, broker: Broker
+) -> None:
+    tenant, other, stream = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    room = f"stream:{stream}"
+    async with notifier.connect(tenant) as mine, notifier.connect(other) as theirs:
+        assert await subscribe(mine, room) == {"op": "subscribed", "room": room, "seq": 0}
+        # Nobody has said who owns the stream yet: accepted, and deliveries are filtered.
+        assert (await subscribe(theirs, room))["op"] == "subscribed"
+        assert (await subscribe(mine, f"tenant:{tenant}"))["op"] == "subscribed"
+        event = job_event(stream, tenant)
+        await broker.publish_envelope(event)
+
+        frame = await recv(mine)
+        assert frame == {
+            "room": room,
+            "seq": 1,
+            "type": "snapshot_job.succeeded",
+            "entity_id": str(event.entity_id),
+            "data": event.data,
+        }
+        assert (await recv(mine))["room"] == f"tenant:{tenant}"
+        # Fan-out to both connections happened before `mine` got the frame, so had `theirs`
+        # been sent anything it would come before this pong.
+        await send(theirs, op="ping")
+        assert await recv(theirs) == {"op": "pong"}
+
+        refused = {"op": "error", "code": "forbidden_room", "detail": "room not available"}
+        assert await subscribe(theirs, f"tenant:{tenant}") == {
+            **refused,
+            "room": f"tenant:{tenant}",
+        }
+        # Now the stream's owner is known: the same refusal, no hint that it exists.
+        assert await subscribe(theirs, room) == {**refused, "room": room}
+        assert await subscribe(theirs, f"jobs:{event.entity_id}") == {
+            **refused,
+            "room": f"jobs:{event.entity_id}",
+        }
+        someone = f"user:{uuid.uuid4()}"
+        assert await subscribe(theirs, someone) == {**refused, "room": someone}
+
+
+async def test_unsubscribe_stops_delivery(notifier: Notifier, broker: Broker) -> None:
+    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    room = f"stream:{stream}"
+    async with notifier.connect(tenant) as ws:
+        await subscribe(ws, room)
+        await send(ws, op="unsubscribe", room=room)
+        assert await recv(ws) == {"op": "unsubscribed", "room": room}
+        async with notifier.connect(tenant) as observer:
+            await subscribe(observer, room)
+            await broker.publish_envelope(job_event(stream, tenant))
+            assert (await recv(observer))["seq"] == 1
+        await send(ws, op="ping")
+        assert await recv(ws) == {"op": "pong"}
+
+
+# Replay ----------------------------------------------------------------------------------
+
+
+async def publish_and_observe(
+    broker: Broker, observer: ClientConnection, stream: uuid.UUID, tenant: uuid.UUID, n: int
+) -> list[int]:
+    for _ in range(n):
+        await broker.publish_envelope(job_event(stream, tenant))
+    return [(await recv(observer))["seq"] for _ in range(n)]
+
+
+async def test_since_replays_exactly_the_missed_frames(notifier: Notifier, broker: Broker) -> None:
+    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    room = f"stream:{stream}"
+    async with notifier.connect(tenant) as observer:
+        await subscribe(observer, room)
+        async with notifier.connect(tenant) as client:
+            await subscribe(client, room)
+            assert await publish_and_observe(broker, observer, stream, tenant, 2) == [1, 2]
+            assert [(await recv(client))["seq"] for _ in range(2)] == [1, 2]
+        # Disconnected: three frames are missed.
+        assert await publish_and_observe(broker, observer, stream, tenant, 3) == [3, 4, 5]
+        async with notifier.connect(tenant) as client:
+            ack = await subscribe(client, room, since=2)
+            assert ack == {"op": "subscribed", "room": room, "seq": 5, "recovered": True}
+            assert [(await recv(client))["seq"] for _ in range(3)] == [3, 4, 5]
+            await publish_and_observe(broker, observer, stream, tenant, 1)
+            assert (await recv(client))["seq"] == 6  # then live, no gap, no duplicate
+            await send(client, op="ping")
+            assert await recv(client) == {"op": "pong"}
+
+
+async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Broker) -> None:
+    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    room = f"stream:{stream}"
+    async with (
+        serve_notifier(prefix, history_size=2) as notifier,
+        notifier.connect(tenant) as observer,
+    ):
+        await subscribe(observer, room)
+        await publish_and_observe(broker, observer, stream, tenant, 5)
+        async with notifier.connect(tenant) as client:
+            assert await subscribe(client, room, since=1) == {
+                "op": "subscribed",
+                "room": room,
+                "seq": 5,
+                "recovered": False,
+            }
+            assert (await subscribe(client, room, since=3))["recovered"] is True
+            assert [(await recv(client))["seq"] for _ in range(2)] == [4, 5]
+
+
+# Back-pressure ---------------------------------------------------------------------------
+
+
+async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker: Broker) -> None:
+    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    room, count = f"stream:{stream}", 200
+    big = "x" * 65536  # large frames fill the socket buffers with few events (uncompressed)
+    async with serve_notifier(prefix, send_queue_size=4, history_size=5) as notifier:
+        # A fixed, small receive buffer (no autotuning to 32 MiB) and a one-message client
+        # queue: once it stops reading, the server's writes soon stop draining.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", notifier.port))
+        slow_client = notifier.connect(tenant, max_queue=1, sock=sock)
+        async with slow_client as slow, notifier.connect(tenant) as fast:
+            await subscribe(slow, room)
+            await subscribe(fast, room)
+            for start in range(0, count, 50):
+                await asyncio.gather(
+                    *(
+                        broker.publish_envelope(job_event(stream, tenant, big))
+                        for _ in range(start, start + 50)
+                    )
+                )
+            seqs = [(await recv(fast))["seq"] for _ in range(count)]
+            assert seqs == list(range(1, count + 1))
+            # The slow client now reads what was in flight, then the close frame.
+            assert await closed_code(slow) == 1013
+
+
+# Operations ------------------------------------------------------------------------------
+
+
+async def test_health_readiness_and_metrics(notifier: Notifier) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{notifier.port}") as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"broker": "ok", "redis": "ok"}
+        assert "notifier_connections" in (await client.get("/metrics")).text

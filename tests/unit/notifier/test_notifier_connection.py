@@ -1,0 +1,177 @@
+"""Send queues, back-pressure, replay and tenant filtering, with in-memory twins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from lookout_notifier import handlers
+from lookout_notifier.adapters.memory import MemoryRoomHistory
+from lookout_notifier.connection import Connection
+from lookout_notifier.domain.frames import Subscribe
+from lookout_notifier.domain.history import StoredFrame, replay_from
+from lookout_notifier.domain.rooms import parse_room
+from lookout_notifier.hub import Hub
+from lookout_shared.contracts import SnapshotJobState
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.tokens import Principal, Role
+
+TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
+
+
+class FakeTransport:
+    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading)."""
+
+    def __init__(self, stalled: bool = False) -> None:
+        self.sent: list[dict[str, object]] = []
+        self.closed_with: int | None = None
+        self._stalled = stalled
+
+    async def send_text(self, text: str) -> None:
+        if self._stalled:
+            await asyncio.Event().wait()
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+
+def principal(tenant: uuid.UUID | None = TENANT, role: Role = "viewer") -> Principal:
+    return Principal(uuid.uuid4(), tenant, role, datetime.now(UTC) + timedelta(minutes=5))
+
+
+def job_event(stream: uuid.UUID, tenant: uuid.UUID = TENANT) -> Envelope:
+    return make_envelope(
+        "snapshot_job.succeeded",
+        SnapshotJobState(stream_id=stream, status="succeeded"),
+        producer="tests",
+        tenant_id=tenant,
+        entity_id=uuid.uuid4(),
+        entity_version=1,
+    )
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def never_reads() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
+    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
+    slow, fast = Connection(principal(), slow_t, 2), Connection(principal(), fast_t, 2)
+    serving = [asyncio.create_task(c.serve(never_reads())) for c in (slow, fast)]
+    for conn in (slow, fast):
+        hub.connect(conn)
+        await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), hub, history)
+    await settle()
+    for _ in range(6):
+        await handlers.handle_event(job_event(stream), hub, history)
+        await settle()  # the fast client's sender drains between events
+    await asyncio.wait_for(serving[0], 1)
+    assert slow.close_code == 1013 and slow_t.closed_with == 1013
+    assert not fast.is_closing
+    assert [f["seq"] for f in fast_t.sent if "seq" in f and "op" not in f] == [1, 2, 3, 4, 5, 6]
+    serving[1].cancel()
+
+
+async def test_offer_refuses_beyond_the_bound_without_waiting() -> None:
+    conn = Connection(principal(), FakeTransport(stalled=True), 3)
+    assert all(conn.offer("{}") for _ in range(3))
+    assert not conn.offer("{}")
+    assert conn.close_code == 1013
+    assert not conn.offer("{}")  # closing: nothing more is queued
+
+
+async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
+    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    for _ in range(3):
+        await handlers.handle_event(job_event(stream), hub, history)
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 16)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), hub, history
+    )
+    await handlers.handle_event(job_event(stream), hub, history)
+    await settle()
+    ack, *events = transport.sent
+    assert ack == {"op": "subscribed", "room": f"stream:{stream}", "seq": 3, "recovered": True}
+    assert [e["seq"] for e in events] == [2, 3, 4]
+    serving.cancel()
+
+
+async def test_trimmed_history_answers_recovered_false() -> None:
+    hub, history, stream = Hub(), MemoryRoomHistory(history_size=2), uuid.uuid4()
+    for _ in range(5):
+        await handlers.handle_event(job_event(stream), hub, history)
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 16)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), hub, history
+    )
+    await settle()
+    assert transport.sent == [
+        {"op": "subscribed", "room": f"stream:{stream}", "seq": 5, "recovered": False}
+    ]
+    serving.cancel()
+
+
+async def test_other_tenants_frames_never_reach_a_connection() -> None:
+    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    transport = FakeTransport()
+    conn = Connection(principal(TENANT), transport, 16)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    room = f"stream:{stream}"
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": room}), hub, history
+    )
+    await handlers.handle_event(job_event(stream, tenant=OTHER), hub, history)  # live: filtered
+    await settle()
+    assert [f.get("op") for f in transport.sent] == ["subscribed"]
+    # Now the owner is known: subscribing is refused exactly like any forbidden room.
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": room}), hub, history
+    )
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": f"tenant:{OTHER}"}), hub, history
+    )
+    await settle()
+    refusals = transport.sent[1:]
+    assert [(f["code"], f["detail"]) for f in refusals] == [
+        ("forbidden_room", "room not available")
+    ] * 2
+    serving.cancel()
+
+
+async def test_replay_is_filtered_by_tenant_too() -> None:
+    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    await handlers.handle_event(job_event(stream, tenant=OTHER), hub, history)
+    await handlers.handle_event(job_event(stream, tenant=TENANT), hub, history)  # owner: TENANT
+    transport = FakeTransport()
+    conn = Connection(principal(TENANT), transport, 16)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    await handlers.handle_client_text(
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), hub, history
+    )
+    await settle()
+    assert [f.get("seq") for f in transport.sent[1:]] == [2]
+    serving.cancel()
+
+
+def test_replay_rules() -> None:
+    history = [StoredFrame(seq, None, str(seq)) for seq in (3, 4, 5)]
+    assert replay_from(5, history, 2).frames == history and replay_from(5, history, 2).recovered
+    assert [f.seq for f in replay_from(5, history, 3).frames] == [4, 5]
+    assert replay_from(5, history, 5).recovered and not replay_from(5, history, 5).frames
+    assert not replay_from(5, history, 1).recovered  # 2 was trimmed
+    assert not replay_from(5, [], 2).recovered  # history expired
+    assert not replay_from(5, history, 9).recovered  # counter restarted
+    assert replay_from(0, [], 0).recovered
