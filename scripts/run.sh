@@ -43,5 +43,6 @@ done
 ".venv/bin/python" scripts/demo.py
 
 log "running; press Ctrl-C to stop"
+# Returns on Ctrl-C, or when a service dies (its log in var/dev/logs says why);
+# either way the EXIT trap stops everything.
 wait -n "${pids[@]}" || true
-log "a service exited; see $LOGS"
