@@ -4,6 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 
 packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg)
+# Debian's own python3 needs python3-venv for the uv bootstrap below.
+python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
