@@ -12,16 +12,17 @@ RABBIT_BIN="${RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
 case "$PROFILE" in
   dev)  PG_PORT=54320; REDIS_PORT=63790; AMQP_PORT=56720; DB_NAME=lookout;      VHOST=lookout ;;
   test) PG_PORT=54330; REDIS_PORT=63791; AMQP_PORT=56730; DB_NAME=lookout_test; VHOST=lookout-test ;;
+  bench) PG_PORT=54350; REDIS_PORT=63793; AMQP_PORT=56750; DB_NAME=lookout_bench; VHOST=lookout-bench ;;
   # Extra test stacks (test1..test9) let several suites run side by side on one machine.
   test[1-9])
     n=${PROFILE#test}
     PG_PORT=$((54330 + n * 10)); REDIS_PORT=$((63791 + n * 10)); AMQP_PORT=$((56730 + n * 10))
     DB_NAME=lookout_test; VHOST=lookout-test ;;
-  *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|test1..test9)" >&2; exit 2 ;;
+  *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|bench|test1..test9)" >&2; exit 2 ;;
 esac
 DIST_PORT=$((AMQP_PORT + 1))
 VAR="$ROOT/var/$PROFILE"
-case "$PROFILE" in test*) PG_FSYNC="${PG_FSYNC:-off}" ;; esac
+case "$PROFILE" in test* | bench) PG_FSYNC="${PG_FSYNC:-off}" ;; esac
 PG_DATA="$VAR/postgres/data"
 PG_RUN="$VAR/postgres/run"
 PG_USER=lookout

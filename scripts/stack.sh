@@ -133,7 +133,7 @@ case "${1:-}" in
   stop) stop_rabbitmq; stop_redis; stop_postgres ;;
   # Test profiles start from empty servers every run: no state leaks between runs.
   fresh)
-    case "$PROFILE" in test*) ;; *) echo "fresh is for test profiles only" >&2; exit 2 ;; esac
+    case "$PROFILE" in test* | bench) ;; *) echo "fresh is for test and bench profiles only" >&2; exit 2 ;; esac
     stop_rabbitmq; stop_redis; stop_postgres
     rm -rf "$VAR"
     start_postgres; start_redis; start_rabbitmq ;;
