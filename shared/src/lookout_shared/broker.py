@@ -21,12 +21,15 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     HeadersType,
 )
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
 
-from lookout_shared import topology
+from lookout_shared import telemetry, topology
 from lookout_shared.contracts import COMMANDS, EVENTS
 from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
 
 log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 REASON_HEADER = "x-lookout-reason"
@@ -102,15 +105,28 @@ class Broker:
         target = self._exchanges.get(exchange)
         if target is None:
             raise RuntimeError(f"no exchange {exchange!r}; was Broker.connect() awaited?")
-        message = aio_pika.Message(
-            body,
-            message_id=message_id,
-            type=message_type,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=dict(headers or {}),
-        )
-        await target.publish(message, routing_key=routing_key, mandatory=True)
+        with _tracer.start_as_current_span(
+            f"{exchange} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": exchange,
+                "messaging.rabbitmq.destination.routing_key": routing_key,
+                "messaging.message.id": message_id,
+            },
+        ):
+            carried = dict(headers or {})
+            telemetry.inject(carried)  # this publish span becomes the consumer's parent
+            message = aio_pika.Message(
+                body,
+                message_id=message_id,
+                type=message_type,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=carried,
+            )
+            await target.publish(message, routing_key=routing_key, mandatory=True)
 
     async def publish_envelope(
         self, envelope: Envelope, headers: HeadersType | None = None
@@ -154,22 +170,42 @@ class Broker:
         self, queue: str, dead_letter_key: str, handler: Handler
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
+            token = otel_context.attach(telemetry.extract(message.headers))
             try:
-                envelope = parse_message(message.body)
-                await handler(envelope)
-            except (InvalidMessage, PermanentFailure) as exc:
-                await self.dead_letter(dead_letter_key, message, str(exc), source=queue)
-                await message.ack()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("handler failed; requeueing", extra={"queue": queue})
-                await asyncio.sleep(0.5)  # no hot loop while a dependency is down
-                await message.nack(requeue=True)
-            else:
-                await message.ack()
+                with _tracer.start_as_current_span(
+                    f"{queue} process",
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "rabbitmq",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": queue,
+                        "messaging.message.id": message.message_id or "",
+                    },
+                ):
+                    await self._handle(message, queue, dead_letter_key, handler)
+            finally:
+                otel_context.detach(token)
 
         return on_message
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, queue: str, dead_letter_key: str, handler: Handler
+    ) -> None:
+        """Ack, dead-letter or requeue one delivery according to what the handler did."""
+        try:
+            envelope = parse_message(message.body)
+            await handler(envelope)
+        except (InvalidMessage, PermanentFailure) as exc:
+            await self.dead_letter(dead_letter_key, message, str(exc), source=queue)
+            await message.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed; requeueing", extra={"queue": queue})
+            await asyncio.sleep(0.5)  # no hot loop while a dependency is down
+            await message.nack(requeue=True)
+        else:
+            await message.ack()
 
     async def dead_letter(
         self, queue: str, message: AbstractIncomingMessage, reason: str, source: str | None = None

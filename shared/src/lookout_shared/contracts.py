@@ -48,6 +48,7 @@ class StreamState(Payload):
     width: int | None = None
     height: int | None = None
     codec: str | None = None
+    fps: float | None = None
 
 
 class StreamDeleted(Payload):
@@ -60,6 +61,11 @@ class SnapshotJobState(Payload):
     attempts: int = 0
     error: str | None = None
     snapshot_id: uuid.UUID | None = None
+    # Set on snapshot_job.succeeded: the snapshot's size and how long the job ran.
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
 
 
 class SnapshotCreated(Payload):

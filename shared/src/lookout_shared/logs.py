@@ -13,6 +13,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from lookout_shared.telemetry import current_ids
+
 _SECRETS = [
     (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", re.I), r"\g<keep>***:***@"),
     (
@@ -48,6 +50,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 plain = isinstance(value, int | float | bool | None)
                 entry[key] = value if plain else scrub(str(value))
+        ids = current_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry)

@@ -21,11 +21,13 @@ from typing import Any
 
 import asyncpg
 
+from lookout_shared import telemetry
 from lookout_shared.broker import Broker, route_of
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
 
 log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 NOTIFY_CHANNEL = "lookout_outbox"
 PUBLISH_TIMEOUT = 10.0
@@ -34,7 +36,13 @@ PUBLISH_TIMEOUT = 10.0
 async def enqueue(
     conn: Conn, *envelopes: Envelope, headers: Mapping[str, Any] | None = None
 ) -> None:
-    """Add messages to the outbox on ``conn``; call it inside the writer's transaction."""
+    """Add messages to the outbox on ``conn``; call it inside the writer's transaction.
+
+    The current trace context is stored with each row, so the relay's publish continues the
+    trace of the request that caused it.
+    """
+    carried = dict(headers or {})
+    telemetry.inject(carried)
     rows = []
     for envelope in envelopes:
         exchange, routing_key = route_of(envelope.type)
@@ -45,7 +53,7 @@ async def enqueue(
                 exchange,
                 routing_key,
                 envelope.model_dump(mode="json"),
-                dict(headers or {}),
+                carried,
             )
         )
     await conn.executemany(
@@ -129,14 +137,21 @@ class OutboxRelay:
         return len(sent)
 
     async def _publish(self, row: asyncpg.Record) -> None:
-        await self._broker.publish(
-            row["exchange"],
-            row["routing_key"],
-            json.dumps(row["body"]).encode(),
-            message_id=str(row["message_id"]),
-            message_type=row["message_type"],
-            headers=row["headers"],
-        )
+        # Continue the trace of the transaction that wrote the row.
+        parent = telemetry.extract(row["headers"])
+        with _tracer.start_as_current_span(
+            "outbox relay",
+            context=parent,
+            attributes={"messaging.message.id": str(row["message_id"])},
+        ):
+            await self._broker.publish(
+                row["exchange"],
+                row["routing_key"],
+                json.dumps(row["body"]).encode(),
+                message_id=str(row["message_id"]),
+                message_type=row["message_type"],
+                headers=row["headers"],
+            )
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

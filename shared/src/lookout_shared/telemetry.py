@@ -1,0 +1,89 @@
+"""OpenTelemetry tracing for every service, configured by the standard ``OTEL_*`` variables.
+
+Export is off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set;
+then spans go over OTLP/HTTP. Postgres (asyncpg) and Redis calls are traced by their
+instrumentations; FastAPI apps by :func:`instrument_app`; RabbitMQ hops by the broker adapter,
+which carries the W3C ``traceparent`` in AMQP headers both ways (and the outbox stores it, so
+a trace continues across the relay).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_configured = False
+
+
+def export_enabled() -> bool:
+    return (
+        bool(
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
+    )
+
+
+def setup_tracing(service_name: str) -> None:
+    """Install the tracer provider and the client-library instrumentations, once."""
+    global _configured
+    if _configured or not export_enabled():
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or f"lookout-{service_name}"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    RedisInstrumentor().instrument()
+    _configured = True
+
+
+def shutdown_tracing() -> None:
+    """Flush what is buffered (called on shutdown, so the last spans are not lost)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def instrument_app(app: FastAPI) -> None:
+    if export_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+
+def inject(headers: MutableMapping[str, Any]) -> None:
+    """Write the current trace context (``traceparent``) into message headers."""
+    propagate.inject(headers)
+
+
+def extract(headers: Mapping[str, Any] | None) -> context.Context:
+    """The trace context carried by message headers (empty when there is none)."""
+    carrier = {
+        k: v.decode() if isinstance(v, bytes) else str(v) for k, v in (headers or {}).items()
+    }
+    return propagate.extract(carrier)
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace id, span id) of the current span, for log lines; None outside a span."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
