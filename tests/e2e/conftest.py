@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .otlp_receiver import OtlpReceiver
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 PASSWORD = "e2e-superuser-password"
@@ -25,6 +27,7 @@ class System:
     env: dict[str, str]
     logs: Path
     media: Path
+    otlp: OtlpReceiver
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -74,6 +77,8 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     media, logs = base / "media", Path(stack["LOOKOUT_STORAGE_DIR"]).parent / "e2e-logs"
     media.mkdir()
     logs.mkdir(parents=True, exist_ok=True)
+    otlp = OtlpReceiver()
+    otlp.start()
     env = {
         **os.environ,
         **stack,
@@ -86,8 +91,11 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         "LOOKOUT_AGGREGATOR_PORT": str(PORTS["count-aggregator"]),
         "LOOKOUT_PUBLIC_URL": f"http://127.0.0.1:{PORTS['api']}",
         "LOOKOUT_SUPERUSER_PASSWORD": PASSWORD,
+        # Every service exports its spans to the receiver in this process, quickly.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
-    system = System(env=env, logs=logs, media=media)
+    system = System(env=env, logs=logs, media=media, otlp=otlp)
     try:
         for service in PORTS:
             system.start(service)
@@ -97,3 +105,4 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         for service in list(system.processes):
             system.stop(service)
+        otlp.stop()

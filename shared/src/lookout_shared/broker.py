@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from aio_pika.abc import (
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from lookout_shared import telemetry, topology
+from lookout_shared import metrics, telemetry, topology
 from lookout_shared.contracts import COMMANDS, EVENTS
 from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
 
@@ -127,6 +128,7 @@ class Broker:
                 headers=carried,
             )
             await target.publish(message, routing_key=routing_key, mandatory=True)
+            metrics.MESSAGES_PUBLISHED.labels(exchange).inc()
 
     async def publish_envelope(
         self, envelope: Envelope, headers: HeadersType | None = None
@@ -192,20 +194,36 @@ class Broker:
         self, message: AbstractIncomingMessage, queue: str, dead_letter_key: str, handler: Handler
     ) -> None:
         """Ack, dead-letter or requeue one delivery according to what the handler did."""
+        unacked = metrics.MESSAGES_UNACKED.labels(queue)
+        unacked.inc()
+        outcome = "requeue"
+        started = time.perf_counter()
+        try:
+            outcome = await self._settle(message, queue, dead_letter_key, handler)
+        finally:
+            unacked.dec()
+            metrics.MESSAGES_PROCESSED.labels(queue, outcome).inc()
+            metrics.MESSAGE_DURATION.labels(queue).observe(time.perf_counter() - started)
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, queue: str, dead_letter_key: str, handler: Handler
+    ) -> str:
         try:
             envelope = parse_message(message.body)
             await handler(envelope)
         except (InvalidMessage, PermanentFailure) as exc:
             await self.dead_letter(dead_letter_key, message, str(exc), source=queue)
             await message.ack()
+            return "dead_letter"
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("handler failed; requeueing", extra={"queue": queue})
             await asyncio.sleep(0.5)  # no hot loop while a dependency is down
             await message.nack(requeue=True)
-        else:
-            await message.ack()
+            return "requeue"
+        await message.ack()
+        return "ack"
 
     async def dead_letter(
         self, queue: str, message: AbstractIncomingMessage, reason: str, source: str | None = None

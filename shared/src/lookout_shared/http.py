@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lookout_shared.metrics import record_http
+
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[object]]
@@ -88,7 +90,9 @@ def _title(status: int) -> str:
 
 def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> None:
     """``/healthz`` (the process answers), ``/readyz`` (every dependency answers) and
-    ``/metrics`` (Prometheus). ``checks`` is called per request so it can read app state."""
+    ``/metrics`` (Prometheus), and request metrics for every route of ``app``.
+    ``checks`` is called per request so it can read app state."""
+    record_http(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
