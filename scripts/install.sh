@@ -3,7 +3,7 @@
 # uv, and the workspace's locked Python environment (.venv). Safe to run again.
 source "$(dirname "$0")/lib.sh"
 
-packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg)
+packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg $(command -v kubectl >/dev/null || echo kubernetes-client))
 # Debian's own python3 needs python3-venv for the uv bootstrap below.
 python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 missing=()
