@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +19,17 @@ from .otlp_receiver import OtlpReceiver
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 PASSWORD = "e2e-superuser-password"
-# Ports of their own, so a `make run` stack on 8000-8003 is never touched.
-PORTS = {"api": 18000, "notifier": 18001, "snapshot-worker": 18002, "count-aggregator": 18003}
+SERVICES = ("api", "notifier", "snapshot-worker", "count-aggregator")
+
+
+def free_port() -> int:
+    """A port nothing listens on now: a running `make run` or another stack is never hit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+PORTS = {service: free_port() for service in SERVICES}
 
 
 @dataclass
