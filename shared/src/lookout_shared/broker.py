@@ -8,6 +8,7 @@ the topology again and resumes every consumer by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +20,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
     HeadersType,
 )
@@ -38,6 +40,59 @@ REASON_HEADER = "x-lookout-reason"
 
 class PermanentFailure(Exception):
     """Raised by a handler for a message that must not be retried; it is dead-lettered."""
+
+
+class Consumer:
+    """A running consumer. :meth:`stop` drains it for a graceful shutdown: no new
+    deliveries, in-flight ones get a grace period to finish (and ack), the rest are
+    cancelled and handed back to the queue."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+        self.tag: str | None = None
+        self._in_flight: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def track(
+        self, deliver: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            if self._stopping:  # arrived after stop(): not ours to start
+                await message.nack(requeue=True)
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._in_flight[task] = message
+            try:
+                await deliver(message)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):  # the channel may be gone already
+                    await message.nack(requeue=True)
+                raise
+            finally:
+                self._in_flight.pop(task, None)
+
+        return on_message
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        if self.tag is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await self.queue.cancel(self.tag)
+            self.tag = None
+        pending = set(self._in_flight)
+        if pending:
+            log.info("draining %d in-flight messages (up to %.0fs)", len(pending), grace)
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        if pending:
+            log.warning("handing back %d unfinished messages", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=5)
 
 
 class Broker:
@@ -143,7 +198,7 @@ class Broker:
             headers=headers,
         )
 
-    async def consume(self, queue: str, handler: Handler, prefetch: int) -> None:
+    async def consume(self, queue: str, handler: Handler, prefetch: int) -> Consumer:
         """Consume the work queue ``queue`` on a channel of its own with the given prefetch.
 
         A valid message is acked after ``handler`` returns. An invalid one, or one whose
@@ -155,40 +210,42 @@ class Broker:
         # A passive declare (not get_queue(ensure=False)) registers the queue with the
         # robust channel, so its consumer is restored after a reconnect.
         work_queue = await channel.declare_queue(queue, passive=True)
-        await work_queue.consume(self._on_message(queue, queue, handler))
+        return await self._start(work_queue, queue, handler)
 
     async def consume_events(
         self, bindings: tuple[str, ...], handler: Handler, prefetch: int
-    ) -> str:
+    ) -> Consumer:
         """Consume a queue of this process's own (exclusive, auto-delete) bound to
-        ``lookout.events``; returns its name. Its dead letters go to ``notifier.events.dead``."""
+        ``lookout.events``. Its dead letters go to ``notifier.events.dead``."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await topology.declare_instance_queue(channel, bindings)
-        await queue.consume(self._on_message(queue.name, topology.NOTIFIER_EVENTS, handler))
-        return queue.name
+        return await self._start(queue, topology.NOTIFIER_EVENTS, handler)
 
-    def _on_message(
-        self, queue: str, dead_letter_key: str, handler: Handler
-    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    async def _start(
+        self, queue: AbstractQueue, dead_letter_key: str, handler: Handler
+    ) -> Consumer:
+        consumer = Consumer(queue)
+
         async def on_message(message: AbstractIncomingMessage) -> None:
             token = otel_context.attach(telemetry.extract(message.headers))
             try:
                 with _tracer.start_as_current_span(
-                    f"{queue} process",
+                    f"{queue.name} process",
                     kind=SpanKind.CONSUMER,
                     attributes={
                         "messaging.system": "rabbitmq",
                         "messaging.operation.type": "process",
-                        "messaging.destination.name": queue,
+                        "messaging.destination.name": queue.name,
                         "messaging.message.id": message.message_id or "",
                     },
                 ):
-                    await self._handle(message, queue, dead_letter_key, handler)
+                    await self._handle(message, queue.name, dead_letter_key, handler)
             finally:
                 otel_context.detach(token)
 
-        return on_message
+        consumer.tag = await queue.consume(consumer.track(on_message))
+        return consumer
 
     async def _handle(
         self, message: AbstractIncomingMessage, queue: str, dead_letter_key: str, handler: Handler

@@ -78,6 +78,9 @@ def test_probe_asks_for_the_first_video_stream_as_json() -> None:
     assert argv[0] == "ffprobe"
     assert option(argv, "-protocol_whitelist") == "http,https,tcp,tls,crypto"
     assert option(argv, "-select_streams") == "v:0"
-    assert option(argv, "-show_entries") == "stream=width,height,codec_name"
+    assert (
+        option(argv, "-show_entries")
+        == "stream=width,height,codec_name,avg_frame_rate,r_frame_rate"
+    )
     assert option(argv, "-of") == "json"
     assert argv[-2:] == ["-i", "https://cam/live.m3u8"]

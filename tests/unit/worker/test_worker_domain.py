@@ -62,7 +62,7 @@ def test_probe_results_set_status_and_version() -> None:
         "online", 640, 360, "h264",
     )  # fmt: skip
     assert online.version == 5 and online.updated_at == NOW
-    broken = online.probe_failed("404", NOW)
+    broken = online.failed("404", NOW)
     assert (broken.status, broken.last_error, broken.version) == ("error", "404", 6)
     assert broken.width == 640  # what we knew stays known
 
@@ -96,6 +96,8 @@ def test_settings_accept_networks_as_csv_or_json(monkeypatch: pytest.MonkeyPatch
     settings = WorkerSettings()
     assert settings.allowed_networks == []
     assert (settings.worker_prefetch, settings.worker_concurrency, settings.capture_attempts) == (
-        4, 2, 3,
+        10, 8, 3,
     )  # fmt: skip
+    assert (settings.probe_prefetch, settings.probe_concurrency) == (4, 2)
+    assert settings.snapshots_per_stream == 100
     assert settings.service_name == "snapshot-worker"

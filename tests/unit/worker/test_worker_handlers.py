@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_snapshot_worker.adapters.memory import (
+    InMemoryBreakerStore,
     InMemoryJobStore,
+    InMemoryReaper,
     InMemoryStorage,
     InMemoryStreamStore,
     Outbox,
     ScriptedMedia,
     StaticGuard,
 )
+from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerPolicy
 from lookout_snapshot_worker.domain.failures import MediaError, permanent, transient
 from lookout_snapshot_worker.domain.jobs import Job
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
@@ -44,7 +48,8 @@ def world(tmp_path: Path, *outcomes: bytes | ProbeResult | MediaError, attempts:
     media, storage = ScriptedMedia(*(outcomes or (JPEG,))), InMemoryStorage()
     deps = Deps(
         jobs=jobs, streams=streams, frames=media, prober=media,
-        guard=StaticGuard({"10.0.0.9"}), storage=storage, media_dir=str(tmp_path),
+        guard=StaticGuard({"10.0.0.9"}), storage=storage, breakers=InMemoryBreakerStore(),
+        reaper=InMemoryReaper(jobs, storage), media_dir=str(tmp_path),
         producer="snapshot-worker", attempts=attempts, backoff_seconds=0,
     )  # fmt: skip
     return World(deps, jobs, streams, media, storage, outbox, uuid.uuid4(), tmp_path)
@@ -193,7 +198,7 @@ def add_stream(w: World, enabled: bool = True) -> Stream:
 
 
 async def test_probe_records_size_codec_and_online(tmp_path: Path) -> None:
-    w = world(tmp_path, ProbeResult(1280, 720, "h264"))
+    w = world(tmp_path, ProbeResult(1280, 720, "h264", 29.97))
     stream = add_stream(w)
     await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
     now = w.streams.streams[stream.id]
@@ -204,7 +209,7 @@ async def test_probe_records_size_codec_and_online(tmp_path: Path) -> None:
     assert (event.type, event.entity_id, event.entity_version) == ("stream.updated", stream.id, 2)
     assert event.data == {
         "name": "front door", "kind": "rtsp", "status": "online", "enabled": True,
-        "tags": ["outdoor"], "width": 1280, "height": 720, "codec": "h264",
+        "tags": ["outdoor"], "width": 1280, "height": 720, "codec": "h264", "fps": 29.97,
     }  # fmt: skip
 
 
@@ -240,3 +245,79 @@ async def test_a_stream_deleted_during_the_probe_is_left_alone(tmp_path: Path) -
     deps = replace(w.deps, prober=prober)
     await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, deps)
     assert w.outbox.events == []
+
+
+async def test_succeeded_carries_the_snapshot_and_duration(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    ticks = iter(range(100))
+    w.deps = replace(w.deps, clock=lambda: datetime(2025, 1, 1, tzinfo=UTC) + timedelta(
+        milliseconds=250 * next(ticks)))  # fmt: skip
+    command = add_job(w)
+    await capture_snapshot(command, w.tenant, w.deps)
+    succeeded = w.outbox.events[-1]
+    snapshot = w.jobs.snapshots[command.job_id]
+    assert succeeded.type == "snapshot_job.succeeded"
+    assert succeeded.data["snapshot_id"] == str(snapshot.id)
+    assert (succeeded.data["bytes"], succeeded.data["width"], succeeded.data["height"]) == (
+        len(JPEG), 4, 2,
+    )  # fmt: skip
+    assert succeeded.data["duration_ms"] > 0
+
+
+async def test_retention_keeps_the_newest_and_deletes_unshared_files(tmp_path: Path) -> None:
+    other = JPEG + b"\x01"
+    w = world(tmp_path, JPEG, other, other)
+    w.deps = replace(w.deps, keep_snapshots=1)
+    first = add_job(w)
+    await capture_snapshot(first, w.tenant, w.deps)
+    second = add_job(w)
+    second = CaptureSnapshot(job_id=second.job_id, stream_id=first.stream_id)
+    w.jobs.jobs[second.job_id] = replace(w.jobs.jobs[second.job_id], stream_id=first.stream_id)
+    w.outbox.events.clear()
+    await capture_snapshot(second, w.tenant, w.deps)
+
+    assert list(w.jobs.snapshots) == [second.job_id]
+    kept = w.jobs.snapshots[second.job_id]
+    assert list(w.storage.objects.values()) == [other]  # the pruned one's file went
+    deleted = [e for e in w.outbox.events if e.type == "snapshot.deleted"]
+    assert len(deleted) == 1 and deleted[0].entity_id != kept.id
+    assert deleted[0].entity_version == 2
+
+
+async def test_the_breaker_opens_fails_fast_and_marks_the_stream(tmp_path: Path) -> None:
+    w = world(tmp_path, permanent("Server returned 404 Not Found"), attempts=1)
+    w.deps = replace(w.deps, breaker=BreakerPolicy(threshold=2))
+    stream = add_stream(w)
+    for _ in range(2):
+        command = add_job(w, stream.url)
+        w.jobs.jobs[command.job_id] = replace(w.jobs.jobs[command.job_id], stream_id=stream.id)
+        with pytest.raises(PermanentFailure, match="404"):
+            await capture_snapshot(
+                CaptureSnapshot(job_id=command.job_id, stream_id=stream.id), w.tenant, w.deps
+            )
+    assert len(w.media.calls) == 2
+    marked = w.streams.streams[stream.id]
+    assert marked.status == "error" and "circuit open" in (marked.last_error or "")
+    assert w.outbox.types()[-1] == "stream.updated"
+
+    # Open: the next command fails at once, without ffmpeg.
+    command = add_job(w, stream.url)
+    w.jobs.jobs[command.job_id] = replace(w.jobs.jobs[command.job_id], stream_id=stream.id)
+    with pytest.raises(PermanentFailure, match="circuit open"):
+        await capture_snapshot(
+            CaptureSnapshot(job_id=command.job_id, stream_id=stream.id), w.tenant, w.deps
+        )
+    assert len(w.media.calls) == 2
+    assert w.jobs.jobs[command.job_id].status == "failed"
+
+    # After the delay, a real attempt; its success closes the breaker.
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    w.media.outcomes = [JPEG]
+    w.deps = replace(w.deps, clock=lambda: later)
+    command = add_job(w, stream.url)
+    w.jobs.jobs[command.job_id] = replace(w.jobs.jobs[command.job_id], stream_id=stream.id)
+    await capture_snapshot(
+        CaptureSnapshot(job_id=command.job_id, stream_id=stream.id), w.tenant, w.deps
+    )
+    assert w.jobs.jobs[command.job_id].status == "succeeded"
+    assert await w.deps.breakers.load(stream.id) == CLOSED

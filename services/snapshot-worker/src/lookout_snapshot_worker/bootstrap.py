@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
@@ -14,14 +15,28 @@ from lookout_shared.broker import Broker
 from lookout_shared.db import create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.outbox import OutboxRelay
-from lookout_shared.storage import LocalStorage, SnapshotStorage
 
 from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
+from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.guard import AddressGuard
-from lookout_snapshot_worker.adapters.postgres import PostgresJobStore, PostgresStreamStore
+from lookout_snapshot_worker.adapters.postgres import (
+    PostgresBreakerStore,
+    PostgresJobStore,
+    PostgresStreamStore,
+)
+from lookout_snapshot_worker.adapters.reaper import PostgresReaper
+from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
 from lookout_snapshot_worker.handlers import Deps
-from lookout_snapshot_worker.ports import FrameSource, JobStore, Prober, StreamStore, UrlGuard
+from lookout_snapshot_worker.ports import (
+    BreakerStore,
+    FileStore,
+    FrameSource,
+    JobStore,
+    Prober,
+    StreamStore,
+    UrlGuard,
+)
 from lookout_snapshot_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +51,8 @@ class Overrides:
     frames: FrameSource | None = None
     prober: Prober | None = None
     guard: UrlGuard | None = None
-    storage: SnapshotStorage | None = None
+    storage: FileStore | None = None
+    breakers: BreakerStore | None = None
 
 
 def build_deps(
@@ -48,20 +64,30 @@ def build_deps(
         ffprobe=settings.ffprobe_path,
         timeout=settings.ffmpeg_timeout_seconds,
         max_width=settings.snapshot_max_width,
-        # Shared by capture and probe: the bound is on processes, whatever they do.
-        slots=asyncio.Semaphore(settings.worker_concurrency),
+        # Bulkheads: captures and probes never wait for each other's processes.
+        capture_slots=asyncio.Semaphore(settings.worker_concurrency),
+        probe_slots=asyncio.Semaphore(settings.probe_concurrency),
     )
+    storage = o.storage or LocalFiles(settings.storage_dir)
     return Deps(
-        jobs=o.jobs or PostgresJobStore(pool),
+        jobs=o.jobs or PostgresJobStore(pool, storage, settings.service_name),
         streams=o.streams or PostgresStreamStore(pool),
         frames=o.frames or media,
         prober=o.prober or media,
         guard=o.guard or AddressGuard(settings.allowed_networks),
-        storage=o.storage or LocalStorage(settings.storage_dir),
+        storage=storage,
+        breakers=o.breakers or PostgresBreakerStore(pool),
+        reaper=PostgresReaper(pool, storage),
         media_dir=settings.media_dir,
         producer=settings.service_name,
         attempts=settings.capture_attempts,
         backoff_seconds=settings.capture_backoff_seconds,
+        keep_snapshots=settings.snapshots_per_stream,
+        breaker=BreakerPolicy(
+            threshold=settings.breaker_threshold,
+            base_delay=timedelta(seconds=settings.breaker_base_delay_seconds),
+            max_delay=timedelta(seconds=settings.breaker_max_delay_seconds),
+        ),
     )
 
 
@@ -74,24 +100,29 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
         pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
         consumer: CommandConsumer | None = None
-        relay_task: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await broker.connect_with_retry()
             app.state.pool, app.state.broker = pool, broker
-            relay_task = asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
-            consumer = CommandConsumer(build_deps(settings, pool, overrides))
-            await consumer.start(broker, settings.worker_prefetch)
+            deps = build_deps(settings, pool, overrides)
+            background.append(
+                asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
+            )
+            background.append(asyncio.create_task(_sweep_forever(settings, pool), name="sweep"))
+            consumer = CommandConsumer(deps)
+            app.state.consumer = consumer
+            await consumer.start(broker, settings.worker_prefetch, settings.probe_prefetch)
             log.info("snapshot worker consuming")
             yield
         finally:
-            if relay_task is not None:
-                relay_task.cancel()
-                await asyncio.gather(relay_task, return_exceptions=True)
-            # Closing the broker first stops deliveries; unacked commands go back to the
-            # queue. Then in-flight captures are cancelled, killing their ffmpeg.
-            await broker.close()
+            # SIGTERM: stop taking commands, let in-flight ones finish (and ack over the
+            # still-open channels) within the grace period, hand back the rest.
             if consumer is not None:
-                await consumer.cancel_in_flight()
+                await consumer.stop(settings.shutdown_grace_seconds)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await broker.close()
             await pool.close()
 
     app = FastAPI(title="lookout snapshot worker", lifespan=lifespan)
@@ -102,6 +133,18 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
 
     add_ops_routes(app, checks)
     return app
+
+
+async def _sweep_forever(settings: WorkerSettings, pool: asyncpg.Pool) -> None:
+    """Every interval, delete snapshot files whose rows are gone (see adapters/reaper.py)."""
+    reaper = PostgresReaper(pool, LocalFiles(settings.storage_dir))
+    grace = timedelta(seconds=settings.orphan_grace_seconds)
+    while True:
+        await asyncio.sleep(settings.orphan_sweep_interval_seconds)
+        try:
+            await reaper.sweep(grace)
+        except Exception:
+            log.exception("orphan sweep failed; trying again next interval")
 
 
 async def _ping_postgres(app: FastAPI) -> None:

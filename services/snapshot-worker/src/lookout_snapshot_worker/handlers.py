@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,16 +19,19 @@ from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from lookout_snapshot_worker.domain.breaker import BreakerPolicy, BreakerState
 from lookout_snapshot_worker.domain.events import job_event, snapshot_created, stream_updated
 from lookout_snapshot_worker.domain.failures import MediaError, permanent
 from lookout_snapshot_worker.domain.jobs import Snapshot
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
-from lookout_snapshot_worker.domain.streams import ProbeResult
+from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
 from lookout_snapshot_worker.ports import (
+    BreakerStore,
+    FileStore,
     FrameSource,
     JobStore,
     Prober,
-    SnapshotStorage,
+    Reaper,
     StreamStore,
     UrlGuard,
 )
@@ -52,11 +55,15 @@ class Deps:
     frames: FrameSource
     prober: Prober
     guard: UrlGuard
-    storage: SnapshotStorage
+    storage: FileStore
+    breakers: BreakerStore
+    reaper: Reaper
     media_dir: str | None
     producer: str
     attempts: int = 3
     backoff_seconds: float = 0.5
+    keep_snapshots: int = 100
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     clock: Callable[[], datetime] = _utcnow
 
 
@@ -74,6 +81,15 @@ async def capture_snapshot(
     if job.finished:
         log.info("job %s is already %s; redelivery ignored", job.id, job.status)
         return
+
+    breaker = await deps.breakers.load(job.stream_id)
+    if breaker.is_open(deps.clock()):
+        # Fail fast: no ffmpeg slot for a source that keeps failing.
+        failed = job.fail(breaker.refusal(), deps.clock())
+        if not await deps.jobs.save(failed, job.version, [job_event(failed, deps.producer)]):
+            await _settle(deps.jobs, job.id)
+            return
+        raise PermanentFailure(failed.error or "circuit open")
 
     running = job.start(deps.clock())
     if not await deps.jobs.save(running, job.version, [job_event(running, deps.producer)]):
@@ -93,8 +109,10 @@ async def capture_snapshot(
             await _settle(deps.jobs, job.id)
             return
         log.warning("capture of job %s failed: %s", job.id, exc.reason)
+        await _count_failure(deps, job.stream_id, exc.reason)
         raise PermanentFailure(exc.reason) from None
 
+    # Written (temp file + rename) before the row that references it commits.
     stored = await deps.storage.put(data, "image/jpeg")
     width, height = jpeg_dimensions(data) or (None, None)
     snapshot = Snapshot(
@@ -103,11 +121,17 @@ async def capture_snapshot(
         sha256=stored.sha256, width=width, height=height,
     )  # fmt: skip
     done = running.succeed(snapshot.id, deps.clock(), extra_attempts=tries.extra)
-    events = [snapshot_created(snapshot, deps.producer), job_event(done, deps.producer)]
-    if not await deps.jobs.save_with_snapshot(done, running.version, snapshot, events):
+    events = [snapshot_created(snapshot, deps.producer), job_event(done, deps.producer, snapshot)]
+    pruned = await deps.jobs.save_with_snapshot(
+        done, running.version, snapshot, events, deps.keep_snapshots
+    )
+    if pruned is None:
         await _settle(deps.jobs, job.id)
         return
     log.info("job %s captured snapshot %s", job.id, snapshot.id)
+    await _close_breaker(deps, job.stream_id, breaker)
+    if pruned:
+        await _release_files(deps, [p.storage_key for p in pruned])
 
 
 async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: Deps) -> None:
@@ -116,6 +140,12 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
         log.info("stream %s is gone; nothing to probe", command.stream_id)
         return
     _check_scope(stream.tenant_id, tenant_id, "stream")
+    breaker = await deps.breakers.load(stream.id)
+    if breaker.is_open(deps.clock()):
+        if stream.status in ("error", "disabled"):
+            return  # already says so; fail fast without a write
+        await _save_stream(deps, stream, stream.failed(breaker.refusal(), deps.clock()))
+        return
 
     async def probe_once() -> ProbeResult:
         url = _parse(stream.url, deps.media_dir)
@@ -124,15 +154,51 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
 
     try:
         result = await _with_retries(probe_once, deps, _Tries())
-        updated = stream.probed(result, deps.clock())
     except MediaError as exc:
         log.warning("probe of stream %s failed: %s", stream.id, exc.reason)
-        updated = stream.probe_failed(exc.reason, deps.clock())
+        await _save_stream(deps, stream, stream.failed(exc.reason, deps.clock()))
+        await _count_failure(deps, stream.id, exc.reason)
+        return
+    await _save_stream(deps, stream, stream.probed(result, deps.clock()))
+    await _close_breaker(deps, stream.id, breaker)
+
+
+async def _save_stream(deps: Deps, stream: Stream, updated: Stream) -> None:
     event = stream_updated(updated, deps.producer)
     if not await deps.streams.save(updated, stream.version, [event]):
         if await deps.streams.load(stream.id) is None:
             return  # deleted while we probed
         raise StaleState(f"stream {stream.id} changed during the probe")
+
+
+async def _count_failure(deps: Deps, stream_id: uuid.UUID, reason: str) -> None:
+    """One more consecutive failure; when it opens the breaker, the stream says ``error``."""
+    now = deps.clock()
+    before, after = await deps.breakers.update(
+        stream_id, lambda state: state.after_failure(reason, now, deps.breaker)
+    )
+    if not after.opened_by(before):
+        return
+    log.warning("circuit opened for stream %s until %s", stream_id, after.open_until)
+    stream = await deps.streams.load(stream_id)
+    if stream is None or stream.status == "disabled":
+        return
+    updated = stream.failed(after.refusal(), now)
+    # A concurrent change wins; the breaker itself is already recorded.
+    await deps.streams.save(updated, stream.version, [stream_updated(updated, deps.producer)])
+
+
+async def _close_breaker(deps: Deps, stream_id: uuid.UUID, breaker: BreakerState) -> None:
+    if breaker.failures or breaker.trips:  # healthy streams cost no extra query
+        await deps.breakers.close(stream_id)
+
+
+async def _release_files(deps: Deps, keys: list[str]) -> None:
+    # The rows are gone and committed; a file left behind here is the sweep's to remove.
+    try:
+        await deps.reaper.release(keys)
+    except Exception:
+        log.exception("could not delete pruned snapshot files; the orphan sweep will")
 
 
 def _check_scope(owner: uuid.UUID, claimed: uuid.UUID | None, what: str) -> None:

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from lookout_shared.envelope import Envelope
 from lookout_shared.storage import SnapshotStorage
 from lookout_shared.stream_urls import StreamUrl
 
+from lookout_snapshot_worker.domain.breaker import BreakerState
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
 
 __all__ = [
+    "BreakerStore",
+    "FileStore",
     "Frame",
     "FrameSource",
     "JobStore",
     "LoadedJob",
     "Prober",
+    "Pruned",
+    "Reaper",
     "SnapshotStorage",
     "StreamStore",
     "UrlGuard",
@@ -30,6 +36,14 @@ __all__ = [
 class LoadedJob:
     job: Job
     stream_url: str
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """A snapshot row retention deleted; its file goes once no row references the key."""
+
+    snapshot_id: uuid.UUID
+    storage_key: str
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,47 @@ class JobStore(Protocol):
         ...
 
     async def save_with_snapshot(
-        self, job: Job, expected_version: int, snapshot: Snapshot, events: Sequence[Envelope]
-    ) -> bool:
-        """Like :meth:`save`, also inserting ``snapshot`` (one per job) in the same transaction."""
+        self,
+        job: Job,
+        expected_version: int,
+        snapshot: Snapshot,
+        events: Sequence[Envelope],
+        keep: int,
+    ) -> tuple[Pruned, ...] | None:
+        """Like :meth:`save`, also inserting ``snapshot`` (one per job) and enforcing
+        retention in the same transaction: only the stream's newest ``keep`` snapshots stay,
+        each deleted one with its snapshot.deleted event. Returns what was pruned, or None
+        when nothing was written."""
+        ...
+
+
+class BreakerStore(Protocol):
+    async def load(self, stream_id: uuid.UUID) -> BreakerState: ...
+
+    async def update(
+        self, stream_id: uuid.UUID, change: Callable[[BreakerState], BreakerState]
+    ) -> tuple[BreakerState, BreakerState]:
+        """Apply ``change`` atomically (one worker at a time per stream); (before, after)."""
+        ...
+
+    async def close(self, stream_id: uuid.UUID) -> None: ...
+
+
+class FileStore(SnapshotStorage, Protocol):
+    """Snapshot storage that can also list and delete (for retention and the orphan sweep)."""
+
+    def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def listing(self) -> list[tuple[str, datetime]]:
+        """(key, modified) of every stored file, temporary ones included."""
+        ...
+
+
+class Reaper(Protocol):
+    async def release(self, keys: Sequence[str]) -> int:
+        """Delete the files of ``keys`` no snapshot row references any more; how many."""
         ...
 
 

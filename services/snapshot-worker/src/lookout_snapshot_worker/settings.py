@@ -1,4 +1,12 @@
-"""Snapshot-worker settings (``LOOKOUT_*`` environment variables)."""
+"""Snapshot-worker settings (``LOOKOUT_*`` environment variables).
+
+Prefetch and concurrency defaults (README, "Snapshot worker: prefetch and concurrency"):
+a capture is a long task (hundreds of milliseconds to seconds, mostly waiting on the
+network), so each worker takes only a little more than it can run at once. A larger prefetch
+would hoard commands on one worker while another sits idle (Celery's advice for long tasks:
+a prefetch multiplier of 1); a prefetch of 1 with one slot leaves the process idle for every
+network round trip. Captures and probes have separate slots (bulkheads).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +23,15 @@ Network = IPv4Network | IPv6Network
 
 class WorkerSettings(ServiceSettings):
     service_name: str = "snapshot-worker"
-    # Unacked commands per consumer; a few ahead of the ffmpeg bound keeps it busy.
-    worker_prefetch: int = Field(default=4, ge=1)
-    # At most this many ffmpeg/ffprobe processes at once, whatever the prefetch.
-    worker_concurrency: int = Field(default=2, ge=1)
+    # At most this many ffmpeg captures at once per process. Captures mostly wait on I/O,
+    # so this can exceed the core count; ffmpeg's memory (~30-60 MB each) is the real bound.
+    worker_concurrency: int = Field(default=8, ge=1)
+    # Unacked capture commands per process: the slots plus a couple being loaded/committed
+    # while ffmpeg runs, so no slot waits for a round trip to RabbitMQ or Postgres.
+    worker_prefetch: int = Field(default=10, ge=1)
+    # Probes have slots (and a prefetch) of their own: a flood of probes never starves captures.
+    probe_concurrency: int = Field(default=2, ge=1)
+    probe_prefetch: int = Field(default=4, ge=1)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     ffmpeg_timeout_seconds: float = Field(default=20.0, gt=0)
@@ -26,6 +39,19 @@ class WorkerSettings(ServiceSettings):
     capture_attempts: int = Field(default=3, ge=1)
     # Base of the exponential, jittered backoff between attempts.
     capture_backoff_seconds: float = Field(default=0.5, ge=0)
+    # Retention: only the newest N snapshots of each stream are kept.
+    snapshots_per_stream: int = Field(default=100, ge=1)
+    # Files older than this with no row are deleted by the orphan sweep (which spares
+    # younger ones: their row may not be committed yet).
+    orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    orphan_grace_seconds: float = Field(default=600.0, ge=0)
+    # Circuit breaker: after N consecutive failures a stream fails fast for a delay that
+    # doubles each time it opens again, up to the maximum.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_base_delay_seconds: float = Field(default=30.0, gt=0)
+    breaker_max_delay_seconds: float = Field(default=3600.0, gt=0)
+    # On SIGTERM: stop taking commands, give in-flight ones this long, then hand them back.
+    shutdown_grace_seconds: float = Field(default=15.0, ge=0)
     # Private or loopback networks that may still be reached (e.g. a camera LAN).
     # Accepts a JSON list or a comma-separated string of CIDRs.
     allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)

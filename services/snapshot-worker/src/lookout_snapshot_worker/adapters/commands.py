@@ -52,6 +52,10 @@ def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
     args += ["-rw_timeout", micros]
     if url.kind in ("rtsp", "http", "hls"):
         args += ["-timeout", micros]
+    if url.kind in ("http", "hls"):
+        # The guard checked the URL's host; a redirect could lead anywhere (the metadata
+        # service), so ffmpeg must not follow one. Camera URLs are expected to be final.
+        args += ["-max_redirects", "0"]
     if url.kind == "rtsp":
         args += ["-rtsp_flags", "prefer_tcp"]
     return args
@@ -62,6 +66,9 @@ def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: 
     return [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
         *input_options(url, io_timeout),
+        # One decoding thread: frame threading would decode several frames before the
+        # first comes out, and the worker runs many captures side by side anyway.
+        "-threads", "1",
         "-i", url.url,
         "-map", "0:v:0", "-an", "-sn", "-dn",
         "-frames:v", "1",
@@ -73,12 +80,12 @@ def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: 
 
 
 def probe_command(ffprobe: str, url: StreamUrl, *, io_timeout: float) -> list[str]:
-    """Width, height and codec of the first video stream, as JSON on stdout."""
+    """Width, height, codec and frame rates of the first video stream, as JSON on stdout."""
     return [
         ffprobe, "-hide_banner", "-loglevel", "error",
         *input_options(url, io_timeout),
         "-select_streams", "v:0",
-        "-show_entries", "stream=width,height,codec_name",
+        "-show_entries", "stream=width,height,codec_name,avg_frame_rate,r_frame_rate",
         "-of", "json",
         "-i", url.url,
     ]  # fmt: skip

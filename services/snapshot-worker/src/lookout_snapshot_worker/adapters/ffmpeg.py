@@ -12,12 +12,13 @@ from lookout_snapshot_worker.adapters.commands import capture_command, probe_com
 from lookout_snapshot_worker.adapters.process import Completed, ProcessTimeout, run_bounded
 from lookout_snapshot_worker.domain.failures import classify_stderr, permanent, transient
 from lookout_snapshot_worker.domain.jpeg import is_jpeg
-from lookout_snapshot_worker.domain.streams import ProbeResult
+from lookout_snapshot_worker.domain.streams import ProbeResult, parse_rate
 from lookout_snapshot_worker.ports import Frame
 
 
 class FfmpegMedia:
-    """Captures and probes with at most ``slots`` ffmpeg/ffprobe processes at once."""
+    """Captures and probes, each kind with its own bound on processes at once (bulkheads):
+    a flood of probes waits for probe slots and never delays a capture."""
 
     def __init__(
         self,
@@ -26,34 +27,41 @@ class FfmpegMedia:
         ffprobe: str,
         timeout: float,
         max_width: int,
-        slots: asyncio.Semaphore,
+        capture_slots: asyncio.Semaphore,
+        probe_slots: asyncio.Semaphore,
     ) -> None:
         self._ffmpeg = ffmpeg
         self._ffprobe = ffprobe
         self._timeout = timeout
         self._max_width = max_width
-        self._slots = slots
+        self._capture_slots = capture_slots
+        self._probe_slots = probe_slots
 
     async def capture(self, url: StreamUrl) -> Frame:
         argv = capture_command(
             self._ffmpeg, url, max_width=self._max_width, io_timeout=self._timeout
         )
-        done = await self._run(argv, url)
+        done = await self._run(argv, url, self._capture_slots)
         if not is_jpeg(done.stdout):
             raise permanent("ffmpeg produced no frame (no decodable video?)")
         return Frame(done.stdout)
 
     async def probe(self, url: StreamUrl) -> ProbeResult:
-        done = await self._run(probe_command(self._ffprobe, url, io_timeout=self._timeout), url)
+        argv = probe_command(self._ffprobe, url, io_timeout=self._timeout)
+        done = await self._run(argv, url, self._probe_slots)
         try:
             streams: list[dict[str, Any]] = json.loads(done.stdout).get("streams") or []
             first = streams[0]
-            return ProbeResult(int(first["width"]), int(first["height"]), str(first["codec_name"]))
+            # The average rate is what a viewer sees; live sources often leave it 0/0.
+            fps = parse_rate(first.get("avg_frame_rate")) or parse_rate(first.get("r_frame_rate"))
+            return ProbeResult(
+                int(first["width"]), int(first["height"]), str(first["codec_name"]), fps
+            )
         except (ValueError, IndexError, KeyError, TypeError, AttributeError):
             raise permanent("no video stream found") from None
 
-    async def _run(self, argv: list[str], url: StreamUrl) -> Completed:
-        async with self._slots:
+    async def _run(self, argv: list[str], url: StreamUrl, slots: asyncio.Semaphore) -> Completed:
+        async with slots:
             try:
                 done = await run_bounded(argv, self._timeout)
             except ProcessTimeout as exc:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lookout_shared.envelope import Envelope
 from lookout_shared.storage import EXTENSIONS, StoredObject
 from lookout_shared.stream_urls import StreamUrl
 
+from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerState
+from lookout_snapshot_worker.domain.events import snapshot_deleted
 from lookout_snapshot_worker.domain.failures import MediaError
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
-from lookout_snapshot_worker.ports import Frame, LoadedJob
+from lookout_snapshot_worker.ports import Frame, LoadedJob, Pruned
 
 
 @dataclass
@@ -51,14 +54,27 @@ class InMemoryJobStore:
         return True
 
     async def save_with_snapshot(
-        self, job: Job, expected_version: int, snapshot: Snapshot, events: Sequence[Envelope]
-    ) -> bool:
+        self,
+        job: Job,
+        expected_version: int,
+        snapshot: Snapshot,
+        events: Sequence[Envelope],
+        keep: int,
+    ) -> tuple[Pruned, ...] | None:
         if not self._may_write(job.id, expected_version) or snapshot.job_id in self.snapshots:
-            return False
+            return None
         self.jobs[job.id] = job
-        self.snapshots[snapshot.job_id] = snapshot
+        self.snapshots[snapshot.job_id] = snapshot  # dicts keep insertion order: oldest first
+        of_stream = [s for s in self.snapshots.values() if s.stream_id == snapshot.stream_id]
+        pruned = of_stream[: max(len(of_stream) - keep, 0)]
+        for old in pruned:
+            del self.snapshots[old.job_id]
         self.outbox.events.extend(events)
-        return True
+        self.outbox.events.extend(
+            snapshot_deleted(old.id, old.tenant_id, old.stream_id, "snapshot-worker")
+            for old in pruned
+        )
+        return tuple(Pruned(old.id, old.storage_key) for old in pruned)
 
     def _may_write(self, job_id: uuid.UUID, expected_version: int) -> bool:
         current = self.jobs.get(job_id)
@@ -118,9 +134,50 @@ class StaticGuard:
             raise MediaError(f"refused to connect to {url.host}", transient=False)
 
 
+class InMemoryBreakerStore:
+    def __init__(self) -> None:
+        self.states: dict[uuid.UUID, BreakerState] = {}
+
+    async def load(self, stream_id: uuid.UUID) -> BreakerState:
+        return self.states.get(stream_id, CLOSED)
+
+    async def update(
+        self, stream_id: uuid.UUID, change: Callable[[BreakerState], BreakerState]
+    ) -> tuple[BreakerState, BreakerState]:
+        before = self.states.get(stream_id, CLOSED)
+        self.states[stream_id] = after = change(before)
+        return before, after
+
+    async def close(self, stream_id: uuid.UUID) -> None:
+        self.states.pop(stream_id, None)
+
+
+class InMemoryReaper:
+    """Deletes a released file unless a snapshot in ``jobs`` still references its key."""
+
+    def __init__(self, jobs: InMemoryJobStore, storage: InMemoryStorage) -> None:
+        self.jobs, self.storage = jobs, storage
+
+    async def release(self, keys: Sequence[str]) -> int:
+        referenced = {s.storage_key for s in self.jobs.snapshots.values()}
+        gone = [key for key in dict.fromkeys(keys) if key not in referenced]
+        for key in gone:
+            await self.storage.delete(key)
+        return len(gone)
+
+
 class InMemoryStorage:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    async def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    async def listing(self) -> list[tuple[str, datetime]]:
+        return [(key, datetime.now(UTC)) for key in self.objects]
 
     async def put(self, data: bytes, content_type: str) -> StoredObject:
         digest = hashlib.sha256(data).hexdigest()

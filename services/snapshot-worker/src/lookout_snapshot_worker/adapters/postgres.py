@@ -7,16 +7,19 @@ on a stale read changes nothing and the caller decides what that means.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
 from lookout_shared.outbox import enqueue
 
+from lookout_snapshot_worker.adapters.reaper import KEY_LOCK
+from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerState
+from lookout_snapshot_worker.domain.events import snapshot_deleted
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
 from lookout_snapshot_worker.domain.streams import Stream
-from lookout_snapshot_worker.ports import LoadedJob
+from lookout_snapshot_worker.ports import FileStore, LoadedJob, Pruned
 
 _UPDATE_JOB = """
 UPDATE snapshot_jobs
@@ -26,9 +29,31 @@ UPDATE snapshot_jobs
 """
 
 
+# Serialises snapshot inserts of one stream, so retention counts a settled set of rows.
+_STREAM_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('snapshots-of:' || $1::uuid::text, 0))"
+)
+
+# The one place retention is enforced: everything but the stream's newest ``keep`` rows.
+_PRUNE = """
+DELETE FROM snapshots
+ WHERE id IN (SELECT id FROM snapshots WHERE stream_id = $1
+               ORDER BY created_at DESC, id DESC OFFSET $2)
+   AND id <> $3
+RETURNING id, tenant_id, storage_key
+"""
+
+
+class FileVanished(Exception):
+    """The file was deleted (its last row pruned) between the write and the insert; the
+    command is requeued and the capture runs again."""
+
+
 class PostgresJobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, files: FileStore, producer: str) -> None:
         self._pool = pool
+        self._files = files
+        self._producer = producer
 
     async def load(self, job_id: uuid.UUID) -> LoadedJob | None:
         row = await self._pool.fetchrow(
@@ -56,16 +81,29 @@ class PostgresJobStore:
         return True
 
     async def save_with_snapshot(
-        self, job: Job, expected_version: int, snapshot: Snapshot, events: Sequence[Envelope]
-    ) -> bool:
+        self,
+        job: Job,
+        expected_version: int,
+        snapshot: Snapshot,
+        events: Sequence[Envelope],
+        keep: int,
+    ) -> tuple[Pruned, ...] | None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 if not await _update_job(conn, job, expected_version):
-                    return False
+                    return None
+                await conn.execute(_STREAM_LOCK, snapshot.stream_id)
+                # A reaper holding this lock may have just deleted the file (shared key).
+                await conn.execute(KEY_LOCK, snapshot.storage_key)
+                if not self._files.exists(snapshot.storage_key):
+                    raise FileVanished(snapshot.storage_key)
+                # clock_timestamp(), not now(): taken after the lock, so the newest row is
+                # the last one committed, whichever transaction began first.
                 inserted = await conn.fetchval(
                     """INSERT INTO snapshots (id, tenant_id, stream_id, job_id, storage_key,
-                                              content_type, size_bytes, sha256, width, height)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                              content_type, size_bytes, sha256, width, height,
+                                              created_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
                        ON CONFLICT (job_id) DO NOTHING RETURNING id""",
                     snapshot.id, snapshot.tenant_id, snapshot.stream_id, snapshot.job_id,
                     snapshot.storage_key, snapshot.content_type, snapshot.size_bytes,
@@ -74,10 +112,15 @@ class PostgresJobStore:
                 if inserted is None:
                     # The job already has its snapshot: undo the update, finish nothing twice.
                     raise _AlreadyHasSnapshot
-                await enqueue(conn, *events)
+                rows = await conn.fetch(_PRUNE, snapshot.stream_id, keep, snapshot.id)
+                deleted = [
+                    snapshot_deleted(r["id"], r["tenant_id"], snapshot.stream_id, self._producer)
+                    for r in rows
+                ]
+                await enqueue(conn, *events, *deleted)
         except _AlreadyHasSnapshot:
-            return False
-        return True
+            return None
+        return tuple(Pruned(r["id"], r["storage_key"]) for r in rows)
 
 
 class _AlreadyHasSnapshot(Exception):
@@ -99,7 +142,7 @@ class PostgresStreamStore:
     async def load(self, stream_id: uuid.UUID) -> Stream | None:
         row = await self._pool.fetchrow(
             """SELECT id, tenant_id, name, url, kind, status, enabled, version, tags, width,
-                      height, codec, last_error, updated_at
+                      height, codec, fps, last_error, updated_at
                  FROM streams WHERE id = $1""",
             stream_id,
         )
@@ -112,12 +155,57 @@ class PostgresStreamStore:
             status: str = await conn.execute(
                 """UPDATE streams
                       SET width = $3, height = $4, codec = $5, status = $6, last_error = $7,
-                          version = $8, updated_at = $9
+                          version = $8, updated_at = $9, fps = $10
                     WHERE id = $1 AND version = $2""",
                 stream.id, expected_version, stream.width, stream.height, stream.codec,
-                stream.status, stream.last_error, stream.version, stream.updated_at,
+                stream.status, stream.last_error, stream.version, stream.updated_at, stream.fps,
             )  # fmt: skip
             if status != "UPDATE 1":
                 return False
             await enqueue(conn, *events)
         return True
+
+
+class PostgresBreakerStore:
+    """Circuit-breaker state per stream (see domain/breaker.py), in ``stream_breakers``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, stream_id: uuid.UUID) -> BreakerState:
+        row = await self._pool.fetchrow(
+            "SELECT failures, trips, open_until, last_error FROM stream_breakers"
+            " WHERE stream_id = $1",
+            stream_id,
+        )
+        return CLOSED if row is None else BreakerState(**dict(row))
+
+    async def update(
+        self, stream_id: uuid.UUID, change: Callable[[BreakerState], BreakerState]
+    ) -> tuple[BreakerState, BreakerState]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Create the row if needed, then lock it: concurrent failures count one by one.
+            await conn.execute(
+                """INSERT INTO stream_breakers (stream_id) SELECT id FROM streams WHERE id = $1
+                   ON CONFLICT (stream_id) DO NOTHING""",
+                stream_id,
+            )
+            row = await conn.fetchrow(
+                "SELECT failures, trips, open_until, last_error FROM stream_breakers"
+                " WHERE stream_id = $1 FOR UPDATE",
+                stream_id,
+            )
+            if row is None:  # the stream is gone
+                return CLOSED, CLOSED
+            before = BreakerState(**dict(row))
+            after = change(before)
+            await conn.execute(
+                """UPDATE stream_breakers SET failures = $2, trips = $3, open_until = $4,
+                          last_error = $5, updated_at = now()
+                    WHERE stream_id = $1""",
+                stream_id, after.failures, after.trips, after.open_until, after.last_error,
+            )  # fmt: skip
+        return before, after
+
+    async def close(self, stream_id: uuid.UUID) -> None:
+        await self._pool.execute("DELETE FROM stream_breakers WHERE stream_id = $1", stream_id)

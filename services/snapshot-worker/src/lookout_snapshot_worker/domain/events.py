@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lookout_shared.contracts import SnapshotCreated, SnapshotJobState, StreamState
+import uuid
+
+from lookout_shared.contracts import SnapshotCreated, SnapshotDeleted, SnapshotJobState, StreamState
 from lookout_shared.envelope import Envelope, make_envelope
 
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
@@ -17,14 +19,22 @@ JOB_EVENTS = {
 }
 
 
-def job_event(job: Job, producer: str) -> Envelope:
-    """The event of the job's current status, carrying the job as it is now."""
+def job_event(job: Job, producer: str, snapshot: Snapshot | None = None) -> Envelope:
+    """The event of the job's current status, carrying the job as it is now (and, once it
+    succeeded, the snapshot's size and how long the job ran)."""
+    duration_ms = None
+    if job.finished and job.started_at is not None and job.finished_at is not None:
+        duration_ms = round((job.finished_at - job.started_at).total_seconds() * 1000)
     payload = SnapshotJobState(
         stream_id=job.stream_id,
         status=job.status,
         attempts=job.attempts,
         error=job.error,
         snapshot_id=job.snapshot_id,
+        bytes=snapshot.size_bytes if snapshot else None,
+        width=snapshot.width if snapshot else None,
+        height=snapshot.height if snapshot else None,
+        duration_ms=duration_ms,
     )
     return make_envelope(
         JOB_EVENTS[job.status],
@@ -56,6 +66,20 @@ def snapshot_created(snapshot: Snapshot, producer: str) -> Envelope:
     )
 
 
+def snapshot_deleted(
+    snapshot_id: uuid.UUID, tenant_id: uuid.UUID, stream_id: uuid.UUID, producer: str
+) -> Envelope:
+    # Version 2: the deletion follows the snapshot's only other version, its creation.
+    return make_envelope(
+        "snapshot.deleted",
+        SnapshotDeleted(stream_id=stream_id),
+        producer=producer,
+        tenant_id=tenant_id,
+        entity_id=snapshot_id,
+        entity_version=2,
+    )
+
+
 def stream_updated(stream: Stream, producer: str) -> Envelope:
     payload = StreamState(
         name=stream.name,
@@ -66,6 +90,7 @@ def stream_updated(stream: Stream, producer: str) -> Envelope:
         width=stream.width,
         height=stream.height,
         codec=stream.codec,
+        fps=stream.fps,
     )
     return make_envelope(
         "stream.updated",

@@ -9,6 +9,21 @@ from datetime import datetime
 from lookout_shared.contracts import StreamStatus
 
 MAX_ERROR_LENGTH = 1000
+MAX_FPS = 1000.0  # beyond this a rate is a container's time base, not a frame rate
+
+
+def parse_rate(text: str | None) -> float | None:
+    """ffprobe's ``30000/1001`` (or ``25``) as frames per second; None when unknown."""
+    if not text:
+        return None
+    num, _, den = text.partition("/")
+    try:
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return None
+    if not 0 < value <= MAX_FPS:
+        return None
+    return round(value, 3)
 
 
 @dataclass(frozen=True)
@@ -16,6 +31,7 @@ class ProbeResult:
     width: int
     height: int
     codec: str
+    fps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,7 @@ class Stream:
     width: int | None = None
     height: int | None = None
     codec: str | None = None
+    fps: float | None = None
     last_error: str | None = None
     updated_at: datetime | None = None
 
@@ -41,13 +58,15 @@ class Stream:
             width=result.width,
             height=result.height,
             codec=result.codec,
+            fps=result.fps,
             status=self._status_when("online"),
             last_error=None,
             version=self.version + 1,
             updated_at=now,
         )
 
-    def probe_failed(self, reason: str, now: datetime) -> Stream:
+    def failed(self, reason: str, now: datetime) -> Stream:
+        """The source failed (a probe, or a capture that opened the circuit breaker)."""
         return replace(
             self,
             status=self._status_when("error"),
