@@ -18,7 +18,7 @@ import uvicorn
 from lookout_notifier.app import create_app, server_config
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker
-from lookout_shared.contracts import SnapshotJobState
+from lookout_shared.contracts import CountsChanged, SnapshotJobState, StreamDeleted, StreamState
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Role, TokenCodec
 from websockets.asyncio.client import ClientConnection, connect
@@ -83,6 +83,25 @@ def job_event(stream: uuid.UUID, tenant: uuid.UUID, error: str | None = None) ->
         entity_id=job,
         entity_version=1,
     )
+
+
+def stream_event(kind: str, stream: uuid.UUID, tenant: uuid.UUID) -> Envelope:
+    payload = (
+        StreamDeleted()
+        if kind == "stream.deleted"
+        else StreamState(name="cam", kind="rtsp", status="pending", enabled=True)
+    )
+    return make_envelope(
+        kind, payload, producer="tests", tenant_id=tenant, entity_id=stream, entity_version=1
+    )
+
+
+async def new_stream(broker: Broker, tenant: uuid.UUID) -> uuid.UUID:
+    """A stream created the way the api does it: its stream.created event (seq 1 of its
+    room). A subscription right after it waits for the event to arrive."""
+    stream = uuid.uuid4()
+    await broker.publish_envelope(stream_event("stream.created", stream, tenant))
+    return stream
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
@@ -175,20 +194,27 @@ async def test_oversized_frame_is_closed_with_1009(notifier: Notifier) -> None:
 async def test_event_reaches_its_tenant_and_never_another(
     notifier: Notifier, broker: Broker
 ) -> None:
-    tenant, other, stream = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    stream = await new_stream(broker, tenant)
     room = f"stream:{stream}"
+    refused = {"op": "error", "code": "forbidden_room", "detail": "room not available"}
     async with notifier.connect(tenant) as mine, notifier.connect(other) as theirs:
-        assert await subscribe(mine, room) == {"op": "subscribed", "room": room, "seq": 0}
-        # Nobody has said who owns the stream yet: accepted, and deliveries are filtered.
-        assert (await subscribe(theirs, room))["op"] == "subscribed"
+        # Subscribed at once after the creation: the subscription waits for its event.
+        assert await subscribe(mine, room) == {"op": "subscribed", "room": room, "seq": 1}
         assert (await subscribe(mine, f"tenant:{tenant}"))["op"] == "subscribed"
+        assert await subscribe(theirs, room) == {**refused, "room": room}
+        assert await subscribe(theirs, f"tenant:{tenant}") == {
+            **refused,
+            "room": f"tenant:{tenant}",
+        }
+        assert (await subscribe(theirs, f"tenant:{other}"))["op"] == "subscribed"
         event = job_event(stream, tenant)
         await broker.publish_envelope(event)
 
         frame = await recv(mine)
         assert frame == {
             "room": room,
-            "seq": 1,
+            "seq": 2,
             "type": "snapshot_job.succeeded",
             "entity_id": str(event.entity_id),
             "data": event.data,
@@ -198,24 +224,52 @@ async def test_event_reaches_its_tenant_and_never_another(
         # been sent anything it would come before this pong.
         await send(theirs, op="ping")
         assert await recv(theirs) == {"op": "pong"}
+        # The same refusal, no hint that it exists, for a job of theirs and for ids nobody
+        # has ever named (after the short wait for an event in flight).
+        for name in (f"jobs:{event.entity_id}", f"stream:{uuid.uuid4()}", f"user:{uuid.uuid4()}"):
+            assert await subscribe(theirs, name) == {**refused, "room": name}
 
-        refused = {"op": "error", "code": "forbidden_room", "detail": "room not available"}
-        assert await subscribe(theirs, f"tenant:{tenant}") == {
-            **refused,
-            "room": f"tenant:{tenant}",
-        }
-        # Now the stream's owner is known: the same refusal, no hint that it exists.
-        assert await subscribe(theirs, room) == {**refused, "room": room}
-        assert await subscribe(theirs, f"jobs:{event.entity_id}") == {
-            **refused,
-            "room": f"jobs:{event.entity_id}",
-        }
-        someone = f"user:{uuid.uuid4()}"
-        assert await subscribe(theirs, someone) == {**refused, "room": someone}
+
+async def test_deleted_stream_is_refused(notifier: Notifier, broker: Broker) -> None:
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
+    room = f"stream:{stream}"
+    async with notifier.connect(tenant) as ws:
+        assert (await subscribe(ws, room))["op"] == "subscribed"
+        await broker.publish_envelope(stream_event("stream.deleted", stream, tenant))
+        assert (await recv(ws))["type"] == "stream.deleted"
+        assert (await subscribe(ws, room))["code"] == "forbidden_room"
+
+
+async def test_counts_changed_reaches_the_tenant_room_only(
+    notifier: Notifier, broker: Broker
+) -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    async with notifier.connect(tenant) as mine, notifier.connect(other) as theirs:
+        await subscribe(mine, f"tenant:{tenant}")
+        await subscribe(theirs, f"tenant:{other}")
+        counts = make_envelope(
+            "counts.changed",
+            CountsChanged(scope=str(tenant), changes={"streams.total": 3}),
+            producer="tests",
+            tenant_id=tenant,
+            entity_id=tenant,
+            entity_version=1,
+        )
+        await broker.publish_envelope(counts)
+        frame = await recv(mine)
+        assert (frame["room"], frame["type"], frame["data"]) == (
+            f"tenant:{tenant}",
+            "counts.changed",
+            counts.data,
+        )
+        await send(theirs, op="ping")
+        assert await recv(theirs) == {"op": "pong"}
 
 
 async def test_unsubscribe_stops_delivery(notifier: Notifier, broker: Broker) -> None:
-    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
     room = f"stream:{stream}"
     async with notifier.connect(tenant) as ws:
         await subscribe(ws, room)
@@ -224,7 +278,7 @@ async def test_unsubscribe_stops_delivery(notifier: Notifier, broker: Broker) ->
         async with notifier.connect(tenant) as observer:
             await subscribe(observer, room)
             await broker.publish_envelope(job_event(stream, tenant))
-            assert (await recv(observer))["seq"] == 1
+            assert (await recv(observer))["seq"] == 2
         await send(ws, op="ping")
         assert await recv(ws) == {"op": "pong"}
 
@@ -241,54 +295,67 @@ async def publish_and_observe(
 
 
 async def test_since_replays_exactly_the_missed_frames(notifier: Notifier, broker: Broker) -> None:
-    tenant, stream = uuid.uuid4(), uuid.uuid4()
+    await check_replay_after_reconnect(notifier, notifier, broker)
+
+
+async def test_recovery_after_reconnecting_to_another_instance(prefix: str, broker: Broker) -> None:
+    async with serve_notifier(prefix) as first, serve_notifier(prefix) as second:
+        await check_replay_after_reconnect(first, second, broker)
+
+
+async def check_replay_after_reconnect(first: Notifier, second: Notifier, broker: Broker) -> None:
+    """A client of ``first`` leaves, misses three frames, and reconnects to ``second``."""
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
     room = f"stream:{stream}"
-    async with notifier.connect(tenant) as observer:
-        await subscribe(observer, room)
-        async with notifier.connect(tenant) as client:
+    async with first.connect(tenant) as observer:
+        await subscribe(observer, room)  # seq 1 is the stream's creation
+        async with first.connect(tenant) as client:
             await subscribe(client, room)
-            assert await publish_and_observe(broker, observer, stream, tenant, 2) == [1, 2]
-            assert [(await recv(client))["seq"] for _ in range(2)] == [1, 2]
+            assert await publish_and_observe(broker, observer, stream, tenant, 2) == [2, 3]
+            assert [(await recv(client))["seq"] for _ in range(2)] == [2, 3]
         # Disconnected: three frames are missed.
-        assert await publish_and_observe(broker, observer, stream, tenant, 3) == [3, 4, 5]
-        async with notifier.connect(tenant) as client:
-            ack = await subscribe(client, room, since=2)
-            assert ack == {"op": "subscribed", "room": room, "seq": 5, "recovered": True}
-            assert [(await recv(client))["seq"] for _ in range(3)] == [3, 4, 5]
+        assert await publish_and_observe(broker, observer, stream, tenant, 3) == [4, 5, 6]
+        async with second.connect(tenant) as client:
+            ack = await subscribe(client, room, since=3)
+            assert ack == {"op": "subscribed", "room": room, "seq": 6, "recovered": True}
+            assert [(await recv(client))["seq"] for _ in range(3)] == [4, 5, 6]
             await publish_and_observe(broker, observer, stream, tenant, 1)
-            assert (await recv(client))["seq"] == 6  # then live, no gap, no duplicate
+            assert (await recv(client))["seq"] == 7  # then live, no gap, no duplicate
             await send(client, op="ping")
             assert await recv(client) == {"op": "pong"}
 
 
 async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Broker) -> None:
-    tenant, stream = uuid.uuid4(), uuid.uuid4()
-    room = f"stream:{stream}"
+    tenant = uuid.uuid4()
     async with (
         serve_notifier(prefix, history_size=2) as notifier,
         notifier.connect(tenant) as observer,
     ):
+        stream = await new_stream(broker, tenant)
+        room = f"stream:{stream}"
         await subscribe(observer, room)
         await publish_and_observe(broker, observer, stream, tenant, 5)
         async with notifier.connect(tenant) as client:
-            assert await subscribe(client, room, since=1) == {
+            assert await subscribe(client, room, since=2) == {
                 "op": "subscribed",
                 "room": room,
-                "seq": 5,
+                "seq": 6,
                 "recovered": False,
             }
-            assert (await subscribe(client, room, since=3))["recovered"] is True
-            assert [(await recv(client))["seq"] for _ in range(2)] == [4, 5]
+            assert (await subscribe(client, room, since=4))["recovered"] is True
+            assert [(await recv(client))["seq"] for _ in range(2)] == [5, 6]
 
 
 # Back-pressure ---------------------------------------------------------------------------
 
 
 async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker: Broker) -> None:
-    tenant, stream = uuid.uuid4(), uuid.uuid4()
-    room, count = f"stream:{stream}", 200
+    tenant, count = uuid.uuid4(), 200
     big = "x" * 65536  # large frames fill the socket buffers with few events (uncompressed)
     async with serve_notifier(prefix, send_queue_size=4, history_size=5) as notifier:
+        stream = await new_stream(broker, tenant)
+        room = f"stream:{stream}"
         # A fixed, small receive buffer (no autotuning to 32 MiB) and a one-message client
         # queue: once it stops reading, the server's writes soon stop draining.
         sock = socket.socket()
@@ -307,7 +374,7 @@ async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker
                     )
                 )
             seqs = [(await recv(fast))["seq"] for _ in range(count)]
-            assert seqs == list(range(1, count + 1))
+            assert seqs == list(range(2, count + 2))
             # The slow client now reads what was in flight, then the close frame.
             assert await closed_code(slow) == 1013
 

@@ -13,6 +13,7 @@ from lookout_notifier.connection import Connection
 from lookout_notifier.domain.frames import Subscribe
 from lookout_notifier.domain.history import StoredFrame, replay_from
 from lookout_notifier.domain.rooms import parse_room
+from lookout_notifier.handlers import Rooms
 from lookout_notifier.hub import Hub
 from lookout_shared.contracts import SnapshotJobState
 from lookout_shared.envelope import Envelope, make_envelope
@@ -63,16 +64,18 @@ async def never_reads() -> None:
 
 
 async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
-    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms = Rooms(Hub(), history)
+    history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
     slow, fast = Connection(principal(), slow_t, 2), Connection(principal(), fast_t, 2)
     serving = [asyncio.create_task(c.serve(never_reads())) for c in (slow, fast)]
     for conn in (slow, fast):
-        hub.connect(conn)
-        await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), hub, history)
+        rooms.hub.connect(conn)
+        await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), rooms)
     await settle()
     for _ in range(6):
-        await handlers.handle_event(job_event(stream), hub, history)
+        await handlers.handle_event(job_event(stream), rooms)
         await settle()  # the fast client's sender drains between events
     await asyncio.wait_for(serving[0], 1)
     assert slow.close_code == 1013 and slow_t.closed_with == 1013
@@ -90,16 +93,17 @@ async def test_offer_refuses_beyond_the_bound_without_waiting() -> None:
 
 
 async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
-    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms = Rooms(Hub(), history)
     for _ in range(3):
-        await handlers.handle_event(job_event(stream), hub, history)
+        await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), hub, history
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
-    await handlers.handle_event(job_event(stream), hub, history)
+    await handlers.handle_event(job_event(stream), rooms)
     await settle()
     ack, *events = transport.sent
     assert ack == {"op": "subscribed", "room": f"stream:{stream}", "seq": 3, "recovered": True}
@@ -108,14 +112,15 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
 
 
 async def test_trimmed_history_answers_recovered_false() -> None:
-    hub, history, stream = Hub(), MemoryRoomHistory(history_size=2), uuid.uuid4()
+    history, stream = MemoryRoomHistory(history_size=2), uuid.uuid4()
+    rooms = Rooms(Hub(), history)
     for _ in range(5):
-        await handlers.handle_event(job_event(stream), hub, history)
+        await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), hub, history
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
     await settle()
     assert transport.sent == [
@@ -125,41 +130,44 @@ async def test_trimmed_history_answers_recovered_false() -> None:
 
 
 async def test_other_tenants_frames_never_reach_a_connection() -> None:
-    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms = Rooms(Hub(), history)
+    history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16)
     serving = asyncio.create_task(conn.serve(never_reads()))
     room = f"stream:{stream}"
-    await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": room}), hub, history
-    )
-    await handlers.handle_event(job_event(stream, tenant=OTHER), hub, history)  # live: filtered
+    await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), rooms)
+    # A (contradictory) event of another tenant in the room: filtered before it is queued.
+    await handlers.handle_event(job_event(stream, tenant=OTHER), rooms)
     await settle()
     assert [f.get("op") for f in transport.sent] == ["subscribed"]
-    # Now the owner is known: subscribing is refused exactly like any forbidden room.
-    await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": room}), hub, history
-    )
-    await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"tenant:{OTHER}"}), hub, history
-    )
+    theirs, unknown = uuid.uuid4(), uuid.uuid4()
+    history.owners[theirs] = OTHER
+    for name in (f"stream:{theirs}", f"stream:{unknown}", f"tenant:{OTHER}", f"jobs:{unknown}"):
+        await handlers.handle_client_text(
+            conn, json.dumps({"op": "subscribe", "room": name}), rooms
+        )
     await settle()
     refusals = transport.sent[1:]
+    # The same refusal whether the room exists elsewhere or nowhere.
     assert [(f["code"], f["detail"]) for f in refusals] == [
         ("forbidden_room", "room not available")
-    ] * 2
+    ] * 4
     serving.cancel()
 
 
 async def test_replay_is_filtered_by_tenant_too() -> None:
-    hub, history, stream = Hub(), MemoryRoomHistory(), uuid.uuid4()
-    await handlers.handle_event(job_event(stream, tenant=OTHER), hub, history)
-    await handlers.handle_event(job_event(stream, tenant=TENANT), hub, history)  # owner: TENANT
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms = Rooms(Hub(), history)
+    await handlers.handle_event(job_event(stream, tenant=OTHER), rooms)
+    await handlers.handle_event(job_event(stream, tenant=TENANT), rooms)
+    history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), hub, history
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), rooms
     )
     await settle()
     assert [f.get("seq") for f in transport.sent[1:]] == [2]

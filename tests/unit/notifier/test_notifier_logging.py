@@ -15,6 +15,10 @@ from lookout_shared.logs import configure_logging
 def captured() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # A uvicorn server started earlier in the run (log_level="warning") leaves its level set.
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    saved_uvicorn = uvicorn_error.level
+    uvicorn_error.setLevel(logging.NOTSET)
     configure_logging("notifier", "INFO")
     stream = io.StringIO()
     handler = root.handlers[0]
@@ -23,6 +27,7 @@ def captured() -> Iterator[io.StringIO]:
     yield stream
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
+    uvicorn_error.setLevel(saved_uvicorn)
 
 
 def test_uvicorn_websocket_line_is_scrubbed_and_valid_json(captured: io.StringIO) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.policy import origin_allowed
-from lookout_notifier.domain.rooms import BadRoom, Room, may_join, may_receive, parse_room
+from lookout_notifier.domain.rooms import GONE, BadRoom, Room, may_join, may_receive, parse_room
 from lookout_notifier.entrypoints.auth import credentials
 from lookout_shared.tokens import Principal, Role
 
@@ -61,7 +61,9 @@ def test_owned_rooms_follow_the_known_owner(kind: str) -> None:
     room = Room(kind, uuid.uuid4())  # type: ignore[arg-type]
     assert may_join(viewer, room, TENANT)
     assert not may_join(viewer, room, OTHER)
-    assert may_join(viewer, room, None)  # unknown yet: allowed, deliveries are filtered
+    assert not may_join(viewer, room, None)  # nobody has named it: deny by default
+    assert not may_join(viewer, room, GONE)  # deleted
+    assert may_join(principal("superuser", None), room, None)
 
 
 def test_frames_reach_only_their_tenant_or_a_superuser() -> None:

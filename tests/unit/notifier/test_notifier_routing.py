@@ -7,7 +7,7 @@ import uuid
 
 from lookout_notifier.domain.frames import event_body, event_frame
 from lookout_notifier.domain.rooms import Room
-from lookout_notifier.domain.routing import Delivery, owners_named, rooms_for
+from lookout_notifier.domain.routing import Delivery, OwnerFact, owner_facts, rooms_for
 from lookout_shared.contracts import (
     CountsChanged,
     Payload,
@@ -36,19 +36,22 @@ def envelope(
 
 def test_stream_events_go_to_the_stream_and_its_tenant() -> None:
     stream = uuid.uuid4()
-    for event in (
-        envelope(
-            "stream.created",
-            StreamState(name="a", kind="rtsp", status="pending", enabled=True),
-            stream,
+    for event, action in (
+        (
+            envelope(
+                "stream.created",
+                StreamState(name="a", kind="rtsp", status="pending", enabled=True),
+                stream,
+            ),
+            "keep",
         ),
-        envelope("stream.deleted", StreamDeleted(), stream),
+        (envelope("stream.deleted", StreamDeleted(), stream), "forget"),
     ):
         assert rooms_for(event) == [
             Delivery(Room("stream", stream), TENANT),
             Delivery(Room("tenant", TENANT), TENANT),
         ]
-        assert owners_named(event) == {stream: TENANT}
+        assert owner_facts(event) == [OwnerFact(stream, TENANT, action)]  # type: ignore[arg-type]
 
 
 def test_job_events_go_to_stream_job_and_tenant() -> None:
@@ -61,7 +64,7 @@ def test_job_events_go_to_stream_job_and_tenant() -> None:
         Room("jobs", job),
         Room("tenant", TENANT),
     ]
-    assert owners_named(event) == {stream: TENANT, job: TENANT}
+    assert owner_facts(event) == [OwnerFact(stream, TENANT, "hint"), OwnerFact(job, TENANT, "hint")]
 
 
 def test_snapshot_events_go_to_stream_and_tenant() -> None:
@@ -71,7 +74,7 @@ def test_snapshot_events_go_to_stream_and_tenant() -> None:
     )
     event = envelope("snapshot.created", payload, snap)
     assert [d.room for d in rooms_for(event)] == [Room("stream", stream), Room("tenant", TENANT)]
-    assert owners_named(event) == {stream: TENANT}
+    assert owner_facts(event) == [OwnerFact(stream, TENANT, "hint")]
 
 
 def test_counts_go_to_the_scope_tenant_only() -> None:
@@ -93,7 +96,7 @@ def test_event_without_tenant_names_no_owner_and_no_tenant_room() -> None:
     stream = uuid.uuid4()
     event = envelope("stream.deleted", StreamDeleted(), stream, tenant=None)
     assert rooms_for(event) == [Delivery(Room("stream", stream), None)]
-    assert owners_named(event) == {}
+    assert owner_facts(event) == []
 
 
 def test_frame_carries_room_seq_type_entity_and_data() -> None:

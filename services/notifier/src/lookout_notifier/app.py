@@ -12,8 +12,9 @@ from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.redis import create_redis
 
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
-from lookout_notifier.bootstrap import Notifier, bootstrap
-from lookout_notifier.entrypoints import consumer, ws
+from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
+from lookout_notifier.bootstrap import Notifier, bootstrap, running
+from lookout_notifier.entrypoints import consumer, sse, ws
 from lookout_notifier.settings import NotifierSettings
 
 
@@ -29,15 +30,20 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             history = RedisRoomHistory(
                 redis, settings.redis_prefix, settings.history_size, settings.history_ttl_seconds
             )
-            notifier = bootstrap(settings, history)
+            slots = RedisConnectionSlots(
+                redis, settings.redis_prefix, settings.connection_lease_seconds
+            )
+            notifier = bootstrap(settings, history, slots)
             app.state.notifier, app.state.broker = notifier, broker
             await consumer.start_consumer(broker, notifier, settings.event_prefetch)
+            await stack.enter_async_context(running(notifier))
             stack.callback(notifier.close_all)  # runs first on shutdown
             yield
 
     app = FastAPI(title="lookout-notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.include_router(ws.router)
+    app.include_router(sse.router)
     add_ops_routes(app, lambda: _checks(app))
     return app
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from lookout_shared.envelope import Envelope
 from lookout_shared.tokens import TokenCodec
 
 from lookout_notifier import handlers
+from lookout_notifier.handlers import Rooms
 from lookout_notifier.hub import Hub
-from lookout_notifier.ports import RoomHistory
+from lookout_notifier.ports import ConnectionSlots, RoomHistory
 from lookout_notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
 
 GOING_AWAY = 1001
 
@@ -19,24 +25,55 @@ GOING_AWAY = 1001
 @dataclass
 class Notifier:
     settings: NotifierSettings
-    history: RoomHistory
+    rooms: Rooms
+    slots: ConnectionSlots
     codec: TokenCodec
-    hub: Hub = field(default_factory=Hub)
     # The broker hands deliveries over as concurrent tasks; a FIFO lock keeps each room's
     # frames in delivery order.
     _event_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    @property
+    def hub(self) -> Hub:
+        return self.rooms.hub
+
+    @property
+    def history(self) -> RoomHistory:
+        return self.rooms.history
+
     async def on_event(self, envelope: Envelope) -> None:
         async with self._event_lock:
-            await handlers.handle_event(envelope, self.hub, self.history)
+            await handlers.handle_event(envelope, self.rooms)
+
+    async def renew_slots_forever(self) -> None:
+        """Renew this instance's connection slots well before their leases end."""
+        while True:
+            await asyncio.sleep(self.settings.connection_lease_seconds / 3)
+            held = [(c.principal.user_id, c.id) for c in self.hub.connections]
+            try:
+                await self.slots.renew(held)
+            except Exception:  # Redis away: try again next round; slots lapse at worst
+                log.warning("could not renew connection slots", exc_info=True)
 
     def close_all(self) -> None:
         for conn in list(self.hub.connections):
             conn.close(GOING_AWAY, "server shutting down")
 
 
-def bootstrap(settings: NotifierSettings, history: RoomHistory) -> Notifier:
+@contextlib.asynccontextmanager
+async def running(notifier: Notifier) -> AsyncIterator[None]:
+    """The notifier's background work, for as long as the app runs."""
+    task = asyncio.create_task(notifier.renew_slots_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def bootstrap(settings: NotifierSettings, history: RoomHistory, slots: ConnectionSlots) -> Notifier:
     codec = TokenCodec(
         settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
     )
-    return Notifier(settings=settings, history=history, codec=codec)
+    rooms = Rooms(Hub(), history, owner_wait_seconds=settings.owner_wait_seconds)
+    return Notifier(settings=settings, rooms=rooms, slots=slots, codec=codec)

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lookout_shared.tokens import Principal
@@ -23,6 +24,7 @@ from lookout_notifier.domain.rooms import may_receive
 
 log = logging.getLogger(__name__)
 
+POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT_SECONDS = 5.0
 
@@ -45,12 +47,16 @@ class Connection:
         self.id = uuid.uuid4()
         self.principal = principal
         self._transport = transport
-        self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        # Bounded by offer(): queue_size live frames. A replay goes in on top (it is bounded
+        # by the history size) so a client that asks for one is not closed for it.
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue_size = queue_size
         self._subscriptions: dict[str, _Subscription] = {}
         self._closing = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
         self.peer_gone = False
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def rooms(self) -> list[str]:
@@ -66,12 +72,11 @@ class Connection:
         """Queue a frame without waiting; a full queue closes the connection with 1013."""
         if self.is_closing:
             return False
-        try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self._queue_size:
             metrics.SLOW_CLIENTS.inc()
             self.close(TRY_AGAIN_LATER, "send queue full")
             return False
+        self._queue.put_nowait(text)
         return True
 
     def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> None:
@@ -104,9 +109,15 @@ class Connection:
         if sub is None or sub.pending is None:
             return
         held, sub.pending, sub.last_seq = sub.pending, None, last_seq
+        if self.is_closing:
+            return
         for text in first:
-            self.offer(text)
-        for seq, text in [*replayed, *held]:
+            self._queue.put_nowait(text)
+        for seq, text in replayed:
+            if seq > sub.last_seq:
+                sub.last_seq = seq
+                self._queue.put_nowait(text)
+        for seq, text in held:  # live frames: bounded like any other
             if seq > sub.last_seq:
                 sub.last_seq = seq
                 self.offer(text)
@@ -115,6 +126,20 @@ class Connection:
         self._subscriptions.pop(room, None)
 
     # Lifecycle -----------------------------------------------------------------------------
+
+    def expire_at(self, when: datetime) -> None:
+        """Close with 1008 at ``when`` (the token's expiry) unless called again before."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+        self._expiry = asyncio.get_running_loop().call_later(
+            delay, self.close, POLICY_VIOLATION, "token expired"
+        )
+
+    def reauthenticate(self, principal: Principal) -> None:
+        """A fresh token of the same identity: keep the connection until it expires."""
+        self.principal = principal
+        self.expire_at(principal.expires_at)
 
     def close(self, code: int, reason: str) -> None:
         """Ask for the connection to be closed with ``code`` (idempotent; first code wins)."""
@@ -134,6 +159,8 @@ class Connection:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)

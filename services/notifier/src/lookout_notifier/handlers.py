@@ -2,53 +2,96 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
 from lookout_shared.envelope import Envelope
+from lookout_shared.tokens import InvalidToken, Principal, TokenCodec
 
 from lookout_notifier import metrics
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain import frames
-from lookout_notifier.domain.frames import Ping, Subscribe, Unsubscribe
-from lookout_notifier.domain.rooms import OWNED_KINDS, may_join, may_receive
-from lookout_notifier.domain.routing import owners_named, rooms_for
+from lookout_notifier.domain.frames import Auth, Ping, Subscribe, Unsubscribe
+from lookout_notifier.domain.rooms import OWNED_KINDS, Owner, Room, may_join, may_receive
+from lookout_notifier.domain.routing import owner_facts, rooms_for
 from lookout_notifier.hub import Hub
+from lookout_notifier.owner_watch import OwnerWatch
 from lookout_notifier.ports import Record, RoomHistory
 
 
-async def handle_event(envelope: Envelope, hub: Hub, history: RoomHistory) -> None:
+@dataclass
+class Rooms:
+    """What the handlers work with: this instance's rooms and the shared history."""
+
+    hub: Hub
+    history: RoomHistory
+    owners: OwnerWatch = field(default_factory=OwnerWatch)
+    # How long a subscription to a stream or job nobody has named yet waits for the event
+    # that names it before it is refused.
+    owner_wait_seconds: float = 0.0
+
+
+async def handle_event(envelope: Envelope, rooms: Rooms) -> None:
     """Number the event's frame in each of its rooms, keep it for replay, fan it out."""
     body = frames.event_body(envelope)  # the data is serialised once per event
     records = [
         Record(d.room, d.tenant_id, frames.event_frame(d.room, body)) for d in rooms_for(envelope)
     ]
-    seqs = await history.record(envelope.id, records, owners_named(envelope))
+    facts = owner_facts(envelope)
+    seqs = await rooms.history.record(envelope.id, records, facts)
+    rooms.owners.learned(fact.entity_id for fact in facts)
     for record, seq in zip(records, seqs, strict=True):
-        hub.fan_out(str(record.room), seq, record.tenant_id, record.frame.text(seq))
+        rooms.hub.fan_out(str(record.room), seq, record.tenant_id, record.frame.text(seq))
     metrics.EVENTS.inc()
 
 
-async def handle_client_text(conn: Connection, text: str, hub: Hub, history: RoomHistory) -> None:
+async def handle_client_text(
+    conn: Connection, text: str, rooms: Rooms, codec: TokenCodec | None = None
+) -> None:
     try:
         frame = frames.parse_client_frame(text)
     except frames.FrameError as exc:
         conn.offer(frames.error(exc.code, exc.detail))
         return
     if isinstance(frame, Subscribe):
-        await subscribe(conn, frame, hub, history)
+        await subscribe(conn, frame, rooms)
     elif isinstance(frame, Unsubscribe):
-        unsubscribe(conn, frame, hub)
+        unsubscribe(conn, frame, rooms.hub)
     elif isinstance(frame, Ping):
         conn.offer(frames.control("pong"))
+    elif isinstance(frame, Auth) and codec is not None:
+        reauthenticate(conn, frame, codec)
 
 
-async def subscribe(conn: Connection, frame: Subscribe, hub: Hub, history: RoomHistory) -> None:
-    room = str(frame.room)
-    owner = await history.owner_of(frame.room.id) if frame.room.kind in OWNED_KINDS else None
-    if not may_join(conn.principal, frame.room, owner):
+async def may_subscribe(principal: Principal, room: Room, rooms: Rooms) -> bool:
+    """Deny by default; a stream or job nobody has named yet gets a short wait for the
+    event that may be in flight (the id is fresh from a REST answer)."""
+    if room.kind not in OWNED_KINDS or principal.is_superuser:
+        return may_join(principal, room, None)
+    with rooms.owners.watching(room.id) as learned:
+        owner: Owner = await rooms.history.owner_of(room.id)
+        if owner is None and rooms.owner_wait_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(learned, rooms.owner_wait_seconds)
+            owner = await rooms.history.owner_of(room.id)
+    return may_join(principal, room, owner)
+
+
+async def subscribe(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
+    if not await may_subscribe(conn.principal, frame.room, rooms):
+        room = str(frame.room)
         conn.offer(frames.error(frames.FORBIDDEN_ROOM, frames.FORBIDDEN_DETAIL, room))
         return
+    await join(conn, frame, rooms)
+
+
+async def join(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
+    """Join an authorised room, replaying from ``since`` when asked."""
+    room, history = str(frame.room), rooms.history
     # Join first: live frames are held from here on, so whatever the reads below miss
     # arrives live, and whatever they include is not delivered twice.
-    hub.join(room, conn)
+    rooms.hub.join(room, conn)
     if frame.since is not None:
         replay = await history.replay(frame.room, frame.since)
         if replay.recovered:
@@ -72,3 +115,19 @@ def unsubscribe(conn: Connection, frame: Unsubscribe, hub: Hub) -> None:
     room = str(frame.room)
     hub.leave(room, conn)
     conn.offer(frames.control("unsubscribed", room=room))
+
+
+def reauthenticate(conn: Connection, frame: Auth, codec: TokenCodec) -> None:
+    """Extend the connection with a fresh token of the same identity; anything else leaves
+    the connection as it was (it still closes when the first token expires)."""
+    try:
+        fresh = codec.verify(frame.token)
+    except InvalidToken:
+        conn.offer(frames.error(frames.INVALID_TOKEN, "token is invalid or expired"))
+        return
+    now = conn.principal
+    if (fresh.user_id, fresh.tenant_id, fresh.role) != (now.user_id, now.tenant_id, now.role):
+        conn.offer(frames.error(frames.TOKEN_MISMATCH, "token is for another identity"))
+        return
+    conn.reauthenticate(fresh)
+    conn.offer(frames.control("authenticated", expires_at=int(fresh.expires_at.timestamp())))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from lookout_notifier.domain.frames import EventFrame
 from lookout_notifier.domain.history import Replay
-from lookout_notifier.domain.rooms import Room
+from lookout_notifier.domain.rooms import Owner, Room
+from lookout_notifier.domain.routing import OwnerFact
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,10 @@ class Record:
 
 class RoomHistory(Protocol):
     async def record(
-        self, event_id: uuid.UUID, records: Sequence[Record], owners: Mapping[uuid.UUID, uuid.UUID]
+        self, event_id: uuid.UUID, records: Sequence[Record], owners: Sequence[OwnerFact]
     ) -> list[int]:
         """Assign each record the next seq of its room and append it to the room's history;
-        remember ``owners`` (entity id → tenant). Idempotent per (event, room): every
+        apply ``owners`` (see OwnerFact). Idempotent per (event, room): every
         notifier instance sees every event and all must agree on its seq."""
         ...
 
@@ -34,8 +35,22 @@ class RoomHistory(Protocol):
 
     async def replay(self, room: Room, since: int) -> Replay: ...
 
-    async def owner_of(self, entity_id: uuid.UUID) -> uuid.UUID | None:
-        """The tenant an event said owns this stream or job, if one has been seen."""
+    async def owner_of(self, entity_id: uuid.UUID) -> Owner:
+        """The tenant an event said owns this stream or job, GONE once the stream was
+        deleted, None if no event about it has been seen."""
         ...
 
     async def ping(self) -> object: ...
+
+
+class ConnectionSlots(Protocol):
+    """Per-user connection slots shared by every instance. A slot is a lease that its
+    instance renews; a crashed instance's slots lapse on their own."""
+
+    async def acquire(self, user_id: uuid.UUID, conn_id: uuid.UUID, limit: int) -> bool: ...
+
+    async def release(self, user_id: uuid.UUID, conn_id: uuid.UUID) -> None: ...
+
+    async def renew(self, held: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        """Extend the leases of these (user, connection) slots."""
+        ...

@@ -21,6 +21,18 @@ class NotifierSettings(ServiceSettings):
     heartbeat_seconds: float = Field(default=20, gt=0)
     idle_timeout_seconds: float = Field(default=60, gt=0)
     max_frame_bytes: int = Field(default=16384, ge=256)
+    # A subscription to a stream or job nobody has named yet waits this long for the event
+    # that names it (it may still be in flight after the REST write), then is refused.
+    owner_wait_seconds: float = Field(default=2.0, ge=0)
+    # Open connections (WebSocket and SSE) per user, counted across every instance; each
+    # slot is a lease in Redis renewed every lease/3, so a crashed instance's slots lapse.
+    max_connections_per_user: int = Field(default=16, ge=1)
+    connection_lease_seconds: float = Field(default=30, gt=0)
+    # Client frames per second per connection (token bucket); above it: close 1008.
+    client_rate_per_second: float = Field(default=20, gt=0)
+    client_burst: int = Field(default=40, ge=1)
+    # Rooms one SSE request may ask for (each adds to every event id).
+    sse_max_rooms: int = Field(default=16, ge=1)
     event_prefetch: int = Field(default=64, ge=1)
 
     @model_validator(mode="after")

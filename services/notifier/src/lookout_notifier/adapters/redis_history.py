@@ -4,30 +4,35 @@ Per room: ``notifier:seq:<room>`` (INCR counter), ``notifier:history:<room>`` (a
 ``"<seq> <tenant|-> <frame>"`` capped at history_size, expiring history_ttl after the last
 event) and, per event and room, ``notifier:seen:<event>:<room>`` holding the seq given, so
 the N instances that each receive an event agree on one seq and append it once.
-``notifier:owner:<id>`` maps a stream or job to its tenant.
+``notifier:owner:<id>`` maps a stream or job to its tenant: without expiry when the
+stream's own events said so (until stream.deleted turns it into ``gone`` for a while),
+expiring when only learned from a job or snapshot event.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from lookout_shared.redis import Keys
 from redis.asyncio import Redis
 
 from lookout_notifier.domain.history import Replay, StoredFrame, replay_from
-from lookout_notifier.domain.rooms import Room
+from lookout_notifier.domain.rooms import GONE, Owner, Room
+from lookout_notifier.domain.routing import OwnerFact
 from lookout_notifier.ports import Record
 
 # The counter outlives the history by far, so a reconnecting client's ``since`` stays
 # meaningful; if it does expire, replay_from answers recovered=false.
 SEQ_TTL_SECONDS = 7 * 24 * 3600
+# How long a hinted owner (job ids, streams seen only through their jobs) and a deleted
+# stream's tombstone are kept.
 OWNER_TTL_SECONDS = 30 * 24 * 3600
 NO_TENANT = "-"
 
-# KEYS: (seq, history, seen) per room, then one owner key per owner.
-# ARGV: size, ttl, seq_ttl, owner_ttl, n_rooms, then (tenant, head, tail) per room, then the
-# owners' tenants.
+# KEYS: (seq, history, seen) per room, then one owner key per owner fact.
+# ARGV: size, ttl, seq_ttl, owner_ttl, n_rooms, then (tenant, head, tail) per room, then
+# (tenant, action) per owner fact: k(eep), h(int) or f(orget).
 _RECORD = """
 local size, ttl, seq_ttl, owner_ttl, n = tonumber(ARGV[1]), tonumber(ARGV[2]),
   tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -48,8 +53,16 @@ for i = 0, n - 1 do
     seqs[i + 1] = seq
   end
 end
-for j = n * 3 + 1, #KEYS do
-  redis.call('SET', KEYS[j], ARGV[6 + j - 1], 'EX', owner_ttl)
+local base = 6 + n * 3
+for j = 0, #KEYS - n * 3 - 1 do
+  local key, tenant, action = KEYS[n * 3 + 1 + j], ARGV[base + j * 2], ARGV[base + j * 2 + 1]
+  if action == 'f' then
+    redis.call('SET', key, 'gone', 'EX', owner_ttl)
+  elseif action == 'k' then
+    if redis.call('GET', key) ~= 'gone' then redis.call('SET', key, tenant) end
+  else
+    redis.call('SET', key, tenant, 'NX', 'EX', owner_ttl)
+  end
 end
 return seqs
 """
@@ -72,7 +85,7 @@ class RedisRoomHistory:
         return self._key("notifier", "owner", entity_id)
 
     async def record(
-        self, event_id: uuid.UUID, records: Sequence[Record], owners: Mapping[uuid.UUID, uuid.UUID]
+        self, event_id: uuid.UUID, records: Sequence[Record], owners: Sequence[OwnerFact]
     ) -> list[int]:
         if not records and not owners:
             return []
@@ -86,9 +99,9 @@ class RedisRoomHistory:
                 self._key("notifier", "seen", event_id, rec.room),
             ]
             args += [_tenant(rec.tenant_id), rec.frame.head, rec.frame.tail]
-        for entity_id, tenant_id in owners.items():
-            keys.append(self._owner(entity_id))
-            args.append(str(tenant_id))
+        for fact in owners:
+            keys.append(self._owner(fact.entity_id))
+            args += [str(fact.tenant_id), fact.action[0]]
         seqs = await self._record(keys=keys, args=args)
         return [int(s) for s in seqs]
 
@@ -105,11 +118,12 @@ class RedisRoomHistory:
         frames = [_parse(entry) for entry in raw]
         return replay_from(int(current) if current is not None else 0, frames, since)
 
-    async def owner_of(self, entity_id: uuid.UUID) -> uuid.UUID | None:
+    async def owner_of(self, entity_id: uuid.UUID) -> Owner:
         value = await self._redis.get(self._owner(entity_id))
         if value is None:
             return None
-        return uuid.UUID(value.decode() if isinstance(value, bytes) else value)
+        text = value.decode() if isinstance(value, bytes) else value
+        return GONE if text == GONE else uuid.UUID(text)
 
     async def ping(self) -> object:
         return await self._redis.ping()

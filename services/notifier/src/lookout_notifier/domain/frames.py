@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lookout_shared.envelope import Envelope
@@ -15,6 +15,9 @@ BAD_FRAME = "bad_frame"
 UNKNOWN_OP = "unknown_op"
 BAD_ROOM = "bad_room"
 FORBIDDEN_ROOM = "forbidden_room"
+INVALID_TOKEN = "invalid_token"  # noqa: S105 (an error code)
+TOKEN_MISMATCH = "token_mismatch"  # noqa: S105 (an error code)
+MAX_TOKEN_CHARS = 8192
 # One detail for every refusal, so a refusal never hints whether a room exists.
 FORBIDDEN_DETAIL = "room not available"
 
@@ -41,7 +44,14 @@ class Ping:
     pass
 
 
-ClientFrame = Subscribe | Unsubscribe | Ping
+@dataclass(frozen=True)
+class Auth:
+    """A fresh token that extends the connection past the first one's expiry."""
+
+    token: str = field(repr=False)
+
+
+ClientFrame = Subscribe | Unsubscribe | Ping | Auth
 
 
 def parse_client_frame(text: str) -> ClientFrame:
@@ -54,6 +64,11 @@ def parse_client_frame(text: str) -> ClientFrame:
     op = raw["op"]
     if op == "ping":
         return Ping()
+    if op == "auth":
+        token = raw.get("token")
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            raise FrameError(BAD_FRAME, '"token" must be a non-empty string')
+        return Auth(token)
     if op not in ("subscribe", "unsubscribe"):
         raise FrameError(UNKNOWN_OP, f"unknown op {op[:32]!r}")
     try:
@@ -102,3 +117,22 @@ def event_body(envelope: Envelope) -> str:
 
 def event_frame(room: Room, body: str) -> EventFrame:
     return EventFrame(head=f'{{"room":"{room}","seq":', tail=body)
+
+
+_ROOM_HEAD = '{"room":"'
+_SEQ_HEAD = '","seq":'
+
+
+def frame_position(text: str) -> tuple[str, int] | None:
+    """The (room, seq) of an event frame built by :func:`event_frame`; None for the rest.
+
+    Read from the fixed head of the text, so a transport that needs it (SSE ids) does not
+    parse the JSON again per client.
+    """
+    if not text.startswith(_ROOM_HEAD):
+        return None
+    room_end = text.find(_SEQ_HEAD, len(_ROOM_HEAD))
+    seq_end = text.find(",", room_end + len(_SEQ_HEAD))
+    if room_end < 0 or seq_end < 0:
+        return None
+    return text[len(_ROOM_HEAD) : room_end], int(text[room_end + len(_SEQ_HEAD) : seq_end])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Final, Literal, get_args
 
 from lookout_shared.tokens import Principal
 
@@ -12,6 +12,10 @@ RoomKind = Literal["stream", "tenant", "user", "jobs"]
 ROOM_KINDS: tuple[RoomKind, ...] = get_args(RoomKind)
 # Rooms whose owning tenant the notifier learns from events instead of from the name.
 OWNED_KINDS: frozenset[RoomKind] = frozenset({"stream", "jobs"})
+# The owner of a stream that was deleted: its rooms are refused like any forbidden room.
+GONE: Final = "gone"
+# What the notifier knows about who owns a stream or job; None: nothing seen yet.
+Owner = uuid.UUID | Literal["gone"] | None
 
 
 class BadRoom(ValueError):
@@ -40,18 +44,20 @@ def parse_room(name: object) -> Room:
     return Room(kind, parsed)
 
 
-def may_join(principal: Principal, room: Room, owner: uuid.UUID | None) -> bool:
-    """Whether ``principal`` may subscribe to ``room``.
+def may_join(principal: Principal, room: Room, owner: Owner) -> bool:
+    """Whether ``principal`` may subscribe to ``room`` (deny by default).
 
-    ``owner`` is the tenant known to own a stream or job (None when not yet seen); an
-    unknown id is allowed because every delivery is filtered by tenant anyway.
+    ``owner`` is the tenant known to own a stream or job: an id nobody has seen (None) or a
+    deleted stream is refused, except to a superuser, who may see every tenant anyway.
     """
     if room.kind == "tenant":
         return principal.can_see_tenant(room.id)
     if room.kind == "user":
         return room.id == principal.user_id
     if room.kind in OWNED_KINDS:
-        return owner is None or principal.can_see_tenant(owner)
+        if principal.is_superuser:
+            return True
+        return isinstance(owner, uuid.UUID) and principal.can_see_tenant(owner)
     return False
 
 

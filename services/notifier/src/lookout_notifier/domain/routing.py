@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from lookout_shared.envelope import Envelope
 
@@ -40,16 +41,39 @@ def rooms_for(envelope: Envelope) -> list[Delivery]:
     return [Delivery(room, tenant) for room in rooms]
 
 
-def owners_named(envelope: Envelope) -> dict[uuid.UUID, uuid.UUID]:
+OwnerAction = Literal["keep", "hint", "forget"]
+
+
+@dataclass(frozen=True)
+class OwnerFact:
+    """What an event tells about the tenant owning a stream or job.
+
+    ``keep``: a stream's own event; remembered until the stream is deleted. ``hint``: an
+    event about something else naming it (a job, a snapshot); remembered for a while unless
+    already known. ``forget``: stream.deleted; the stream's rooms are refused from now on.
+    """
+
+    entity_id: uuid.UUID
+    tenant_id: uuid.UUID
+    action: OwnerAction
+
+
+def owner_facts(envelope: Envelope) -> list[OwnerFact]:
     """Stream and job ids → the tenant that owns them, as this event tells."""
     tenant = envelope.tenant_id
     if tenant is None:
-        return {}
-    return {
-        room.id: tenant
-        for delivery in rooms_for(envelope)
-        if (room := delivery.room).kind in ("stream", "jobs")
-    }
+        return []
+    entity, _, verb = envelope.type.partition(".")
+    facts = []
+    for delivery in rooms_for(envelope):
+        room = delivery.room
+        if room.kind not in ("stream", "jobs"):
+            continue
+        action: OwnerAction = "hint"
+        if entity == "stream" and room.id == envelope.entity_id:
+            action = "forget" if verb == "deleted" else "keep"
+        facts.append(OwnerFact(room.id, tenant, action))
+    return facts
 
 
 def _counts_rooms(envelope: Envelope) -> list[Delivery]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from lookout_shared.broker import Broker
+from lookout_shared.broker import Broker, Consumer
 
 from lookout_notifier.bootstrap import Notifier
 
 ALL_EVENTS = ("#",)
 
 
-async def start_consumer(broker: Broker, notifier: Notifier, prefetch: int) -> str:
-    """Consume every event (validated, invalid ones dead-lettered); returns the queue name."""
+async def start_consumer(broker: Broker, notifier: Notifier, prefetch: int) -> Consumer:
+    """Consume every event (validated, invalid ones dead-lettered)."""
     return await broker.consume_events(ALL_EVENTS, notifier.on_event, prefetch)

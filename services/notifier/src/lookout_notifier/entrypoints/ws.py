@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import UTC, datetime
+import time
 
 from fastapi import APIRouter, WebSocket
 from lookout_shared.tokens import InvalidToken, Principal
@@ -12,14 +11,15 @@ from lookout_shared.tokens import InvalidToken, Principal
 from lookout_notifier import handlers, metrics
 from lookout_notifier.adapters.websocket import WebSocketTransport
 from lookout_notifier.bootstrap import Notifier
-from lookout_notifier.connection import Connection
+from lookout_notifier.connection import POLICY_VIOLATION, Connection
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.policy import origin_allowed
+from lookout_notifier.domain.ratelimit import TokenBucket
 from lookout_notifier.entrypoints.auth import credentials
+from lookout_notifier.entrypoints.session import session
 
 log = logging.getLogger(__name__)
 
-POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 
 router = APIRouter()
@@ -51,27 +51,25 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def _serve(websocket: WebSocket, notifier: Notifier, principal: Principal) -> None:
-    settings = notifier.settings
-    conn = Connection(principal, WebSocketTransport(websocket), settings.send_queue_size)
-    notifier.hub.connect(conn)
-    # The token's expiry ends the connection too; a client reconnects with a fresh one.
-    remaining = (principal.expires_at - datetime.now(UTC)).total_seconds()
-    expiry = asyncio.get_running_loop().call_later(
-        max(remaining, 0), conn.close, POLICY_VIOLATION, "token expired"
-    )
-    try:
+    async with session(notifier, principal, WebSocketTransport(websocket)) as conn:
+        if conn is None:
+            await websocket.close(POLICY_VIOLATION, "too many connections")
+            return
         await conn.serve(_read_frames(websocket, conn, notifier))
-    finally:
-        expiry.cancel()
-        notifier.hub.disconnect(conn)
 
 
 async def _read_frames(websocket: WebSocket, conn: Connection, notifier: Notifier) -> None:
-    limit = notifier.settings.max_frame_bytes
+    settings = notifier.settings
+    limit = settings.max_frame_bytes
+    bucket = TokenBucket(settings.client_rate_per_second, settings.client_burst, time.monotonic())
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             conn.peer_gone = True
+            return
+        if not bucket.take(time.monotonic()):
+            metrics.REFUSED.labels("rate_limit").inc()
+            conn.close(POLICY_VIOLATION, "rate limit exceeded")
             return
         text: str | None = message.get("text")
         size = len(text.encode()) if text is not None else len(message.get("bytes") or b"")
@@ -83,4 +81,4 @@ async def _read_frames(websocket: WebSocket, conn: Connection, notifier: Notifie
         if text is None:
             conn.offer(frames.error(frames.BAD_FRAME, "frames are JSON text"))
             continue
-        await handlers.handle_client_text(conn, text, notifier.hub, notifier.history)
+        await handlers.handle_client_text(conn, text, notifier.rooms, notifier.codec)

@@ -1,0 +1,40 @@
+"""What every client connection goes through, WebSocket or SSE: a slot under the per-user
+cap, a place in the hub, a close at token expiry, and the slot given back at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from lookout_shared.tokens import Principal
+
+from lookout_notifier import metrics
+from lookout_notifier.bootstrap import Notifier
+from lookout_notifier.connection import Connection, Transport
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def session(
+    notifier: Notifier, principal: Principal, transport: Transport
+) -> AsyncIterator[Connection | None]:
+    """A registered connection, or None when the user already holds every slot."""
+    settings = notifier.settings
+    conn = Connection(principal, transport, settings.send_queue_size)
+    user = principal.user_id
+    if not await notifier.slots.acquire(user, conn.id, settings.max_connections_per_user):
+        metrics.REFUSED.labels("connection_cap").inc()
+        yield None
+        return
+    notifier.hub.connect(conn)
+    conn.expire_at(principal.expires_at)
+    try:
+        yield conn
+    finally:
+        notifier.hub.disconnect(conn)
+        try:
+            await notifier.slots.release(user, conn.id)
+        except Exception:  # the lease lapses by itself
+            log.warning("could not release a connection slot", exc_info=True)

@@ -1,0 +1,166 @@
+"""Owner waits, the rate limit, re-authentication, SSE event ids, connection slots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from lookout_notifier import handlers
+from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHistory
+from lookout_notifier.connection import Connection
+from lookout_notifier.domain.event_ids import BadEventId, encode_event_id, parse_event_id
+from lookout_notifier.domain.frames import event_body, event_frame, frame_position
+from lookout_notifier.domain.ratelimit import TokenBucket
+from lookout_notifier.domain.rooms import GONE, Room
+from lookout_notifier.domain.routing import OwnerFact
+from lookout_notifier.handlers import Rooms
+from lookout_notifier.hub import Hub
+from lookout_shared.contracts import StreamDeleted, StreamState
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.tokens import Principal, TokenCodec
+
+TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
+CODEC = TokenCodec("unit-test-secret-unit-test-secret", "lookout", "lookout")
+
+
+async def never_reads() -> None:
+    await asyncio.Event().wait()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def stream_event(kind: str, stream: uuid.UUID, tenant: uuid.UUID = TENANT) -> Envelope:
+    payload = (
+        StreamDeleted()
+        if kind == "stream.deleted"
+        else StreamState(name="cam", kind="rtsp", status="pending", enabled=True)
+    )
+    return make_envelope(
+        kind, payload, producer="tests", tenant_id=tenant, entity_id=stream, entity_version=1
+    )
+
+
+def viewer(tenant: uuid.UUID = TENANT, user: uuid.UUID | None = None) -> Principal:
+    return Principal(
+        user or uuid.uuid4(), tenant, "viewer", datetime.now(UTC) + timedelta(minutes=5)
+    )
+
+
+# Stream rooms: only once the stream is known to be in the tenant ---------------------------
+
+
+async def test_subscription_waits_for_the_creation_event_in_flight() -> None:
+    rooms = Rooms(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
+    stream = uuid.uuid4()
+    asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), rooms))
+    await asyncio.sleep(0.01)
+    assert not asking.done()
+    await handlers.handle_event(stream_event("stream.created", stream), rooms)
+    assert await asyncio.wait_for(asking, 1)
+
+
+async def test_unknown_and_foreign_streams_are_refused() -> None:
+    rooms = Rooms(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
+    theirs = uuid.uuid4()
+    await handlers.handle_event(stream_event("stream.created", theirs, OTHER), rooms)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), rooms)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", theirs), rooms)
+    assert await handlers.may_subscribe(viewer(OTHER), Room("stream", theirs), rooms)
+
+
+async def test_owner_kept_until_deleted_and_not_revived_by_hints() -> None:
+    history = MemoryRoomHistory()
+    stream = uuid.uuid4()
+    await history.record(uuid.uuid4(), [], [OwnerFact(stream, TENANT, "hint")])
+    await history.record(uuid.uuid4(), [], [OwnerFact(stream, OTHER, "hint")])
+    assert await history.owner_of(stream) == TENANT  # a hint never overrides
+    await history.record(uuid.uuid4(), [], [OwnerFact(stream, TENANT, "forget")])
+    await history.record(uuid.uuid4(), [], [OwnerFact(stream, TENANT, "keep")])
+    assert await history.owner_of(stream) == GONE
+
+
+# Rate limit, re-authentication -------------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = TokenBucket(rate=2, burst=3, now=0)
+    assert [bucket.take(0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.5) and not bucket.take(0.5)
+    assert [bucket.take(100) for _ in range(4)] == [True, True, True, False]  # capped at burst
+
+
+async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
+    user = uuid.uuid4()
+    old = CODEC.verify(CODEC.issue(user, TENANT, "viewer", timedelta(seconds=1)))
+    transport = Recorder()
+    conn = Connection(old, transport, 8)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    conn.expire_at(old.expires_at)
+    rooms = Rooms(Hub(), MemoryRoomHistory())
+    for token in (
+        "garbage",
+        CODEC.issue(uuid.uuid4(), TENANT, "viewer", timedelta(minutes=5)),  # someone else
+        CODEC.issue(user, TENANT, "admin", timedelta(minutes=5)),  # another role
+        CODEC.issue(user, TENANT, "viewer", timedelta(minutes=5)),
+    ):
+        await handlers.handle_client_text(
+            conn, json.dumps({"op": "auth", "token": token}), rooms, CODEC
+        )
+    await asyncio.sleep(1.2)  # past the first token's expiry
+    assert not conn.is_closing
+    codes = [f.get("code", f["op"]) for f in transport.sent]
+    assert codes == ["invalid_token", "token_mismatch", "token_mismatch", "authenticated"]
+    assert conn.principal.expires_at > old.expires_at
+    serving.cancel()
+
+
+async def test_expiry_closes_with_1008() -> None:
+    conn = Connection(viewer(), Recorder(), 8)
+    conn.expire_at(datetime.now(UTC))
+    await asyncio.sleep(0.01)
+    assert conn.close_code == 1008
+
+
+# SSE event ids -----------------------------------------------------------------------------
+
+
+def test_event_ids_round_trip_and_refuse_garbage() -> None:
+    a, b = Room("stream", uuid.uuid4()), Room("tenant", TENANT)
+    text = encode_event_id({str(a): 12, str(b): 40})
+    assert text == f"{a}=12,{b}=40"
+    assert parse_event_id(text, 16) == {a: 12, b: 40}
+    for bad in ("stream:x=1", f"{a}=-1", f"{a}", f"{a}=1,{b}=2"):
+        with pytest.raises(BadEventId):
+            parse_event_id(bad, 1 if bad.count(",") else 16)
+
+
+def test_frame_position_reads_room_and_seq_without_parsing() -> None:
+    room = Room("stream", uuid.uuid4())
+    envelope = stream_event("stream.created", room.id)
+    text = event_frame(room, event_body(envelope)).text(42)
+    assert frame_position(text) == (str(room), 42)
+    assert frame_position('{"op":"pong"}') is None
+
+
+# Connection slots ----------------------------------------------------------------------------
+
+
+async def test_slots_cap_each_user_and_come_back_on_release() -> None:
+    slots, user = MemoryConnectionSlots(), uuid.uuid4()
+    conns = [uuid.uuid4() for _ in range(3)]
+    assert [await slots.acquire(user, c, 2) for c in conns] == [True, True, False]
+    assert await slots.acquire(uuid.uuid4(), conns[2], 2)  # another user has their own
+    await slots.release(user, conns[0])
+    assert await slots.acquire(user, conns[2], 2)
