@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookout_shared.metrics import record_http
+from lookout_shared.telemetry import instrument_app
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ def _title(status: int) -> str:
 
 def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> None:
     """``/healthz`` (the process answers), ``/readyz`` (every dependency answers) and
-    ``/metrics`` (Prometheus), and request metrics for every route of ``app``.
-    ``checks`` is called per request so it can read app state."""
+    ``/metrics`` (Prometheus); also request metrics and (if configured) traces for every
+    route of ``app``. ``checks`` is called per request so it can read app state."""
     record_http(app)
+    instrument_app(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -50,6 +50,14 @@ def setup_tracing(service_name: str) -> None:
     _configured = True
 
 
+def setup_process(service_name: str, log_level: str) -> None:
+    """What every service's ``main`` does first: JSON logs, then tracing (if configured)."""
+    from lookout_shared.logs import configure_logging
+
+    configure_logging(service_name, log_level)
+    setup_tracing(service_name)
+
+
 def shutdown_tracing() -> None:
     """Flush what is buffered (called on shutdown, so the last spans are not lost)."""
     provider = trace.get_tracer_provider()

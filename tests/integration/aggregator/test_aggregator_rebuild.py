@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import uuid
-from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import asyncpg
+import pytest
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore, decode_counts
 from lookout_count_aggregator.domain.contributions import contribution_of
+from lookout_count_aggregator.drift import check
 from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.rebuild import check, rebuild
+from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder, RebuildReport
 from lookout_shared import contracts
-from lookout_shared.envelope import make_envelope
+from lookout_shared.envelope import Envelope, make_envelope
 from redis.asyncio import Redis
 
-# The counts as SQL GROUP BY, written independently of the aggregator's own code.
-GROUP_BY = """
-SELECT tenant_id, 'streams_total' AS field, count(*) AS n FROM streams GROUP BY 1
-UNION ALL SELECT tenant_id, 'streams_status:' || status, count(*) FROM streams GROUP BY 1, 2
-UNION ALL SELECT tenant_id, 'streams_kind:' || kind, count(*) FROM streams GROUP BY 1, 2
-UNION ALL SELECT tenant_id, 'streams_resolution:' || CASE
-        WHEN height IS NULL THEN 'unknown' WHEN height >= 2160 THEN 'uhd'
-        WHEN height >= 1080 THEN 'fhd' WHEN height >= 720 THEN 'hd' ELSE 'sd' END,
-    count(*) FROM streams GROUP BY 1, 2
-UNION ALL SELECT tenant_id, 'streams_tag:' || tag, count(*)
-    FROM streams, unnest(tags) AS tag GROUP BY 1, 2
-UNION ALL SELECT tenant_id, 'snapshots_total', count(*) FROM snapshots GROUP BY 1
-UNION ALL SELECT tenant_id, 'jobs_status:' || status, count(*) FROM snapshot_jobs GROUP BY 1, 2
-"""
+SqlCounts = Callable[[], Awaitable[dict[str, dict[str, int]]]]
+
 
 STREAMS = [
     # (tenant index, status, kind, height, tags, version)
@@ -99,18 +90,19 @@ async def seed(db: asyncpg.Pool) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     return tenants, streams
 
 
-async def sql_counts(db: asyncpg.Pool) -> dict[uuid.UUID, dict[str, int]]:
-    counts: dict[uuid.UUID, dict[str, int]] = {}
-    for row in await db.fetch(GROUP_BY):
-        counts.setdefault(row["tenant_id"], {})[row["field"]] = row["n"]
-    return counts
+async def rebuild(
+    db: asyncpg.Pool, redis: Redis, keys: CountKeys, tenant: uuid.UUID | None = None
+) -> RebuildReport:
+    return await Rebuilder(db, redis, keys, chunk=3).run(tenant)
 
 
 async def redis_counts(redis: Redis, key: str) -> dict[str, int]:
     return decode_counts(await redis.hgetall(key))
 
 
-async def test_rebuild_equals_sql_group_by(db: asyncpg.Pool, redis: Redis, prefix: str) -> None:
+async def test_rebuild_equals_sql_group_by(
+    db: asyncpg.Pool, redis: Redis, prefix: str, sql_counts: SqlCounts
+) -> None:
     keys = CountKeys(prefix)
     tenants, _ = await seed(db)
     # Leftovers a rebuild must clear: a tenant Postgres no longer has, a drifted platform.
@@ -120,16 +112,13 @@ async def test_rebuild_equals_sql_group_by(db: asyncpg.Pool, redis: Redis, prefi
 
     report = await rebuild(db, redis, keys)
 
-    expected = await sql_counts(db)
+    expected = await sql_counts()
     assert report.removed_tenants == [str(gone)]
-    assert expected[tenants[0]]["streams_tag:door"] == 2  # the seed is what we think it is
+    assert expected[str(tenants[0])]["streams_tag:door"] == 2  # the seed is what we think
     for tenant in tenants:
-        assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(tenant, {})
+        assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(str(tenant), {})
     assert not await redis.exists(keys.tenant(gone))
-    platform: Counter[str] = Counter()
-    for counts in expected.values():
-        platform.update(counts)
-    assert await redis_counts(redis, keys.platform()) == dict(platform)
+    assert await redis_counts(redis, keys.platform()) == expected["platform"]
     assert await check(db, redis, keys) == []
     # No scratch key is left behind.
     assert [k async for k in redis.scan_iter(match=f"{prefix}counts:rebuild:*")] == []
@@ -225,3 +214,236 @@ async def cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+class AfterFirstChunk:
+    """A rebuild's progress that runs ``action`` once, after the snapshot was read."""
+
+    def __init__(self, action: Callable[[], Awaitable[None]]) -> None:
+        self.action: Callable[[], Awaitable[None]] | None = action
+        self.total = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    async def run_pending(self) -> None:
+        if self.action is not None:
+            action, self.action = self.action, None
+            await action()
+
+    def advance(self, entities: int) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run_pending())
+
+
+def stream_event(
+    verb: str, sid: uuid.UUID, version: int, tenant: uuid.UUID, status: str = "online"
+) -> Envelope:
+    payload: contracts.Payload = (
+        contracts.StreamDeleted()
+        if verb == "deleted"
+        else contracts.StreamState(name="cam", kind="rtsp", status=status, enabled=True)
+    )
+    return make_envelope(
+        f"stream.{verb}",
+        payload,
+        producer="tests",
+        tenant_id=tenant,
+        entity_id=sid,
+        entity_version=version,
+    )
+
+
+async def insert_stream(db: asyncpg.Pool, sid: uuid.UUID, tenant: uuid.UUID) -> None:
+    await db.execute(
+        """INSERT INTO streams (id, tenant_id, name, url, kind, status, version)
+           VALUES ($1, $2, 'cam', 'rtsp://127.0.0.1/x', 'rtsp', 'online', 1)""",
+        sid,
+        tenant,
+    )
+
+
+async def test_a_stream_created_while_the_rebuild_runs_is_counted(
+    db: asyncpg.Pool, redis: Redis, prefix: str, sql_counts: SqlCounts
+) -> None:
+    """The gap of a naive rebuild: created after the SQL read, applied before the swap."""
+    keys = CountKeys(prefix)
+    tenants, _ = await seed(db)
+    store = RedisCountStore(redis, keys, 3600)
+    sid = uuid.uuid4()
+
+    async def create_meanwhile() -> None:
+        await insert_stream(db, sid, tenants[0])
+        created = stream_event("created", sid, 1, tenants[0])
+        await store.apply(created.id, contribution_of(created))
+        during.append(bool(await redis.exists(keys.pending(tenants[0]))))
+
+    during: list[bool] = []
+    progress = AfterFirstChunk(create_meanwhile)
+    await Rebuilder(db, redis, keys, chunk=2, progress=progress).run(tenants[0])
+    await progress.task
+    expected = await sql_counts()
+    assert expected[str(tenants[0])]["streams_total"] == 6
+    assert during == [True]  # applied while the rebuild ran, after it read Postgres
+    assert await redis_counts(redis, keys.tenant(tenants[0])) == expected[str(tenants[0])]
+    assert await check(db, redis, keys, [tenants[0]]) == []
+
+
+async def test_a_deletion_arriving_after_the_rebuild_leaves_no_negative_count(
+    db: asyncpg.Pool, redis: Redis, prefix: str, sql_counts: SqlCounts
+) -> None:
+    """Deleted in Postgres before the rebuild read it, deletion event still in flight."""
+    keys = CountKeys(prefix)
+    tenants, _ = await seed(db)
+    store = RedisCountStore(redis, keys, 3600)
+    sid = uuid.uuid4()
+    await insert_stream(db, sid, tenants[2])
+    created = stream_event("created", sid, 1, tenants[2])
+    await store.apply(created.id, contribution_of(created))
+    await db.execute("DELETE FROM streams WHERE id = $1", sid)
+
+    await rebuild(db, redis, keys)
+    deleted = stream_event("deleted", sid, 2, tenants[2])
+    await store.apply(deleted.id, contribution_of(deleted))
+    late_update = stream_event("updated", sid, 2, tenants[2], status="error")
+    await store.apply(late_update.id, contribution_of(late_update))
+
+    assert await redis_counts(redis, keys.tenant(tenants[2])) == {}
+    assert await check(db, redis, keys) == []
+
+
+async def test_rebuild_during_a_burst_of_events_ends_equal_to_sql(
+    db: asyncpg.Pool, redis: Redis, prefix: str, sql_counts: SqlCounts
+) -> None:
+    """Writers change Postgres and emit events; a deliverer applies them late, shuffled and
+    duplicated; two rebuilds run meanwhile. Once every event is in, Redis equals SQL."""
+    rng = random.Random(11)
+    keys = CountKeys(prefix)
+    tenants, _ = await seed(db)
+    store = RedisCountStore(redis, keys, 3600)
+    await rebuild(db, redis, keys)
+    in_flight: list[Envelope] = []
+    live: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}  # stream -> (tenant, version)
+    writing = True
+
+    async def write() -> None:
+        nonlocal writing
+        for _ in range(400):
+            op = rng.random()
+            if op < 0.45 or not live:
+                sid, tenant = uuid.uuid4(), rng.choice(tenants)
+                await insert_stream(db, sid, tenant)
+                live[sid] = (tenant, 1)
+                in_flight.append(stream_event("created", sid, 1, tenant))
+            elif op < 0.8:
+                sid = rng.choice(list(live))
+                tenant, version = live[sid]
+                status = rng.choice(["pending", "online", "error", "disabled"])
+                await db.execute(
+                    "UPDATE streams SET status = $2, version = $3 WHERE id = $1",
+                    sid,
+                    status,
+                    version + 1,
+                )
+                live[sid] = (tenant, version + 1)
+                in_flight.append(stream_event("updated", sid, version + 1, tenant, status))
+            else:
+                sid = rng.choice(list(live))
+                tenant, version = live.pop(sid)
+                await db.execute("DELETE FROM streams WHERE id = $1", sid)
+                in_flight.append(stream_event("deleted", sid, version + 1, tenant))
+            await asyncio.sleep(0)
+        writing = False
+
+    async def deliver() -> None:
+        while writing or in_flight:
+            if len(in_flight) < 5 and writing:
+                await asyncio.sleep(0.001)  # events lag behind their writes
+                continue
+            event = in_flight.pop(rng.randrange(len(in_flight)))
+            await store.apply(event.id, contribution_of(event))
+            if rng.random() < 0.2:
+                in_flight.append(event)  # redelivered later
+            await asyncio.sleep(0)
+
+    async def rebuild_twice() -> None:
+        for _ in range(2):
+            report = await Rebuilder(db, redis, keys, chunk=4).run()
+            assert report.entities > 0
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(write(), deliver(), rebuild_twice())
+    expected = await sql_counts()
+    for tenant in tenants:
+        assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(str(tenant), {})
+    assert await redis_counts(redis, keys.platform()) == expected["platform"]
+    assert await check(db, redis, keys) == []
+
+
+async def test_redis_flushed_then_rebuilt_equals_sql_and_keeps_counting(
+    db: asyncpg.Pool, redis: Redis, prefix: str, sql_counts: SqlCounts
+) -> None:
+    keys = CountKeys(prefix)
+    tenants, streams = await seed(db)
+    await rebuild(db, redis, keys)
+    await redis.flushdb()
+    assert await check(db, redis, keys) != []
+
+    await rebuild(db, redis, keys)
+    expected = await sql_counts()
+    for tenant in tenants:
+        assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(str(tenant), {})
+    assert await redis_counts(redis, keys.platform()) == expected["platform"]
+    # Events after the rebuild move the rebuilt counts (the entity states came back too).
+    await db.execute(
+        "UPDATE streams SET status = 'error', kind = 'rtsp', version = 2 WHERE id = $1", streams[2]
+    )
+    store = RedisCountStore(redis, keys, 3600)
+    updated = stream_event("updated", streams[2], 2, tenants[0], status="error")
+    assert await store.apply(updated.id, contribution_of(updated)) != {}
+    assert await check(db, redis, keys) == []
+
+
+async def test_a_crashed_rebuild_keeps_counts_consistent_and_the_next_one_repairs(
+    db: asyncpg.Pool, redis: Redis, prefix: str
+) -> None:
+    keys = CountKeys(prefix)
+    tenants, _ = await seed(db)
+    await rebuild(db, redis, keys)
+
+    class Crash(Exception):
+        pass
+
+    class CrashingProgress:
+        def start(self, total: int) -> None:
+            pass
+
+        def advance(self, entities: int) -> None:
+            raise Crash
+
+    with pytest.raises(Crash):
+        await Rebuilder(db, redis, keys, chunk=2, progress=CrashingProgress()).run(tenants[0])
+    assert await redis.exists(keys.pending(tenants[0]))  # left behind by the crash
+    store = RedisCountStore(redis, keys, 3600)
+    sid = uuid.uuid4()
+    await insert_stream(db, sid, tenants[0])
+    created = stream_event("created", sid, 1, tenants[0])
+    await store.apply(created.id, contribution_of(created))
+    assert await check(db, redis, keys) == []
+
+    await rebuild(db, redis, keys, tenants[0])
+    assert not await redis.exists(keys.pending(tenants[0]))
+    assert await check(db, redis, keys) == []
+
+
+async def test_only_one_rebuild_runs_at_a_time(
+    db: asyncpg.Pool, redis: Redis, prefix: str, stack: dict[str, str]
+) -> None:
+    keys = CountKeys(prefix)
+    await seed(db)
+    await redis.set(keys.rebuild_lock(), "someone-else", ex=60)
+    with pytest.raises(RebuildBusy):
+        await rebuild(db, redis, keys)
+    env = {**os.environ, **stack, "LOOKOUT_REDIS_PREFIX": prefix, "LOOKOUT_ENVIRONMENT": "test"}
+    code, out = await cli(env, "rebuild", "--quiet")
+    assert code == 2, out
+    assert "another rebuild is running" in out

@@ -59,7 +59,9 @@ async def test_events_through_the_broker_reach_the_counts(
     listener = await topology.declare_instance_queue(channel, ("counts.changed",))
 
     tenant, s1, s2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    settings = AggregatorSettings(redis_prefix=prefix, counts_debounce_ms=100)
+    settings = AggregatorSettings(
+        redis_prefix=prefix, counts_debounce_ms=100, drift_check_interval_seconds=0
+    )
     aggregator = await bootstrap(settings)
     await aggregator.start()
     try:
@@ -129,7 +131,9 @@ async def test_without_a_notifier_counts_changed_is_dropped_and_service_goes_on(
 ) -> None:
     await purge(broker, topology.AGGREGATOR_EVENTS)
     tenant = uuid.uuid4()
-    settings = AggregatorSettings(redis_prefix=prefix, counts_debounce_ms=10)
+    settings = AggregatorSettings(
+        redis_prefix=prefix, counts_debounce_ms=10, drift_check_interval_seconds=0
+    )
     aggregator = await bootstrap(settings)
     await aggregator.start()
     try:
@@ -165,3 +169,51 @@ async def test_unroutable_publish_is_a_delivery_error(broker: Broker) -> None:
     )
     with pytest.raises(DeliveryError):
         await broker.publish_envelope(envelope)
+
+
+async def test_poison_and_unknown_events_are_dead_lettered_and_consuming_goes_on(
+    broker: Broker, redis: Redis, prefix: str
+) -> None:
+    dead = f"{topology.AGGREGATOR_EVENTS}.dead"
+    await purge(broker, topology.AGGREGATOR_EVENTS, dead)
+    tenant = uuid.uuid4()
+    aggregator = await bootstrap(
+        AggregatorSettings(redis_prefix=prefix, drift_check_interval_seconds=0)
+    )
+    await aggregator.start()
+    try:
+        unknown = stream("created", uuid.uuid4(), 1, tenant).model_copy(
+            update={"type": "snapshot.exploded"}
+        )
+        poison = [
+            (b"{not json", "stream.created", "poison-1"),
+            (unknown.to_bytes(), "snapshot.exploded", "poison-2"),
+        ]
+        for body, key, message_id in poison:
+            await broker.publish(
+                topology.EVENTS, key, body, message_id=message_id, message_type=key
+            )
+        await broker.publish_envelope(stream("created", uuid.uuid4(), 1, tenant))
+        key = CountKeys(prefix).tenant(tenant)
+        for _ in range(200):
+            if await redis.hget(key, "streams_total") == b"1":
+                break
+            await asyncio.sleep(0.05)
+        assert await redis.hget(key, "streams_total") == b"1"
+
+        channel = await broker.connection.channel()
+        dead_queue = await channel.get_queue(dead, ensure=False)
+        reasons: dict[str, str] = {}
+        for _ in range(100):
+            parked = await dead_queue.get(no_ack=True, fail=False)
+            if parked is not None:
+                reasons[parked.message_id or ""] = str((parked.headers or {})[REASON_HEADER])
+            elif len(reasons) == 2:
+                break
+            else:
+                await asyncio.sleep(0.05)
+        await channel.close()
+        assert "invalid envelope" in reasons["poison-1"]
+        assert "unknown message type 'snapshot.exploded'" in reasons["poison-2"]
+    finally:
+        await aggregator.stop()

@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+import asyncpg
 from lookout_shared.broker import Broker
+from lookout_shared.db import create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 
 from lookout_count_aggregator.adapters.counts_publisher import CountsPublisher
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
+from lookout_count_aggregator.drift import DriftMonitor
 from lookout_count_aggregator.entrypoints.consumer import consume_entity_events
 from lookout_count_aggregator.keys import CountKeys
+from lookout_count_aggregator.ports import CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 
 
@@ -22,14 +26,19 @@ class Aggregator:
     settings: AggregatorSettings
     redis: Redis
     broker: Broker
-    store: RedisCountStore
+    store: CountStore
     publisher: CountsPublisher
+    # Postgres is read only by the drift check; None when the check is switched off.
+    pool: asyncpg.Pool | None = None
+    drift: DriftMonitor | None = None
     owns_redis: bool = True
     owns_broker: bool = True
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         self.tasks.append(asyncio.create_task(self.publisher.run(), name="counts-publisher"))
+        if self.drift is not None:
+            self.tasks.append(asyncio.create_task(self.drift.run(), name="drift-check"))
         await consume_entity_events(
             self.broker, self.store, self.publisher, self.settings.aggregator_prefetch
         )
@@ -46,6 +55,8 @@ class Aggregator:
             await self.broker.close()
         if self.owns_redis:
             await self.redis.aclose()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 async def bootstrap(
@@ -60,6 +71,18 @@ async def bootstrap(
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
         await broker.connect()
     keys = CountKeys(settings.redis_prefix)
+    pool, drift = None, None
+    if settings.drift_check_interval_seconds > 0:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+        drift = DriftMonitor(
+            pool,
+            redis,
+            keys,
+            interval=settings.drift_check_interval_seconds,
+            mode=settings.drift_check_mode,
+            sample=settings.drift_check_sample_tenants,
+            settle_seconds=settings.drift_check_settle_seconds,
+        )
     return Aggregator(
         settings=settings,
         redis=redis,
@@ -68,6 +91,8 @@ async def bootstrap(
         publisher=CountsPublisher(
             broker, settings.service_name, settings.counts_debounce_ms / 1000
         ),
+        pool=pool,
+        drift=drift,
         owns_redis=owns_redis,
         owns_broker=owns_broker,
     )

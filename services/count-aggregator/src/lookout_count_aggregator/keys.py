@@ -5,6 +5,11 @@
 - ``{prefix}counts:entity:{entity_type}:{entity_id}``: the entity's ``version`` and the
   fields it currently contributes (each ``1``); a deletion leaves just ``version``.
 - ``{prefix}counts:seen:{event_id}``: an event already applied (expires).
+- ``{prefix}counts:gen:{tenant_id}``: the tenant's generation; its hash counts the entity
+  states whose ``gen`` is at least this (a rebuild raises it, see ``apply_event.lua``).
+- ``{prefix}counts:rebuild:pending:{tenant_id}`` and ``...:rebuild:scratch:{tenant_id}``: the
+  generation a running rebuild will swap in, and its counts so far.
+- ``{prefix}counts:rebuild:lock``: held by the one rebuild that may run at a time.
 """
 
 from __future__ import annotations
@@ -35,5 +40,14 @@ class CountKeys:
         escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.tenant(""))
         return escaped + "*"
 
-    def rebuild_scratch(self, run: str, tenant_id: uuid.UUID | str) -> str:
-        return self._keys("counts", "rebuild", run, "tenant", tenant_id)
+    def generation(self, tenant_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "gen", tenant_id)
+
+    def pending(self, tenant_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "rebuild", "pending", tenant_id)
+
+    def scratch(self, tenant_id: uuid.UUID | str) -> str:
+        return self._keys("counts", "rebuild", "scratch", tenant_id)
+
+    def rebuild_lock(self) -> str:
+        return self._keys("counts", "rebuild", "lock")

@@ -1,33 +1,54 @@
-"""Rebuild the counts from Postgres, and check Redis against Postgres.
+"""Rebuild the counts from Postgres while events keep flowing, and end exact.
 
-A rebuild reads one consistent SQL snapshot, writes each tenant's counts into a scratch
-hash and swaps it in with a Lua script (RENAME) that also resets the entity states the
-snapshot covers. Events keep flowing meanwhile: where an entity's Redis state is newer
-than the snapshot (an update or deletion applied since the read), the script counts the
-newer state instead. Known gap of this simple version: an entity *created* between the
-read and the swap is counted again by neither; ``check`` reports it, and another rebuild
-(or the next rebuild when quiet) fixes it.
+Per tenant: open a *pending generation* in Redis (so every event applied from now on also
+moves the rebuild's scratch counts), then read the tenant's rows in one repeatable-read
+snapshot, in chunks, and write each entity's state into the pending generation (a Lua
+script per chunk; a state Redis already holds at a newer version wins). Finally swap the
+scratch counts in and make the pending generation current, atomically. States of the old
+generation that the rebuild did not see (an entity deleted before the snapshot whose
+deletion event is still on its way, or any drift) stop counting at the swap. See
+``adapters/apply_event.lua`` for the generation rules.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.typing import FieldT
+from redis.asyncio.lock import Lock
 
-from lookout_count_aggregator.adapters.postgres_states import load_states
-from lookout_count_aggregator.adapters.redis_counts import decode_counts, load_script
-from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.domain.tally import differences, platform_of, tally
+from lookout_count_aggregator.adapters.postgres_states import (
+    count_rows,
+    tenant_ids,
+    tenant_states,
+)
+from lookout_count_aggregator.adapters.redis_counts import SCRATCH_TTL_SECONDS, load_script
 from lookout_count_aggregator.keys import CountKeys
 
-SCRATCH_TTL_SECONDS = 3600  # a crashed rebuild leaves no scratch key for long
+LOCK_SECONDS = 120  # renewed every chunk; a crashed rebuild frees the lock this soon
+
+
+class RebuildBusy(Exception):
+    """Another rebuild holds the lock."""
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def advance(self, entities: int) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, entities: int) -> None:
+        pass
 
 
 @dataclass
@@ -38,88 +59,81 @@ class RebuildReport:
     removed_tenants: list[str] = field(default_factory=list)
 
 
-async def rebuild(
-    pool: asyncpg.Pool, redis: Redis, keys: CountKeys, tenant_id: uuid.UUID | None = None
-) -> RebuildReport:
-    sql = await load_states(pool, tenant_id)
-    if tenant_id is not None and tenant_id not in sql.tenants:
-        sql.tenants.append(tenant_id)  # a deleted tenant: its counts are emptied
-    by_tenant: dict[uuid.UUID, list[Contribution]] = {t: [] for t in sql.tenants}
-    for state in sql.states:
-        by_tenant.setdefault(state.tenant_id, []).append(state)
-    swap = redis.register_script(load_script("swap_tenant.lua"))
-    run = uuid.uuid4().hex
-    report = RebuildReport(tenants=len(by_tenant), entities=len(sql.states))
-    for tenant, states in by_tenant.items():
-        report.newer_in_redis += await _swap_tenant(redis, swap, keys, run, tenant, states)
-    if tenant_id is None:
-        # Tenants that Redis counts but Postgres no longer has.
-        known = {keys.tenant(t) for t in by_tenant}
-        async for raw in redis.scan_iter(match=keys.tenant_pattern(), count=1000):
+class Rebuilder:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        keys: CountKeys,
+        chunk: int = 1000,
+        progress: Progress | None = None,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._keys = keys
+        self._chunk = chunk
+        self._progress = progress or NoProgress()
+        self._begin = redis.register_script(load_script("begin_rebuild.lua"))
+        self._write = redis.register_script(load_script("rebuild_chunk.lua"))
+        self._swap = redis.register_script(load_script("swap_tenant.lua"))
+        self._sum_platform = redis.register_script(load_script("sum_platform.lua"))
+
+    async def run(self, tenant_id: uuid.UUID | None = None) -> RebuildReport:
+        """Rebuild every tenant (and the platform hash), or just ``tenant_id``."""
+        lock = Lock(self._redis, self._keys.rebuild_lock(), timeout=LOCK_SECONDS)
+        if not await lock.acquire(blocking=False):
+            raise RebuildBusy("another rebuild is running; try again when it has finished")
+        try:
+            return await self._run(lock, tenant_id)
+        finally:
+            await lock.release()
+
+    async def _run(self, lock: Lock, tenant_id: uuid.UUID | None) -> RebuildReport:
+        report = RebuildReport()
+        if tenant_id is not None:
+            tenants = [str(tenant_id)]
+        else:
+            in_sql = {str(t) for t in await tenant_ids(self._pool)}
+            in_redis = {t async for t in self._redis_tenants()}
+            report.removed_tenants = sorted(in_redis - in_sql)
+            tenants = sorted(in_sql | in_redis)
+        self._progress.start(await count_rows(self._pool, tenant_id))
+        for tenant in tenants:
+            await self._rebuild_tenant(lock, tenant, report)
+            report.tenants += 1
+            await lock.reacquire()
+        if tenant_id is None:
+            # The platform hash as the exact sum of the tenant hashes, whatever it drifted to.
+            await self._sum_platform(
+                keys=[self._keys.platform()], args=[self._keys.tenant_pattern()]
+            )
+        return report
+
+    async def _rebuild_tenant(self, lock: Lock, tenant: str, report: RebuildReport) -> None:
+        k = self._keys
+        counts = [k.tenant(tenant), k.platform(), k.generation(tenant), k.pending(tenant)]
+        counts.append(k.scratch(tenant))
+        # The pending generation opens before the snapshot is taken: every event applied
+        # after the snapshot is then seen by the scratch counts.
+        pending = str(await self._begin(keys=counts[2:]))
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            async for batch in tenant_states(conn, uuid.UUID(tenant), self._chunk):
+                states = json.dumps([[s.version, sorted(s.fields)] for s in batch])
+                entity_keys = [k.entity(s.entity_type, s.entity_id) for s in batch]
+                newer = await self._write(
+                    keys=[*counts, *entity_keys], args=[pending, SCRATCH_TTL_SECONDS, states]
+                )
+                report.newer_in_redis += int(newer)
+                report.entities += len(batch)
+                self._progress.advance(len(batch))
+                await lock.reacquire()
+        await self._swap(keys=counts, args=[pending])
+
+    async def _redis_tenants(self) -> AsyncIterator[str]:
+        prefix = self._keys.tenant("")
+        async for raw in self._redis.scan_iter(match=self._keys.tenant_pattern(), count=1000):
             key = raw.decode() if isinstance(raw, bytes) else raw
-            if key not in known:
-                stale = key.removeprefix(keys.tenant(""))
-                await _swap_tenant(redis, swap, keys, run, stale, [])
-                report.removed_tenants.append(stale)
-        # The platform hash as the exact sum of the tenant hashes, whatever it drifted to.
-        sum_platform = redis.register_script(load_script("sum_platform.lua"))
-        await sum_platform(keys=[keys.platform()], args=[keys.tenant_pattern()])
-    return report
-
-
-async def _swap_tenant(
-    redis: Redis,
-    swap: AsyncScript,
-    keys: CountKeys,
-    run: str,
-    tenant: uuid.UUID | str,
-    states: list[Contribution],
-) -> int:
-    scratch = keys.rebuild_scratch(run, tenant)
-    counts = tally(states).get(uuid.UUID(str(tenant)), Counter()) if states else Counter()
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(scratch)
-        if counts:
-            mapping: dict[FieldT, int] = {name: n for name, n in counts.items()}
-            pipe.hset(scratch, mapping=mapping)
-            pipe.expire(scratch, SCRATCH_TTL_SECONDS)
-        await pipe.execute()
-    entity_keys = [keys.entity(s.entity_type, s.entity_id) for s in states]
-    payload = json.dumps([[s.version, sorted(s.fields)] for s in states])
-    newer = await swap(
-        keys=[scratch, keys.tenant(tenant), keys.platform(), *entity_keys], args=[payload]
-    )
-    return int(newer)
-
-
-@dataclass
-class Drift:
-    scope: str  # a tenant id or "platform"
-    field: str
-    sql: int
-    redis: int
-
-
-async def check(
-    pool: asyncpg.Pool, redis: Redis, keys: CountKeys, tenant_id: uuid.UUID | None = None
-) -> list[Drift]:
-    """Every count that differs between Redis and Postgres."""
-    sql = await load_states(pool, tenant_id)
-    expected = tally(sql.states)
-    scopes: dict[str, tuple[str, Counter[str]]] = {
-        str(t): (keys.tenant(t), expected.get(t, Counter())) for t in {*sql.tenants, *expected}
-    }
-    if tenant_id is None:
-        async for raw in redis.scan_iter(match=keys.tenant_pattern(), count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else raw
-            scope = key.removeprefix(keys.tenant(""))
-            scopes.setdefault(scope, (key, Counter()))
-        scopes["platform"] = (keys.platform(), platform_of(expected.values()))
-    elif str(tenant_id) not in scopes:
-        scopes[str(tenant_id)] = (keys.tenant(tenant_id), Counter())
-    drifts = []
-    for scope, (key, want) in sorted(scopes.items()):
-        have = decode_counts(await redis.hgetall(key))
-        for name, (sql_count, redis_count) in differences(dict(want), have).items():
-            drifts.append(Drift(scope, name, sql_count, redis_count))
-    return drifts
+            yield key.removeprefix(prefix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lookout_shared.settings import ServiceSettings
 
 SEVEN_DAYS = 7 * 24 * 3600
@@ -16,3 +18,12 @@ class AggregatorSettings(ServiceSettings):
     dedupe_ttl_seconds: int = SEVEN_DAYS
     # At most one counts.changed per tenant per this interval.
     counts_debounce_ms: int = 250
+    # The drift check: every this many seconds (0: never), a random sample of tenants
+    # ("sampled") or every tenant and the platform ("full", one GROUP BY per table).
+    drift_check_interval_seconds: float = 300.0
+    drift_check_mode: Literal["sampled", "full"] = "sampled"
+    drift_check_sample_tenants: int = 20
+    # A difference is drift only if it is still there this much later (events in flight).
+    drift_check_settle_seconds: float = 2.0
+    # Entities a rebuild writes per atomic Redis step.
+    rebuild_chunk: int = 1000

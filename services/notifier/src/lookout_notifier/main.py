@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
-from lookout_shared.logs import configure_logging
+from lookout_shared.telemetry import setup_process
 
 from lookout_notifier.app import create_app, server_config
 from lookout_notifier.settings import NotifierSettings
@@ -11,7 +11,7 @@ from lookout_notifier.settings import NotifierSettings
 
 def main() -> None:
     settings = NotifierSettings()
-    configure_logging(settings.service_name, settings.log_level)
+    setup_process(settings.service_name, settings.log_level)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, closes sockets, runs the lifespan exit.
     uvicorn.Server(server_config(create_app(settings), settings)).run()
 

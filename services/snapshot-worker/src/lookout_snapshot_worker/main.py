@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
-from lookout_shared.logs import configure_logging
+from lookout_shared.telemetry import setup_process
 
 from lookout_snapshot_worker.bootstrap import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
@@ -11,7 +11,7 @@ from lookout_snapshot_worker.settings import WorkerSettings
 
 def main() -> None:
     settings = WorkerSettings()
-    configure_logging(settings.service_name, settings.log_level)
+    setup_process(settings.service_name, settings.log_level)
     # uvicorn handles SIGTERM/SIGINT: the lifespan's shutdown closes everything in order.
     uvicorn.run(
         create_app(settings),

@@ -1,8 +1,18 @@
 -- Apply one entity event to the counts, atomically.
 -- KEYS[1] seen key of the event id   KEYS[2] entity state hash
 -- KEYS[3] tenant counts hash         KEYS[4] platform counts hash
--- ARGV[1] dedupe TTL (s)   ARGV[2] entity version   ARGV[3..] the entity's new fields
+-- KEYS[5] tenant generation          KEYS[6] tenant's pending generation (a rebuild runs)
+-- KEYS[7] the pending rebuild's scratch counts hash
+-- ARGV[1] dedupe TTL (s)   ARGV[2] entity version   ARGV[3] scratch TTL (s)
+-- ARGV[4..] the entity's new fields
 -- Returns {applied (0|1), field1, tenant value1, field2, tenant value2, ...}.
+--
+-- Generations: the tenant hash counts exactly the entity states whose `gen` is at least the
+-- tenant's generation. A rebuild raises the generation when it swaps in counts recomputed
+-- from Postgres, so a state the rebuild did not count (an entity deleted before the rebuild
+-- read Postgres, whose deletion event is still on its way) stops counting, and its late
+-- deletion subtracts nothing. While a rebuild runs, every applied event also moves the
+-- rebuild's scratch counts, so the swap ends exact however many events flowed meanwhile.
 
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return {0}  -- this event id was applied already
@@ -13,22 +23,43 @@ if stored and tonumber(stored) >= version then
   return {0}  -- stale or same version: the entity already reflects it or something newer
 end
 
--- delta = new contribution - old contribution
-local delta = {}
-local old = redis.call('HGETALL', KEYS[2])
-for i = 1, #old, 2 do
-  if old[i] ~= 'version' then delta[old[i]] = -1 end
+local gen = tonumber(redis.call('GET', KEYS[5]) or '0')
+local pending = redis.call('GET', KEYS[6])
+pending = pending and tonumber(pending)
+
+local old = {}
+local egen = 0
+local raw = redis.call('HGETALL', KEYS[2])
+for i = 1, #raw, 2 do
+  if raw[i] == 'gen' then egen = tonumber(raw[i + 1])
+  elseif raw[i] ~= 'version' then old[#old + 1] = raw[i] end
 end
-local state = {'version', ARGV[2]}
-for i = 3, #ARGV do
+
+-- delta = new contribution - old contribution (the old one only if the hash counts it)
+local delta = {}
+if egen >= gen then
+  for _, f in ipairs(old) do delta[f] = -1 end
+end
+local newgen = pending or gen
+local state = {'version', ARGV[2], 'gen', newgen}
+for i = 4, #ARGV do
   delta[ARGV[i]] = (delta[ARGV[i]] or 0) + 1
   state[#state + 1] = ARGV[i]
   state[#state + 1] = '1'
 end
 
+if pending then
+  -- The scratch counts every state of the pending generation: replace this entity's.
+  if egen == pending then
+    for _, f in ipairs(old) do redis.call('HINCRBY', KEYS[7], f, -1) end
+  end
+  for i = 4, #ARGV do redis.call('HINCRBY', KEYS[7], ARGV[i], 1) end
+  redis.call('EXPIRE', KEYS[7], ARGV[3])
+end
+
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(state))
-if #ARGV < 3 then
+if #ARGV < 4 then
   -- A tombstone keeps the version so a late older event cannot resurrect the entity; it
   -- needs to live only as long as event ids are remembered.
   redis.call('EXPIRE', KEYS[2], ARGV[1])

@@ -1,11 +1,13 @@
-"""Reads every countable entity from Postgres (read only), as the counts see it."""
+"""Reads the countable entities from Postgres (read only), as the counts see them."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
+from lookout_shared.db import Conn
 
 from lookout_count_aggregator.domain.contributions import (
     SNAPSHOT,
@@ -20,46 +22,98 @@ from lookout_count_aggregator.domain.contributions import (
 # Snapshots have no version column; 0 lets any later event about them apply.
 SNAPSHOT_VERSION = 0
 
-
-@dataclass(frozen=True)
-class SqlStates:
-    tenants: list[uuid.UUID]
-    states: list[Contribution]
+COUNTED_TABLES = ("streams", "snapshots", "snapshot_jobs")
 
 
-async def load_states(pool: asyncpg.Pool, tenant_id: uuid.UUID | None = None) -> SqlStates:
-    """One consistent snapshot of every tenant and countable entity (or of one tenant)."""
+async def tenant_ids(pool: asyncpg.Pool) -> list[uuid.UUID]:
+    return [r["id"] for r in await pool.fetch("SELECT id FROM tenants ORDER BY id")]
+
+
+async def tenant_exists(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> bool:
+    return bool(
+        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id)
+    )
+
+
+async def count_rows(pool: asyncpg.Pool, tenant_id: uuid.UUID | None = None) -> int:
+    """How many entities a rebuild reads (the progress bar's total)."""
     where, args = ("WHERE tenant_id = $1", [tenant_id]) if tenant_id else ("", [])
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        tenant_where = "WHERE id = $1" if tenant_id else ""
-        tenants = [
-            r["id"] for r in await conn.fetch(f"SELECT id FROM tenants {tenant_where}", *args)
-        ]
-        streams = await conn.fetch(
-            f"SELECT id, tenant_id, version, status, kind, height, tags FROM streams {where}",
-            *args,
-        )
-        snapshots = await conn.fetch(f"SELECT id, tenant_id FROM snapshots {where}", *args)
-        jobs = await conn.fetch(
-            f"SELECT id, tenant_id, version, status FROM snapshot_jobs {where}",
-            *args,
-        )
-    states = [
-        Contribution(
+    total = 0
+    for table in COUNTED_TABLES:
+        total += await pool.fetchval(f"SELECT count(*) FROM {table} {where}", *args)
+    return total
+
+
+async def tenant_states(
+    conn: Conn, tenant_id: uuid.UUID, chunk: int
+) -> AsyncIterator[list[Contribution]]:
+    """The tenant's entities in chunks, read through a cursor: call it inside one
+    repeatable-read transaction so every chunk belongs to the same snapshot."""
+    queries = (
+        (
+            "SELECT id, version, status, kind, height, tags FROM streams WHERE tenant_id = $1",
             STREAM,
-            r["id"],
-            r["tenant_id"],
-            r["version"],
-            stream_fields(r["status"], r["kind"], r["height"], r["tags"]),
-        )
-        for r in streams
-    ]
-    states += [
-        Contribution(SNAPSHOT, r["id"], r["tenant_id"], SNAPSHOT_VERSION, snapshot_fields())
-        for r in snapshots
-    ]
-    states += [
-        Contribution(SNAPSHOT_JOB, r["id"], r["tenant_id"], r["version"], job_fields(r["status"]))
-        for r in jobs
-    ]
-    return SqlStates(tenants, states)
+        ),
+        ("SELECT id FROM snapshots WHERE tenant_id = $1", SNAPSHOT),
+        ("SELECT id, version, status FROM snapshot_jobs WHERE tenant_id = $1", SNAPSHOT_JOB),
+    )
+    for query, entity_type in queries:
+        batch: list[Contribution] = []
+        async for r in conn.cursor(query, tenant_id, prefetch=chunk):
+            batch.append(_contribution(entity_type, tenant_id, r))
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _contribution(entity_type: str, tenant_id: uuid.UUID, r: asyncpg.Record) -> Contribution:
+    if entity_type == STREAM:
+        fields = stream_fields(r["status"], r["kind"], r["height"], r["tags"])
+        return Contribution(STREAM, r["id"], tenant_id, r["version"], fields)
+    if entity_type == SNAPSHOT:
+        return Contribution(SNAPSHOT, r["id"], tenant_id, SNAPSHOT_VERSION, snapshot_fields())
+    return Contribution(SNAPSHOT_JOB, r["id"], tenant_id, r["version"], job_fields(r["status"]))
+
+
+async def grouped_counts(
+    pool: asyncpg.Pool, tenants: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, Counter[str]]:
+    """Per-tenant counts by SQL ``GROUP BY`` over one snapshot (every tenant, or these).
+
+    Postgres groups the rows by what the counting rules look at; the rules themselves
+    (``domain.contributions``) turn each group into fields, so they live in one place.
+    """
+    where, args = (
+        ("WHERE tenant_id = ANY($1::uuid[])", [list(tenants)]) if tenants is not None else ("", [])
+    )
+    counts: dict[uuid.UUID, Counter[str]] = {}
+
+    def add(tenant: uuid.UUID, fields: frozenset[str], n: int) -> None:
+        tally = counts.setdefault(tenant, Counter())
+        for field in fields:
+            tally[field] += n
+
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        for r in await conn.fetch(
+            f"""SELECT tenant_id, status, kind, height, tags, count(*) AS n FROM streams {where}
+                GROUP BY tenant_id, status, kind, height, tags""",
+            *args,
+        ):
+            add(
+                r["tenant_id"],
+                stream_fields(r["status"], r["kind"], r["height"], r["tags"]),
+                r["n"],
+            )
+        for r in await conn.fetch(
+            f"SELECT tenant_id, count(*) AS n FROM snapshots {where} GROUP BY tenant_id", *args
+        ):
+            add(r["tenant_id"], snapshot_fields(), r["n"])
+        for r in await conn.fetch(
+            f"""SELECT tenant_id, status, count(*) AS n FROM snapshot_jobs {where}
+                GROUP BY tenant_id, status""",
+            *args,
+        ):
+            add(r["tenant_id"], job_fields(r["status"]), r["n"])
+    return counts

@@ -11,6 +11,9 @@ from redis.asyncio import Redis
 from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.keys import CountKeys
 
+# A rebuild's scratch hash outlives a crashed rebuild only this long.
+SCRATCH_TTL_SECONDS = 3600
+
 
 def load_script(name: str) -> str:
     return resources.files("lookout_count_aggregator.adapters").joinpath(name).read_text()
@@ -39,8 +42,11 @@ class RedisCountStore:
                 self._keys.entity(c.entity_type, c.entity_id),
                 self._keys.tenant(c.tenant_id),
                 self._keys.platform(),
+                self._keys.generation(c.tenant_id),
+                self._keys.pending(c.tenant_id),
+                self._keys.scratch(c.tenant_id),
             ],
-            args=[self._ttl, c.version, *sorted(c.fields)],
+            args=[self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)],
         )
         pairs = result[1:]
         return {_text(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
