@@ -70,8 +70,10 @@ class Consumer:
             try:
                 await deliver(message)
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):  # the channel may be gone already
-                    await message.nack(requeue=True)
+                # Hand it back now; bounded, because a robust channel whose connection is
+                # gone would wait for a reconnect (RabbitMQ requeues it anyway then).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(message.nack(requeue=True), 1.0)
                 raise
             finally:
                 self._in_flight.pop(task, None)

@@ -7,10 +7,10 @@ for counters. Labels stay low-cardinality: route templates, never raw paths or i
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
     "lookout_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -40,19 +40,34 @@ OUTBOX_OLDEST_AGE = Gauge(
 
 def record_http(app: FastAPI) -> None:
     """Count and time every request by its route template (``/api/v1/streams/{stream_id}``)."""
+    app.add_middleware(_RecordHttp)
 
-    @app.middleware("http")
-    async def _record(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class _RecordHttp:
+    """Plain ASGI middleware: unlike ``BaseHTTPMiddleware`` it never re-buffers a body, so
+    streamed and ranged file responses stay streamed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_record)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(request.method, template, str(status)).inc()
-            HTTP_DURATION.labels(request.method, template).observe(time.perf_counter() - started)
+            # The router stores the matched route in the (shared) scope.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)

@@ -6,10 +6,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from lookout_api.entrypoints.app import create_app
 from lookout_api.settings import ApiSettings
 
@@ -20,6 +22,7 @@ PASSWORD = "correct-horse-battery"
 class Api:
     client: httpx.AsyncClient
     settings: ApiSettings
+    app: FastAPI
 
     async def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
         r = await self.client.post(
@@ -48,12 +51,27 @@ class Api:
         assert r.status_code == 201, r.text
         return tenant_id, await self.login(email)
 
+    async def stream(self, headers: dict[str, str], name: str = "cam", **body: Any) -> Any:
+        """Create a stream (an RTSP URL unless one is given); its JSON."""
+        payload = {"name": name, "url": f"rtsp://cam.example.com/{uuid.uuid4().hex}", **body}
+        r = await self.client.post("/api/v1/streams", json=payload, headers=headers)
+        assert r.status_code == 201, r.text
+        return r.json()
+
 
 @pytest.fixture
-async def api(db: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Api]:
+async def api(
+    db: asyncpg.Pool, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Api]:
     media = tmp_path / "media"
     media.mkdir()
-    settings = ApiSettings(media_dir=str(media), storage_dir=str(tmp_path / "snapshots"))
+    # A key space per test: login rate limits and counts never leak between tests.
+    values: dict[str, Any] = {
+        "media_dir": str(media),
+        "storage_dir": str(tmp_path / "snapshots"),
+        "redis_prefix": f"t-{uuid.uuid4().hex[:8]}:",
+    }
+    settings = ApiSettings(**(values | overrides(request)))
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         from lookout_api import handlers
@@ -63,4 +81,14 @@ async def api(db: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Api]:
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield Api(client, settings)
+            yield Api(client, settings, app)
+
+
+def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test asks for with ``@pytest.mark.api_settings(name=value, ...)``."""
+    marker = request.node.get_closest_marker("api_settings")
+    return dict(marker.kwargs) if marker else {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "api_settings(**values): ApiSettings for the api fixture")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from lookout_shared.broker import Broker
@@ -14,6 +14,7 @@ from lookout_shared.storage import LocalStorage, SnapshotStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 
+from lookout_api.adapters.key_cache import TtlCache
 from lookout_api.settings import ApiSettings
 
 
@@ -27,6 +28,8 @@ class Deps:
     storage: SnapshotStorage
     broker: Broker | None = None
     relay: OutboxRelay | None = None
+    # API key lookups (hash -> principal fields); its TTL bounds revocation.
+    key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -47,6 +50,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         keys=Keys(settings.redis_prefix),
         codec=token_codec(settings),
         storage=LocalStorage(settings.storage_dir),
+        key_cache=TtlCache(settings.api_key_cache_seconds),
     )
     if with_broker:
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")

@@ -9,6 +9,7 @@ from lookout_shared.tokens import Principal
 
 from lookout_api import bootstrap, handlers
 from lookout_api.adapters import tenancy_db
+from lookout_api.domain import listing
 from lookout_api.domain.errors import Conflict, DomainError
 from lookout_api.settings import ApiSettings
 
@@ -48,8 +49,8 @@ async def seed_demo(settings: ApiSettings, video_url: str) -> int:
         if admin is None:
             admin = await handlers.create_user(deps, None, email, password, "admin", tenant["id"])
         principal = Principal(admin["id"], tenant["id"], "admin", expires_at=_far_future())
-        streams = await handlers.list_streams(deps, principal, 500, None)
-        stream = next((s for s in streams if s["name"] == DEMO_STREAM), None)
+        found = await handlers.list_streams(deps, principal, _by_name(DEMO_STREAM))
+        stream = next((s for s in found.rows if s["name"] == DEMO_STREAM), None)
         if stream is None:
             stream = await handlers.create_stream(
                 deps,
@@ -66,6 +67,12 @@ async def seed_demo(settings: ApiSettings, video_url: str) -> int:
         return 2
     finally:
         await bootstrap.close(deps)
+
+
+def _by_name(name: str) -> listing.StreamQuery:
+    return listing.StreamQuery(
+        filter=listing.StreamFilter(None, q=name), sort=listing.Sort("name", False), limit=500
+    )
 
 
 def _far_future() -> datetime:

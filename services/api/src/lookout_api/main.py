@@ -3,6 +3,8 @@
 lookout-api                      serve on LOOKOUT_BIND_HOST:LOOKOUT_API_PORT
 lookout-api create-superuser     EMAIL; password from LOOKOUT_SUPERUSER_PASSWORD
 lookout-api seed-demo            demo tenant, admin and stream (idempotent)
+lookout-api dlq list|replay|purge  the dead-letter queues (docs/operations.md)
+lookout-api outbox status        the outbox relay's backlog
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from lookout_shared.logs import configure_logging
+from lookout_shared.telemetry import setup_process
 
 from lookout_api import cli
 from lookout_api.entrypoints.app import create_app
+from lookout_api.ops import commands as ops
 from lookout_api.settings import ApiSettings
 
 
@@ -29,16 +32,19 @@ def main(argv: list[str] | None = None) -> None:
     superuser.add_argument("email")
     demo = sub.add_parser("seed-demo", help="create the demo tenant, admin and stream")
     demo.add_argument("--video", required=True, help="path of the demo video (in the media dir)")
+    ops.add_subcommands(sub)
     args = parser.parse_args(argv)
 
     settings = ApiSettings()
-    configure_logging(settings.service_name, settings.log_level)
+    setup_process(settings.service_name, settings.log_level)
     if args.command == "create-superuser":
         password = os.environ.get("LOOKOUT_SUPERUSER_PASSWORD", "")
         sys.exit(asyncio.run(cli.create_superuser(settings, args.email, password)))
     if args.command == "seed-demo":
         video_url = Path(os.path.abspath(args.video)).as_uri()
         sys.exit(asyncio.run(cli.seed_demo(settings, video_url)))
+    if args.command in ops.COMMANDS:
+        sys.exit(ops.run(settings, args))
     uvicorn.run(
         create_app(settings),
         host=settings.bind_host,

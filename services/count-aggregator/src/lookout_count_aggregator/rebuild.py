@@ -38,16 +38,18 @@ class RebuildBusy(Exception):
 
 
 class Progress(Protocol):
+    """Told the total, then each chunk written; awaited, so it may pause the rebuild."""
+
     def start(self, total: int) -> None: ...
 
-    def advance(self, entities: int) -> None: ...
+    async def advance(self, entities: int) -> None: ...
 
 
 class NoProgress:
     def start(self, total: int) -> None:
         pass
 
-    def advance(self, entities: int) -> None:
+    async def advance(self, entities: int) -> None:
         pass
 
 
@@ -128,7 +130,7 @@ class Rebuilder:
                 )
                 report.newer_in_redis += int(newer)
                 report.entities += len(batch)
-                self._progress.advance(len(batch))
+                await self._progress.advance(len(batch))
                 await lock.reacquire()
         await self._swap(keys=counts, args=[pending])
 

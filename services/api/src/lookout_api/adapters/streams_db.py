@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from lookout_shared.db import Conn
+
+from lookout_api.domain.streams import CHANGEABLE
 
 COLUMNS = (
     "id, tenant_id, name, url, kind, tags, enabled, status, last_error, width, height, codec, "
@@ -14,30 +17,33 @@ COLUMNS = (
 )
 
 
-async def insert_stream(
-    conn: Conn,
-    tenant_id: uuid.UUID,
-    name: str,
-    url: str,
-    kind: str,
-    tags: list[str],
-    enabled: bool,
-    status: str,
-) -> asyncpg.Record:
-    row = await conn.fetchrow(
+async def insert_many(
+    conn: Conn, tenant_id: uuid.UUID, streams: Sequence[Mapping[str, Any]]
+) -> list[asyncpg.Record]:
+    """One statement for the whole batch; rows come back in input order."""
+    ids = [uuid.uuid4() for _ in streams]
+    # unnest would flatten a 2-D array, so each row's tags travel as one comma-joined text
+    # (tags cannot hold a comma).
+    rows = await conn.fetch(
         f"""INSERT INTO streams (id, tenant_id, name, url, kind, tags, enabled, status)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}""",
-        uuid.uuid4(),
+            SELECT u.id, $1, u.name, u.url, u.kind,
+                   string_to_array(u.tags, ','), u.enabled, u.status
+            FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::bool[], $8::text[])
+                 AS u(id, name, url, kind, tags, enabled, status)
+            RETURNING {COLUMNS}""",
         tenant_id,
-        name,
-        url,
-        kind,
-        tags,
-        enabled,
-        status,
+        ids,
+        [s["name"] for s in streams],
+        [s["url"] for s in streams],
+        [s["kind"] for s in streams],
+        [",".join(s["tags"]) for s in streams],
+        [s["enabled"] for s in streams],
+        [s["status"] for s in streams],
     )
-    assert row is not None  # RETURNING of an INSERT without ON CONFLICT
-    return row
+    # RETURNING order is not guaranteed; restore the input order by id.
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[i] for i in ids]
 
 
 async def get_stream(
@@ -50,21 +56,49 @@ async def get_stream(
     )
 
 
-async def list_streams(
-    conn: Conn,
-    tenant_id: uuid.UUID | None,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+async def lock_streams(
+    conn: Conn, stream_ids: Sequence[uuid.UUID], tenant_id: uuid.UUID | None
 ) -> list[asyncpg.Record]:
-    """Newest first, keyset-paginated on (created_at, id): one index range scan per page."""
-    after_created, after_id = after if after else (None, None)
+    """The tenant's streams among ``stream_ids``, locked until the transaction ends.
+
+    Locking in id order keeps two batches touching the same streams from deadlocking.
+    """
     return await conn.fetch(
         f"""SELECT {COLUMNS} FROM streams
-            WHERE ($1::uuid IS NULL OR tenant_id = $1)
-              AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-            ORDER BY created_at DESC, id DESC LIMIT $4""",
+            WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR tenant_id = $2)
+            ORDER BY id FOR UPDATE""",
+        list(stream_ids),
         tenant_id,
-        after_created,
-        after_id,
-        limit,
     )
+
+
+async def update_many(
+    conn: Conn, updates: Sequence[tuple[uuid.UUID, int, Mapping[str, Any]]]
+) -> list[asyncpg.Record]:
+    """Write (id, expected version, new values) rows; each version rises by one.
+
+    ``version = expected`` makes a stale write change nothing even without the row lock.
+    """
+    columns = ", ".join(f"{c} = u.{c}" for c in CHANGEABLE if c != "tags")
+    return await conn.fetch(
+        f"""UPDATE streams s SET {columns},
+                   tags = string_to_array(u.tags, ','),
+                   version = s.version + 1, updated_at = now()
+            FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                        $6::text[], $7::bool[], $8::text[], $9::text[], $10::int[],
+                        $11::int[], $12::text[])
+                 AS u(id, version, name, url, kind, tags, enabled, status, last_error,
+                      width, height, codec)
+            WHERE s.id = u.id AND s.version = u.version
+            RETURNING {", ".join("s." + c.strip() for c in COLUMNS.split(","))}""",
+        [u[0] for u in updates],
+        [u[1] for u in updates],
+        *([",".join(u[2][c]) if c == "tags" else u[2][c] for u in updates] for c in CHANGEABLE),
+    )
+
+
+async def delete_stream(conn: Conn, stream_id: uuid.UUID, version: int) -> bool:
+    deleted = await conn.fetchval(
+        "DELETE FROM streams WHERE id = $1 AND version = $2 RETURNING id", stream_id, version
+    )
+    return deleted is not None

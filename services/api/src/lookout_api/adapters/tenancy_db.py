@@ -59,3 +59,24 @@ async def user_for_login(conn: Conn, email: str) -> asyncpg.Record | None:
 
 async def user_by_id(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+
+
+async def delete_user(
+    conn: Conn, user_id: uuid.UUID, tenant_id: uuid.UUID | None
+) -> asyncpg.Record | None:
+    """The deleted user, or None when not visible in ``tenant_id`` (None: any tenant)."""
+    return await conn.fetchrow(
+        f"""DELETE FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
+            RETURNING {USER_COLUMNS}""",
+        user_id,
+        tenant_id,
+    )
+
+
+async def list_users(conn: Conn, tenant_id: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {USER_COLUMNS} FROM users WHERE ($1::uuid IS NULL OR tenant_id = $1)
+            ORDER BY created_at DESC, id DESC LIMIT $2""",
+        tenant_id,
+        limit,
+    )

@@ -8,6 +8,7 @@ as forbidden, so ids cannot be probed across tenants.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from lookout_shared.tokens import Principal, Role
 
@@ -33,6 +34,37 @@ def acting_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUI
     return principal.tenant_id
 
 
+def read_scope(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """The tenant a read covers: the caller's own; a superuser's choice (None: all)."""
+    if principal.is_superuser:
+        return requested
+    if requested is not None and requested != principal.tenant_id:
+        raise Forbidden("you can only read your own tenant")
+    return principal.tenant_id
+
+
 def tenant_filter(principal: Principal) -> uuid.UUID | None:
     """The tenant every read is scoped to; None (all tenants) only for a superuser."""
     return None if principal.is_superuser else principal.tenant_id
+
+
+@dataclass(frozen=True)
+class KeyPrincipal(Principal):
+    """A caller authenticated by an API key: it acts with the key's role, for its creator."""
+
+    key_id: uuid.UUID
+
+
+def actor_of(principal: Principal | None) -> tuple[str, uuid.UUID | None, uuid.UUID | None]:
+    """(kind, actor id, api key id) for the audit log; no principal means the operator CLI."""
+    if principal is None:
+        return "cli", None, None
+    if isinstance(principal, KeyPrincipal):
+        return "api_key", principal.user_id, principal.key_id
+    return "user", principal.user_id, None
+
+
+def grantable(principal: Principal, role: Role) -> None:
+    """Nobody hands out more power than they hold."""
+    if RANK[role] > RANK[principal.role]:
+        raise Forbidden(f"you cannot grant the {role} role; you are {principal.role}")

@@ -35,3 +35,26 @@ class InvalidInput(DomainError):
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition failed"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ItemErrors(InvalidInput):
+    """Several inputs of one request are invalid (a bulk request): one entry per problem."""
+
+    def __init__(self, errors: list[dict[str, object]]) -> None:
+        first = errors[0]
+        super().__init__(f"{len(errors)} invalid item(s); first: {first['msg']}")
+        self.errors = errors

@@ -1,4 +1,5 @@
-"""The FastAPI application: routes, error mapping, and the lifespan that owns connections."""
+"""The FastAPI application: routes, error mapping, middleware, and the lifespan that owns
+connections."""
 
 from __future__ import annotations
 
@@ -9,11 +10,24 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from lookout_shared.http import add_ops_routes, install_problem_handlers, problem_response
+from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
-from lookout_api.domain.errors import DomainError, Unauthorized
-from lookout_api.entrypoints.routes import auth, counts, snapshots, streams
+from lookout_api.domain.errors import DomainError, ItemErrors, TooManyRequests, Unauthorized
+from lookout_api.entrypoints.middleware import BodySizeLimit
+from lookout_api.entrypoints.routes import (
+    audit,
+    auth,
+    bulk,
+    counts,
+    snapshots,
+    stream_list,
+    streams,
+    users,
+)
 from lookout_api.settings import ApiSettings
+
+GZIP_MIN_BYTES = 1024
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -35,18 +49,31 @@ def create_app(settings: ApiSettings) -> FastAPI:
                     await task
             await bootstrap.close(deps)
 
-    app = FastAPI(title="Lookout API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Lookout API",
+        version="0.2.0",
+        lifespan=lifespan,
+        description="Streams, snapshots and counts per tenant. Errors are RFC 7807 problems.",
+    )
     install_problem_handlers(app)
 
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> Response:
-        response = problem_response(exc.status, exc.title, exc.detail, instance=request.url.path)
+        extra = {"errors": exc.errors} if isinstance(exc, ItemErrors) else {}
+        response = problem_response(
+            exc.status, exc.title, exc.detail, instance=request.url.path, **extra
+        )
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
-    for module in (auth, streams, snapshots, counts):
+    # stream_list before streams: "" and "/{id}" do not clash, but keep the list first.
+    for module in (auth, users, stream_list, streams, bulk, snapshots, counts, audit):
         app.include_router(module.router)
 
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     add_ops_routes(app, lambda: bootstrap.readiness_checks(app.state.deps))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

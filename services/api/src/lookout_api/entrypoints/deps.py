@@ -6,12 +6,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from lookout_shared.tokens import InvalidToken, Principal
+from lookout_shared.tokens import Principal
 
+from lookout_api import handlers
 from lookout_api.bootstrap import Deps
 from lookout_api.domain.errors import Unauthorized
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(
+    auto_error=False, description="an access token from /api/v1/auth/token, or an API key"
+)
 
 
 def get_deps(request: Request) -> Deps:
@@ -19,17 +22,18 @@ def get_deps(request: Request) -> Deps:
     return deps
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Verifies the JWT locally: no database query on a read."""
+    """A JWT is verified locally (no database query on a read); an API key by its hash."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send an access token as 'Authorization: Bearer <token>'")
-    try:
-        return get_deps(request).codec.verify(credentials.credentials)
-    except InvalidToken:
-        raise Unauthorized("the access token is invalid or expired") from None
+        raise Unauthorized("send an access token or API key as 'Authorization: Bearer <token>'")
+    return await handlers.authenticate(get_deps(request), credentials.credentials)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 DepsDep = Annotated[Deps, Depends(get_deps)]

@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from lookout_shared.stream_urls import mask_credentials
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
@@ -45,43 +44,6 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class StreamIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=2048)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    enabled: bool = True
-    tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant to act in")
-
-
-class StreamOut(BaseModel):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    name: str
-    url: str = Field(description="credentials masked")
-    kind: str
-    tags: list[str]
-    enabled: bool
-    status: str
-    last_error: str | None
-    width: int | None
-    height: int | None
-    codec: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row: Any) -> StreamOut:
-        data = dict(row)
-        data["url"] = mask_credentials(data["url"])
-        return cls.model_validate(data)
-
-
-class StreamPage(BaseModel):
-    items: list[StreamOut]
-    next_cursor: str | None
-
-
 class JobOut(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -106,3 +68,50 @@ class JobAccepted(BaseModel):
 class CountsOut(BaseModel):
     scope: str
     counts: dict[str, int]
+
+
+class ApiKeyIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "operator", "viewer"]
+    tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant")
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    created_by: uuid.UUID
+    name: str
+    role: str
+    prefix: str = Field(description="the first characters of the secret, to recognise it")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="shown once: send it as 'Authorization: Bearer <secret>'")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+
+
+class AuditOut(BaseModel):
+    id: int
+    tenant_id: uuid.UUID | None
+    actor_id: uuid.UUID | None
+    actor_kind: str
+    api_key_id: uuid.UUID | None
+    action: str
+    entity_type: str
+    entity_id: uuid.UUID
+    changes: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None

@@ -72,7 +72,7 @@ class _Bar:
     def start(self, total: int) -> None:
         self._progress.update(self._task, total=total)
 
-    def advance(self, entities: int) -> None:
+    async def advance(self, entities: int) -> None:
         self._progress.advance(self._task, entities)
 
 

@@ -1,41 +1,56 @@
-"""Tokens, tenants and users."""
+"""Tokens and API keys."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from lookout_api import handlers
-from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.schemas import TenantIn, TenantOut, TokenOut, UserIn, UserOut
+from lookout_api.entrypoints.deps import DepsDep, PrincipalDep, client_ip
+from lookout_api.entrypoints.problems import COMMON, problems
+from lookout_api.entrypoints.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut, TokenOut
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
-async def token(deps: DepsDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
-    access_token, expires_in = await handlers.login(deps, form.username, form.password)
+@router.post(
+    "/auth/token", response_model=TokenOut, tags=["auth"], responses=problems(401, 413, 422, 429)
+)
+async def token(
+    deps: DepsDep, request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> TokenOut:
+    access_token, expires_in = await handlers.login(
+        deps, form.username, form.password, client_ip(request)
+    )
     return TokenOut(access_token=access_token, expires_in=expires_in)
 
 
 @router.post(
-    "/tenants", response_model=TenantOut, status_code=status.HTTP_201_CREATED, tags=["tenants"]
+    "/api-keys",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["auth"],
+    responses=COMMON,
 )
-async def create_tenant(deps: DepsDep, principal: PrincipalDep, body: TenantIn) -> TenantOut:
-    row = await handlers.create_tenant(deps, principal, body.name)
-    return TenantOut.model_validate(dict(row))
-
-
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, tags=["users"])
-async def create_user(deps: DepsDep, principal: PrincipalDep, body: UserIn) -> UserOut:
-    row = await handlers.create_user(
-        deps, principal, body.email, body.password, body.role, body.tenant_id
+async def create_api_key(deps: DepsDep, principal: PrincipalDep, body: ApiKeyIn) -> ApiKeyCreated:
+    row, secret = await handlers.create_api_key(
+        deps, principal, body.name, body.role, body.tenant_id
     )
-    return UserOut.model_validate(dict(row))
+    return ApiKeyCreated.model_validate({**dict(row), "secret": secret})
 
 
-@router.get("/users/me", response_model=UserOut, tags=["users"])
-async def me(deps: DepsDep, principal: PrincipalDep) -> UserOut:
-    return UserOut.model_validate(dict(await handlers.current_user(deps, principal)))
+@router.get("/api-keys", response_model=ApiKeyList, tags=["auth"], responses=COMMON)
+async def list_api_keys(
+    deps: DepsDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> ApiKeyList:
+    rows = await handlers.list_api_keys(deps, principal, limit)
+    return ApiKeyList(items=[ApiKeyOut.model_validate(dict(r)) for r in rows])
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["auth"], responses=COMMON)
+async def revoke_api_key(deps: DepsDep, principal: PrincipalDep, key_id: uuid.UUID) -> ApiKeyOut:
+    row = await handlers.revoke_api_key(deps, principal, key_id)
+    return ApiKeyOut.model_validate({k: row[k] for k in ApiKeyOut.model_fields})

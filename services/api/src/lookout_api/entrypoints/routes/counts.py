@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.schemas import CountsOut
 
-router = APIRouter(prefix="/api/v1", tags=["counts"])
+router = APIRouter(prefix="/api/v1", tags=["counts"], responses=COMMON)
 
 
 @router.get("/counts", response_model=CountsOut)

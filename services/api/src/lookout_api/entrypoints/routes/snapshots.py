@@ -9,15 +9,17 @@ from fastapi.responses import FileResponse
 
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON, problems
 from lookout_api.entrypoints.schemas import JobAccepted, JobOut
 
-router = APIRouter(prefix="/api/v1", tags=["snapshots"])
+router = APIRouter(prefix="/api/v1", tags=["snapshots"], responses=COMMON)
 
 
 @router.post(
     "/streams/{stream_id}/snapshots",
     response_model=JobAccepted,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409),
 )
 async def request_snapshot(
     deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID, response: Response
@@ -35,7 +37,11 @@ async def get_job(deps: DepsDep, principal: PrincipalDep, job_id: uuid.UUID) -> 
     return JobOut.model_validate(dict(await handlers.get_job(deps, principal, job_id)))
 
 
-@router.get("/snapshots/{snapshot_id}/image", response_class=FileResponse)
+@router.get(
+    "/snapshots/{snapshot_id}/image",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
 async def snapshot_image(
     deps: DepsDep, principal: PrincipalDep, snapshot_id: uuid.UUID
 ) -> FileResponse:
@@ -43,7 +49,11 @@ async def snapshot_image(
     return _image(row["content_type"], path, row["sha256"])
 
 
-@router.get("/streams/{stream_id}/snapshots/latest/image", response_class=FileResponse)
+@router.get(
+    "/streams/{stream_id}/snapshots/latest/image",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
 async def latest_image(
     deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID
 ) -> FileResponse:

@@ -1,25 +1,28 @@
-"""Streams: create, read, list."""
+"""Streams: create, read, change, delete, with ETags and conditional requests."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Response, status
 
 from lookout_api import handlers
-from lookout_api.domain.errors import InvalidInput
+from lookout_api.domain import etags
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.schemas import StreamIn, StreamOut, StreamPage
+from lookout_api.entrypoints.problems import COMMON, problems
+from lookout_api.entrypoints.stream_schemas import StreamIn, StreamOut, StreamPatch
 
-router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
+router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
+
+IfMatch = Annotated[
+    str | None, Header(description="an ETag of this stream: refuse (412) if it changed since")
+]
 
 
-def etag(row: StreamOut) -> str:
-    return f'"{row.id}.{row.version}"'
+def _tagged(out: StreamOut, response: Response) -> StreamOut:
+    response.headers["ETag"] = etags.etag(out.id, out.version)
+    return out
 
 
 @router.post("", response_model=StreamOut, status_code=status.HTTP_201_CREATED)
@@ -35,47 +38,56 @@ async def create_stream(
         enabled=body.enabled,
         tenant_id=body.tenant_id,
     )
-    out = StreamOut.of(row)
-    response.headers["Location"] = f"/api/v1/streams/{out.id}"
-    response.headers["ETag"] = etag(out)
-    return out
+    response.headers["Location"] = f"/api/v1/streams/{row['id']}"
+    return _tagged(StreamOut.of(row), response)
 
 
-@router.get("/{stream_id}", response_model=StreamOut)
+@router.get(
+    "/{stream_id}",
+    response_model=StreamOut,
+    responses={304: {"description": "If-None-Match names the current ETag"}},
+)
 async def get_stream(
-    deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID, response: Response
-) -> StreamOut:
-    out = StreamOut.of(await handlers.get_stream(deps, principal, stream_id))
-    response.headers["ETag"] = etag(out)
-    return out
-
-
-@router.get("", response_model=StreamPage)
-async def list_streams(
     deps: DepsDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> StreamPage:
-    rows = await handlers.list_streams(deps, principal, limit, decode_cursor(cursor))
-    items = [StreamOut.of(r) for r in rows]
-    last = items[-1] if len(items) == limit else None
-    return StreamPage(
-        items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
+    stream_id: uuid.UUID,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> StreamOut | Response:
+    row = await handlers.get_stream(deps, principal, stream_id)
+    if etags.none_match(if_none_match, row["id"], row["version"]):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED,
+            headers={"ETag": etags.etag(row["id"], row["version"])},
+        )
+    return _tagged(StreamOut.of(row), response)
+
+
+@router.patch("/{stream_id}", response_model=StreamOut, responses=problems(412))
+async def update_stream(
+    deps: DepsDep,
+    principal: PrincipalDep,
+    stream_id: uuid.UUID,
+    body: StreamPatch,
+    response: Response,
+    if_match: IfMatch = None,
+) -> StreamOut:
+    row = await handlers.update_stream(
+        deps, principal, stream_id, body.changes(), etags.expected_version(if_match, stream_id)
     )
+    return _tagged(StreamOut.of(row), response)
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), uuid.UUID(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this API returned") from None
+@router.delete(
+    "/{stream_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problems(412),
+)
+async def delete_stream(
+    deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID, if_match: IfMatch = None
+) -> Response:
+    await handlers.delete_stream(
+        deps, principal, stream_id, etags.expected_version(if_match, stream_id)
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

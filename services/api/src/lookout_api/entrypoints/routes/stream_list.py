@@ -1,0 +1,72 @@
+"""The stream list: keyset cursor (or offset/page), sort, filters, search, sparse fields."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from lookout_shared.stream_urls import mask_credentials
+
+from lookout_api import handlers
+from lookout_api.domain import listing
+from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON
+from lookout_api.entrypoints.responses import OrjsonResponse
+from lookout_api.entrypoints.stream_schemas import StreamPage
+
+router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
+
+Status = Literal["pending", "online", "error", "disabled"]
+Kind = Literal["rtsp", "rtmp", "hls", "http", "file"]
+
+
+@router.get("", response_model=StreamPage, response_class=OrjsonResponse)
+async def list_streams(
+    deps: DepsDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    offset: Annotated[int | None, Query(ge=0, description="compatibility; prefer cursor")] = None,
+    page: Annotated[int | None, Query(ge=1, description="compatibility; prefer cursor")] = None,
+    sort: Annotated[
+        Literal["-created_at", "created_at", "-name", "name"], Query(description="'-' = descending")
+    ] = "-created_at",
+    status: Status | None = None,
+    kind: Kind | None = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="search in names")
+    ] = None,
+    fields: Annotated[
+        str | None,
+        Query(max_length=500, description=f"comma-separated: {','.join(listing.FIELDS)}"),
+    ] = None,
+    tenant_id: Annotated[uuid.UUID | None, Query(description="superusers only")] = None,
+) -> OrjsonResponse:
+    order = listing.Sort.parse(sort)
+    wanted = listing.parse_fields(fields) or listing.FIELDS
+    query = listing.StreamQuery(
+        filter=listing.StreamFilter(tenant_id, status, kind, tag and tag.lower(), q),
+        sort=order,
+        limit=limit,
+        after=listing.decode_cursor(cursor, order) if cursor else None,
+        offset=listing.page_offset(offset, page, limit, cursor),
+    )
+    result = await handlers.list_streams(deps, principal, query)
+    items = [
+        {f: mask_credentials(row[f]) if f == "url" else row[f] for f in wanted}
+        for row in result.rows
+    ]
+    last = result.rows[-1] if len(result.rows) == limit else None
+    return OrjsonResponse(
+        {
+            "items": items,
+            "next_cursor": listing.encode_cursor(order, last[order.key], last["id"])
+            if last
+            else None,
+            "total": result.total,
+            "total_is_exact": result.total_is_exact,
+            "total_source": result.total_source,
+        }
+    )

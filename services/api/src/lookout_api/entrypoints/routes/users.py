@@ -1,0 +1,66 @@
+"""Tenants and users."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from lookout_api import handlers
+from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON, problems
+from lookout_api.entrypoints.schemas import TenantIn, TenantOut, UserIn, UserList, UserOut
+
+router = APIRouter(prefix="/api/v1", responses=COMMON)
+
+
+@router.post(
+    "/tenants",
+    response_model=TenantOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["tenants"],
+    responses=problems(409),
+)
+async def create_tenant(deps: DepsDep, principal: PrincipalDep, body: TenantIn) -> TenantOut:
+    row = await handlers.create_tenant(deps, principal, body.name)
+    return TenantOut.model_validate(dict(row))
+
+
+@router.post(
+    "/users",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["users"],
+    responses=problems(409),
+)
+async def create_user(deps: DepsDep, principal: PrincipalDep, body: UserIn) -> UserOut:
+    row = await handlers.create_user(
+        deps, principal, body.email, body.password, body.role, body.tenant_id
+    )
+    return UserOut.model_validate(dict(row))
+
+
+@router.get("/users", response_model=UserList, tags=["users"])
+async def list_users(
+    deps: DepsDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> UserList:
+    rows = await handlers.list_users(deps, principal, limit)
+    return UserList(items=[UserOut.model_validate(dict(r)) for r in rows])
+
+
+@router.get("/users/me", response_model=UserOut, tags=["users"])
+async def me(deps: DepsDep, principal: PrincipalDep) -> UserOut:
+    return UserOut.model_validate(dict(await handlers.current_user(deps, principal)))
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["users"],
+    responses=problems(409),
+    response_class=Response,
+)
+async def delete_user(deps: DepsDep, principal: PrincipalDep, user_id: uuid.UUID) -> Response:
+    await handlers.delete_user(deps, principal, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

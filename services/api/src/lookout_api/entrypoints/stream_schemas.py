@@ -1,0 +1,131 @@
+"""Request and response bodies of the stream routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from lookout_shared.stream_urls import mask_credentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from lookout_api.domain.listing import FIELDS
+
+Name = Field(min_length=1, max_length=200)
+Url = Field(
+    min_length=1,
+    max_length=2048,
+    description="rtsp(s), rtmp, http(s); file: only in the media directory",
+)
+Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamIn(Body):
+    name: str = Name
+    url: str = Url
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    enabled: bool = True
+    tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant to act in")
+
+
+class StreamPatch(Body):
+    """Only the fields sent change."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    tags: list[str] | None = Field(None, max_length=20)
+    enabled: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class StreamOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    url: str = Field(description="credentials masked")
+    kind: str
+    tags: list[str]
+    enabled: bool
+    status: str
+    last_error: str | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> StreamOut:
+        data = {k: row[k] for k in FIELDS}
+        data["url"] = mask_credentials(data["url"])
+        return cls.model_validate(data)
+
+
+class StreamItem(BaseModel):
+    """A stream in a list: every field, or only those named by ``fields=`` (and ``id``)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None = None
+    name: str | None = None
+    url: str | None = Field(None, description="credentials masked")
+    kind: str | None = None
+    tags: list[str] | None = None
+    enabled: bool | None = None
+    status: str | None = None
+    last_error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    version: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class StreamPage(BaseModel):
+    items: list[StreamItem]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+    total: int = Field(description="matching streams (a lower bound when total_is_exact is false)")
+    total_is_exact: bool
+    total_source: Literal["counts", "sql"] = Field(
+        description="counts: the aggregator's live counts; sql: counted (capped at 10,000)"
+    )
+
+
+class BulkItemIn(Body):
+    """No ``id``: create (name and url required). With ``id``: change the fields sent,
+    if the stream is still at ``version`` (when given)."""
+
+    id: uuid.UUID | None = None
+    version: int | None = Field(None, ge=1)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    tags: list[str] | None = Field(None, max_length=20)
+    enabled: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        sent = self.model_dump(exclude_unset=True, exclude={"id", "version"})
+        return {k: v for k, v in sent.items() if v is not None}
+
+
+class BulkIn(Body):
+    items: list[BulkItemIn] = Field(min_length=1, max_length=500)
+    tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant to act in")
+
+
+class BulkItemOut(BaseModel):
+    index: int
+    action: Literal["created", "updated", "unchanged"]
+    stream: StreamOut
+
+
+class BulkOut(BaseModel):
+    items: list[BulkItemOut]

@@ -1,0 +1,52 @@
+"""One function per use case, one module per resource. Routes and the CLI call these; they
+hold no HTTP or argparse. A write, its audit entry and the events it causes commit in one
+transaction through the outbox."""
+
+from lookout_api.handlers.api_keys import create_api_key, list_api_keys, revoke_api_key
+from lookout_api.handlers.audit import list_audit
+from lookout_api.handlers.auth import authenticate, login
+from lookout_api.handlers.bulk import BulkItem, BulkResult, bulk_upsert
+from lookout_api.handlers.counts import counts
+from lookout_api.handlers.snapshots import (
+    get_job,
+    latest_snapshot_file,
+    request_snapshot,
+    snapshot_file,
+)
+from lookout_api.handlers.stream_list import StreamList, list_streams
+from lookout_api.handlers.streams import create_stream, delete_stream, get_stream, update_stream
+from lookout_api.handlers.tenancy import (
+    create_tenant,
+    create_user,
+    current_user,
+    delete_user,
+    list_users,
+)
+
+__all__ = [
+    "BulkItem",
+    "BulkResult",
+    "StreamList",
+    "authenticate",
+    "bulk_upsert",
+    "counts",
+    "create_api_key",
+    "create_stream",
+    "create_tenant",
+    "create_user",
+    "current_user",
+    "delete_stream",
+    "delete_user",
+    "get_job",
+    "get_stream",
+    "latest_snapshot_file",
+    "list_api_keys",
+    "list_audit",
+    "list_streams",
+    "list_users",
+    "login",
+    "request_snapshot",
+    "revoke_api_key",
+    "snapshot_file",
+    "update_stream",
+]

@@ -1,0 +1,103 @@
+"""Logging in (rate-limited), and who a bearer token or API key stands for."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lookout_shared.tokens import InvalidToken, Principal
+from redis.exceptions import RedisError
+
+from lookout_api.adapters import api_keys_db, passwords, rate_limit_redis, tenancy_db
+from lookout_api.bootstrap import Deps
+from lookout_api.domain import api_keys
+from lookout_api.domain.access import KeyPrincipal
+from lookout_api.domain.errors import TooManyRequests, Unauthorized
+
+log = logging.getLogger(__name__)
+# An API key principal carries no expiry of its own; revocation is what ends it.
+_NO_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> tuple[str, int]:
+    """An access token and its lifetime in seconds; the same error for any bad credential."""
+    ip_key, email_key = _limit_keys(deps, email, client_ip)
+    await _check_limits(deps, ip_key, email_key)
+    async with deps.pool.acquire() as conn:
+        user = await tenancy_db.user_for_login(conn, email)
+    ok = await passwords.verify_password(user["password_hash"] if user else None, password)
+    if not ok or user is None:
+        await _count_failure(deps, email_key)
+        raise Unauthorized("wrong e-mail or password")
+    ttl = timedelta(minutes=deps.settings.access_token_minutes)
+    token = deps.codec.issue(user["id"], user["tenant_id"], user["role"], ttl)
+    return token, int(ttl.total_seconds())
+
+
+def _limit_keys(deps: Deps, email: str, client_ip: str) -> tuple[str, str]:
+    # Hash the e-mail: key names show up in Redis tooling, addresses should not.
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return deps.keys("ratelimit", "login", "ip", client_ip), deps.keys(
+        "ratelimit", "login", "email", digest
+    )
+
+
+async def _check_limits(deps: Deps, ip_key: str, email_key: str) -> None:
+    """Every attempt counts against the client IP; only failures against the e-mail, so a
+    user who types the right password is never locked out by their own logins."""
+    s = deps.settings
+    try:
+        attempts, ip_wait = await rate_limit_redis.hit(
+            deps.redis, ip_key, s.login_ip_window_seconds
+        )
+        failures, email_wait = await rate_limit_redis.current(deps.redis, email_key)
+    except (RedisError, OSError) as exc:
+        # Fail open: logins keep working without Redis; argon2's cost still slows guessing.
+        log.warning("login rate limit unavailable: %r", exc)
+        return
+    if attempts > s.login_ip_limit:
+        raise TooManyRequests(
+            f"too many login attempts from this address; retry in {ip_wait} s", ip_wait
+        )
+    if failures >= s.login_email_failure_limit:
+        raise TooManyRequests(
+            f"too many failed logins for this account; retry in {email_wait} s", email_wait
+        )
+
+
+async def _count_failure(deps: Deps, email_key: str) -> None:
+    try:
+        await rate_limit_redis.hit(deps.redis, email_key, deps.settings.login_email_window_seconds)
+    except (RedisError, OSError) as exc:
+        log.warning("login rate limit unavailable: %r", exc)
+
+
+async def authenticate(deps: Deps, token: str) -> Principal:
+    """A JWT is checked locally (no query); an API key by its hash, through the cache."""
+    if not api_keys.is_api_key(token):
+        try:
+            return deps.codec.verify(token)
+        except InvalidToken:
+            raise Unauthorized("the access token is invalid or expired") from None
+    digest = api_keys.digest(token)
+    hit, key = deps.key_cache.get(digest)
+    if not hit:
+        async with deps.pool.acquire() as conn:
+            row = await api_keys_db.active_key(conn, digest)
+        key = dict(row) if row is not None else None
+        deps.key_cache.put(digest, key)
+    if key is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return _key_principal(key)
+
+
+def _key_principal(key: dict[str, Any]) -> KeyPrincipal:
+    return KeyPrincipal(
+        user_id=key["created_by"],
+        tenant_id=key["tenant_id"],
+        role=key["role"],
+        expires_at=_NO_EXPIRY,
+        key_id=key["id"],
+    )

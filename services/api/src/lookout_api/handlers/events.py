@@ -1,0 +1,54 @@
+"""Envelopes the api writes to the outbox, and audit entries written beside them."""
+
+from __future__ import annotations
+
+from lookout_shared import outbox
+from lookout_shared.contracts import Payload, ProbeStream, StreamDeleted
+from lookout_shared.db import Conn
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.tokens import Principal
+
+from lookout_api.adapters import audit_db
+from lookout_api.domain import access, streams
+from lookout_api.domain.audit import Entry
+from lookout_api.domain.rows import Row
+
+PRODUCER = "api"
+
+
+def event(message_type: str, payload: Payload, row: Row, version: int | None = None) -> Envelope:
+    return make_envelope(
+        message_type,
+        payload,
+        producer=PRODUCER,
+        tenant_id=row["tenant_id"],
+        entity_id=row["id"],
+        entity_version=row["version"] if version is None else version,
+    )
+
+
+def stream_event(message_type: str, row: Row) -> Envelope:
+    return event(message_type, streams.state_of(row), row)
+
+
+def stream_changed(row: Row, *, created: bool, probe: bool) -> list[Envelope]:
+    """stream.created/updated, and a stream.probe command when the URL needs probing."""
+    out = [stream_event("stream.created" if created else "stream.updated", row)]
+    if probe:
+        out.append(event("stream.probe", ProbeStream(stream_id=row["id"]), row))
+    return out
+
+
+def stream_deleted(row: Row) -> Envelope:
+    # The deletion is the stream's next version, so consumers order it after every update.
+    return event("stream.deleted", StreamDeleted(), row, version=row["version"] + 1)
+
+
+async def commit(
+    conn: Conn, principal: Principal | None, entries: list[Entry], envelopes: list[Envelope]
+) -> None:
+    """Write the audit entries and the outbox messages on the caller's transaction."""
+    if entries:
+        await audit_db.record(conn, access.actor_of(principal), entries)
+    if envelopes:
+        await outbox.enqueue(conn, *envelopes)

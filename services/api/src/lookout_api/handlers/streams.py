@@ -1,0 +1,132 @@
+"""Streams: create, read, change and delete one stream.
+
+Every write commits its audit entry and its events (stream.created/updated/deleted, and a
+stream.probe command for a new URL) in the same transaction as the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+from lookout_shared.tokens import Principal
+
+from lookout_api.adapters import streams_db, tenancy_db
+from lookout_api.bootstrap import Deps
+from lookout_api.domain import access, audit, streams
+from lookout_api.domain.audit import Entry
+from lookout_api.domain.errors import NotFound, PreconditionFailed
+from lookout_api.handlers.events import commit, stream_changed, stream_deleted
+
+CREATED_FIELDS = ("name", "url", "kind", "tags", "enabled")
+
+
+async def create_stream(
+    deps: Deps,
+    principal: Principal,
+    *,
+    name: str,
+    url: str,
+    tags: list[str],
+    enabled: bool,
+    tenant_id: uuid.UUID | None = None,
+) -> asyncpg.Record:
+    access.require_role(principal, "operator")
+    tenant = access.acting_tenant(principal, tenant_id)
+    values = streams.new_stream(name, url, tags, enabled, deps.settings.media_dir)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        if principal.is_superuser and not await tenancy_db.tenant_exists(conn, tenant):
+            raise NotFound("no such tenant")
+        row = (await streams_db.insert_many(conn, tenant, [values]))[0]
+        await commit(
+            conn,
+            principal,
+            [created_entry(row)],
+            stream_changed(row, created=True, probe=enabled),
+        )
+    return row
+
+
+def created_entry(row: asyncpg.Record) -> Entry:
+    return Entry(
+        "stream.created", "stream", row["id"], row["tenant_id"], audit.snapshot(row, CREATED_FIELDS)
+    )
+
+
+def updated_entry(before: asyncpg.Record, after: asyncpg.Record, changed: tuple[str, ...]) -> Entry:
+    changes = audit.diff(before, after, changed)
+    changes["version"] = {"from": before["version"], "to": after["version"]}
+    return Entry("stream.updated", "stream", after["id"], after["tenant_id"], changes)
+
+
+async def get_stream(deps: Deps, principal: Principal, stream_id: uuid.UUID) -> asyncpg.Record:
+    async with deps.pool.acquire() as conn:
+        row = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
+    if row is None:
+        raise NotFound("no such stream")
+    return row
+
+
+def check_version(row: asyncpg.Record, expected: int | None) -> None:
+    if expected is not None and row["version"] != expected:
+        raise PreconditionFailed(
+            f"the stream is at version {row['version']}, not {expected}; "
+            "fetch it again and retry with its current ETag"
+        )
+
+
+async def update_stream(
+    deps: Deps,
+    principal: Principal,
+    stream_id: uuid.UUID,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> asyncpg.Record:
+    """Apply ``changes`` if the stream is still at ``expected_version`` (None: any).
+
+    The row lock makes concurrent changes queue up; the second one then sees the new
+    version and fails with 412 instead of overwriting the first.
+    """
+    access.require_role(principal, "operator")
+    async with deps.pool.acquire() as conn, conn.transaction():
+        locked = await streams_db.lock_streams(conn, [stream_id], access.tenant_filter(principal))
+        if not locked:
+            raise NotFound("no such stream")
+        before = locked[0]
+        check_version(before, expected_version)
+        change = streams.apply_changes(before, changes, deps.settings.media_dir)
+        if not change.changed:
+            return before  # nothing to do: the version stays
+        updated = await streams_db.update_many(
+            conn, [(stream_id, before["version"], change.values)]
+        )
+        after = updated[0]
+        await commit(
+            conn,
+            principal,
+            [updated_entry(before, after, change.changed)],
+            stream_changed(after, created=False, probe=change.probe),
+        )
+    return after
+
+
+async def delete_stream(
+    deps: Deps, principal: Principal, stream_id: uuid.UUID, expected_version: int | None
+) -> None:
+    access.require_role(principal, "operator")
+    async with deps.pool.acquire() as conn, conn.transaction():
+        locked = await streams_db.lock_streams(conn, [stream_id], access.tenant_filter(principal))
+        if not locked:
+            raise NotFound("no such stream")
+        row = locked[0]
+        check_version(row, expected_version)
+        await streams_db.delete_stream(conn, stream_id, row["version"])
+        entry = Entry(
+            "stream.deleted",
+            "stream",
+            stream_id,
+            row["tenant_id"],
+            {"name": row["name"], "version": row["version"]},
+        )
+        await commit(conn, principal, [entry], [stream_deleted(row)])
