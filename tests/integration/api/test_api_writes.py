@@ -230,3 +230,45 @@ async def test_audit_records_every_write_and_pages(api: Api) -> None:
     assert entries[2]["changes"]["name"] == {"from": "cam", "to": "cam2"}
     assert all(e["tenant_id"] == tenant for e in entries)
     assert "secret" not in str(entries)
+
+
+async def test_deleting_a_stream_fails_its_active_jobs_and_deletes_its_snapshots(
+    api: Api, db: asyncpg.Pool
+) -> None:
+    """Every row the deletion changes or removes has its event, so the counts stay exact."""
+    _, op = await api.tenant_user("operator")
+    s = await api.stream(op, name="gate", url="rtsp://cam.example.com/a")
+    done = await db.fetchrow(
+        """INSERT INTO snapshot_jobs (id, tenant_id, stream_id, status, version)
+           SELECT gen_random_uuid(), tenant_id, id, 'succeeded', 3 FROM streams WHERE id = $1
+           RETURNING id, tenant_id""",
+        s["id"],
+    )
+    assert done is not None
+    snapshot_id = await db.fetchval(
+        """INSERT INTO snapshots (id, tenant_id, stream_id, job_id, storage_key, content_type,
+                                  size_bytes, sha256)
+           VALUES (gen_random_uuid(), $1, $2, $3, 'aa/bb/x.jpg', 'image/jpeg', 1, 'x')
+           RETURNING id""",
+        done["tenant_id"],
+        s["id"],
+        done["id"],
+    )
+    queued = (await api.client.post(f"/api/v1/streams/{s['id']}/snapshots", headers=op)).json()
+    await db.execute("DELETE FROM outbox")
+
+    r = await api.client.delete(f"/api/v1/streams/{s['id']}", headers=op)
+    assert r.status_code == 204, r.text
+    events = await db.fetch("SELECT message_type, body FROM outbox ORDER BY id")
+    by_type = {
+        (e["message_type"], e["body"]["entity_id"], e["body"]["entity_version"]) for e in events
+    }
+    assert by_type == {
+        ("stream.deleted", s["id"], 2),
+        ("snapshot_job.failed", queued["job_id"], 2),
+        ("snapshot.deleted", str(snapshot_id), 2),
+    }
+    job = (await api.client.get(f"/api/v1/jobs/{queued['job_id']}", headers=op)).json()
+    assert (job["status"], job["error"], job["stream_id"]) == ("failed", "stream deleted", None)
+    assert await db.fetchval("SELECT count(*) FROM snapshot_jobs WHERE stream_id IS NULL") == 2
+    assert await db.fetchval("SELECT count(*) FROM snapshots") == 0

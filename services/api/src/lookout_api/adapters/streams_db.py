@@ -97,6 +97,25 @@ async def update_many(
     )
 
 
+async def fail_active_jobs(conn: Conn, stream_id: uuid.UUID) -> list[asyncpg.Record]:
+    """Fail the stream's queued or running jobs (it is being deleted); their new rows."""
+    return await conn.fetch(
+        """UPDATE snapshot_jobs
+              SET status = 'failed', error = 'stream deleted', version = version + 1,
+                  finished_at = now()
+            WHERE stream_id = $1 AND status IN ('queued', 'running')
+        RETURNING id, tenant_id, stream_id, attempts, version""",
+        stream_id,
+    )
+
+
+async def snapshots_of(conn: Conn, stream_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The stream's snapshots (at most the retention count), before they cascade away."""
+    return await conn.fetch(
+        "SELECT id, tenant_id, stream_id FROM snapshots WHERE stream_id = $1", stream_id
+    )
+
+
 async def delete_stream(conn: Conn, stream_id: uuid.UUID, version: int) -> bool:
     deleted = await conn.fetchval(
         "DELETE FROM streams WHERE id = $1 AND version = $2 RETURNING id", stream_id, version

@@ -47,7 +47,7 @@ class UserOut(BaseModel):
 class JobOut(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
-    stream_id: uuid.UUID
+    stream_id: uuid.UUID | None = Field(description="null once the stream is deleted")
     status: str
     attempts: int
     error: str | None

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lookout_shared import outbox
-from lookout_shared.contracts import Payload, ProbeStream, StreamDeleted
+from lookout_shared.contracts import (
+    Payload,
+    ProbeStream,
+    SnapshotDeleted,
+    SnapshotJobState,
+    StreamDeleted,
+)
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Principal
@@ -42,6 +50,30 @@ def stream_changed(row: Row, *, created: bool, probe: bool) -> list[Envelope]:
 def stream_deleted(row: Row) -> Envelope:
     # The deletion is the stream's next version, so consumers order it after every update.
     return event("stream.deleted", StreamDeleted(), row, version=row["version"] + 1)
+
+
+def stream_deleted_cascade(jobs: Sequence[Row], snapshots: Sequence[Row]) -> list[Envelope]:
+    """What a stream's deletion does to its jobs (failed) and snapshots (deleted), as events,
+    so every consumer (the counts above all) sees the rows change or go."""
+    failed = [
+        event(
+            "snapshot_job.failed",
+            SnapshotJobState(
+                stream_id=j["stream_id"],
+                status="failed",
+                attempts=j["attempts"],
+                error="stream deleted",
+            ),
+            j,
+        )
+        for j in jobs
+    ]
+    # A snapshot is created at version 1; its deletion is version 2.
+    gone = [
+        event("snapshot.deleted", SnapshotDeleted(stream_id=s["stream_id"]), s, version=2)
+        for s in snapshots
+    ]
+    return failed + gone
 
 
 async def commit(

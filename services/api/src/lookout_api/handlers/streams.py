@@ -17,7 +17,12 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, audit, streams
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import NotFound, PreconditionFailed
-from lookout_api.handlers.events import commit, stream_changed, stream_deleted
+from lookout_api.handlers.events import (
+    commit,
+    stream_changed,
+    stream_deleted,
+    stream_deleted_cascade,
+)
 
 CREATED_FIELDS = ("name", "url", "kind", "tags", "enabled")
 
@@ -121,6 +126,10 @@ async def delete_stream(
             raise NotFound("no such stream")
         row = locked[0]
         check_version(row, expected_version)
+        cascade = stream_deleted_cascade(
+            await streams_db.fail_active_jobs(conn, stream_id),
+            await streams_db.snapshots_of(conn, stream_id),
+        )
         await streams_db.delete_stream(conn, stream_id, row["version"])
         entry = Entry(
             "stream.deleted",
@@ -129,4 +138,4 @@ async def delete_stream(
             row["tenant_id"],
             {"name": row["name"], "version": row["version"]},
         )
-        await commit(conn, principal, [entry], [stream_deleted(row)])
+        await commit(conn, principal, [entry], [stream_deleted(row), *cascade])
