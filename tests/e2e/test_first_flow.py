@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 from .conftest import BIN, PASSWORD, System
 
 pytestmark = pytest.mark.e2e
+# A superuser of this run's own: other tiers may have left users behind in the database.
+ROOT_EMAIL = f"root-{uuid.uuid4().hex[:8]}@example.com"
 
 
 def make_video(system: System) -> str:
@@ -58,12 +60,12 @@ async def login(client: httpx.AsyncClient, email: str, password: str) -> str:
 
 async def operator_token(system: System, client: httpx.AsyncClient) -> tuple[str, str]:
     subprocess.run(
-        [str(BIN / "lookout-api"), "create-superuser", "root@example.com"],
+        [str(BIN / "lookout-api"), "create-superuser", ROOT_EMAIL],
         env=system.env,
         check=True,
         capture_output=True,
     )
-    root = {"Authorization": f"Bearer {await login(client, 'root@example.com', PASSWORD)}"}
+    root = {"Authorization": f"Bearer {await login(client, ROOT_EMAIL, PASSWORD)}"}
     r = await client.post(
         "/api/v1/tenants", json={"name": f"e2e-{uuid.uuid4().hex[:6]}"}, headers=root
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+log = logging.getLogger(__name__)
 
 # What adapters take: a plain connection or one borrowed from the pool.
 Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -28,3 +32,14 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     )
     await pool.fetchval("SELECT 1")
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
+    """Close gracefully, but never hang a shutdown: ``Pool.close`` waits for every borrowed
+    connection, so one never released (a task cancelled at the wrong moment) would block it
+    forever; after ``grace`` seconds the remaining connections are terminated."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        log.warning("Postgres pool did not close within %.0fs; terminating it", grace)
+        pool.terminate()

@@ -100,8 +100,11 @@ class OutboxRelay:
                     continue
                 if published == self._batch_size:
                     continue  # more may be waiting
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands as the wait ends, and the relay would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wakeup.wait()
         finally:
             if self._listener is not None:
                 await self._listener.close()
@@ -119,7 +122,8 @@ class OutboxRelay:
             error: Exception | None = None
             for row in rows:
                 try:
-                    await asyncio.wait_for(self._publish(row), PUBLISH_TIMEOUT)
+                    async with asyncio.timeout(PUBLISH_TIMEOUT):
+                        await self._publish(row)
                 except Exception as exc:
                     error = exc
                     await conn.execute(

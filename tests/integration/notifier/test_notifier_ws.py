@@ -388,4 +388,4 @@ async def test_health_readiness_and_metrics(notifier: Notifier) -> None:
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"broker": "ok", "redis": "ok"}
-        assert "notifier_connections" in (await client.get("/metrics")).text
+        assert "lookout_ws_connections" in (await client.get("/metrics")).text

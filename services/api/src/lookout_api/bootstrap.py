@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from lookout_shared.broker import Broker
-from lookout_shared.db import create_pool
+from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check
 from lookout_shared.outbox import OutboxRelay
 from lookout_shared.redis import Keys, create_redis
@@ -74,4 +74,4 @@ async def close(deps: Deps) -> None:
     if deps.broker is not None:
         await deps.broker.close()
     await deps.redis.aclose()
-    await deps.pool.close()
+    await close_pool(deps.pool)

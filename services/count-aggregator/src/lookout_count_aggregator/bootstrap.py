@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from lookout_shared.broker import Broker
-from lookout_shared.db import create_pool
+from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 
@@ -56,7 +56,7 @@ class Aggregator:
         if self.owns_redis:
             await self.redis.aclose()
         if self.pool is not None:
-            await self.pool.close()
+            await close_pool(self.pool)
 
 
 async def bootstrap(

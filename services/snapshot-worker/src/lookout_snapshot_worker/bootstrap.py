@@ -12,7 +12,7 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 from lookout_shared.broker import Broker
-from lookout_shared.db import create_pool
+from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.outbox import OutboxRelay
 
@@ -123,7 +123,7 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await broker.close()
-            await pool.close()
+            await close_pool(pool)
 
     app = FastAPI(title="lookout snapshot worker", lifespan=lifespan)
     install_problem_handlers(app)

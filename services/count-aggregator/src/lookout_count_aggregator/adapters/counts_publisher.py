@@ -79,8 +79,11 @@ class CountsPublisher:
                 await self._wake.wait()
             elif wait > 0:
                 # A new record may be due earlier than the current wait (another scope).
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation, and this loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
 
     async def _publish(self, scope: str, changes: dict[str, int]) -> None:
         tenant = uuid.UUID(scope)

@@ -9,7 +9,7 @@ import uuid
 
 import asyncpg
 import uvicorn
-from lookout_shared.db import create_pool
+from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 from rich.console import Console
@@ -94,7 +94,7 @@ async def _offline(settings: AggregatorSettings, args: argparse.Namespace) -> in
         return 0
     finally:
         await redis.aclose()
-        await pool.close()
+        await close_pool(pool)
 
 
 async def _rebuild(
