@@ -7,11 +7,7 @@ export LOOKOUT_STACK=bench
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-if [ "${LOOKOUT_KEEP_STACK:-0}" != 1 ]; then
-  trap 'bash scripts/stack.sh stop' EXIT
-fi
-bash scripts/stack.sh fresh
-bash scripts/migrate.sh
+fresh_stack
 
 rows="${ROWS:-}"
 if [ -z "$rows" ]; then

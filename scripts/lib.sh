@@ -50,3 +50,13 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Postgres refuses to run as root, so as root it runs as the `postgres` system user.
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# For test and bench runs: a fresh stack with the migrations applied, stopped again on exit
+# unless LOOKOUT_KEEP_STACK=1.
+fresh_stack() {
+  if [ "${LOOKOUT_KEEP_STACK:-0}" != 1 ]; then
+    trap 'bash "$ROOT/scripts/stack.sh" stop' EXIT
+  fi
+  bash "$ROOT/scripts/stack.sh" fresh
+  bash "$ROOT/scripts/migrate.sh"
+}

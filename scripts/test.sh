@@ -5,11 +5,7 @@ export LOOKOUT_STACK=test
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-if [ "${LOOKOUT_KEEP_STACK:-0}" != 1 ]; then
-  trap 'bash scripts/stack.sh stop' EXIT
-fi
-bash scripts/stack.sh fresh
-bash scripts/migrate.sh
+fresh_stack
 
 log "uv lock --check, ruff, mypy"
 "$UV" lock --check --quiet

@@ -58,13 +58,6 @@ def setup_process(service_name: str, log_level: str) -> None:
     setup_tracing(service_name)
 
 
-def shutdown_tracing() -> None:
-    """Flush what is buffered (called on shutdown, so the last spans are not lost)."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.shutdown()
-
-
 def instrument_app(app: FastAPI) -> None:
     if export_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

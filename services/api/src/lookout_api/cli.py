@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from lookout_shared.tokens import Principal
 
 from lookout_api import bootstrap, handlers
 from lookout_api.adapters import tenancy_db
+from lookout_api.bootstrap import Deps
 from lookout_api.domain import listing
 from lookout_api.domain.errors import Conflict, DomainError
 from lookout_api.settings import ApiSettings
@@ -18,19 +20,14 @@ DEMO_STREAM = "Demo camera"
 
 
 async def create_superuser(settings: ApiSettings, email: str, password: str) -> int:
-    deps = await bootstrap.build(settings, with_broker=False)
-    try:
-        await handlers.create_user(deps, None, email, password, "superuser", None)
-        print(f"created superuser {email}")
-        return 0
-    except Conflict:
-        print(f"superuser {email} exists")
-        return 0
-    except DomainError as exc:
-        print(f"error: {exc.detail}")
-        return 2
-    finally:
-        await bootstrap.close(deps)
+    async def work(deps: Deps) -> str:
+        try:
+            await handlers.create_user(deps, None, email, password, "superuser", None)
+        except Conflict:
+            return f"superuser {email} exists"
+        return f"created superuser {email}"
+
+    return await _run(settings, work)
 
 
 async def seed_demo(settings: ApiSettings, video_url: str) -> int:
@@ -38,8 +35,8 @@ async def seed_demo(settings: ApiSettings, video_url: str) -> int:
     backed by a local test video. Running it again changes nothing."""
     email = os.environ.get("LOOKOUT_DEMO_EMAIL", "admin@example.com")
     password = os.environ.get("LOOKOUT_DEMO_PASSWORD", "lookout-demo-password")
-    deps = await bootstrap.build(settings, with_broker=False)
-    try:
+
+    async def work(deps: Deps) -> str:
         async with deps.pool.acquire() as conn:
             tenant = await tenancy_db.tenant_by_name(conn, DEMO_TENANT)
         if tenant is None:
@@ -60,7 +57,17 @@ async def seed_demo(settings: ApiSettings, video_url: str) -> int:
                 tags=["demo"],
                 enabled=True,
             )
-        print(f"tenant={tenant['id']} stream={stream['id']} email={email}")
+        return f"tenant={tenant['id']} stream={stream['id']} email={email}"
+
+    return await _run(settings, work)
+
+
+async def _run(settings: ApiSettings, work: Callable[[Deps], Awaitable[str]]) -> int:
+    """Run one command with Postgres and Redis (no broker: writes go to the outbox);
+    a domain error is printed and exits 2."""
+    deps = await bootstrap.build(settings, with_broker=False)
+    try:
+        print(await work(deps))
         return 0
     except DomainError as exc:
         print(f"error: {exc.detail}")
