@@ -3,7 +3,12 @@
 # uv, and the workspace's locked Python environment (.venv). Safe to run again.
 source "$(dirname "$0")/lib.sh"
 
-packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg $(command -v kubectl >/dev/null || echo kubernetes-client))
+packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg
+  # promtool checks /metrics in the tests; wrk drives the api benchmark.
+  prometheus wrk
+  # A real RTSP server for the worker's tests: GStreamer's, driven from the system python.
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  $(command -v kubectl >/dev/null || echo kubernetes-client))
 # Debian's own python3 needs python3-venv for the uv bootstrap below.
 python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 missing=()

@@ -12,8 +12,9 @@ RABBIT_BIN="${RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
 case "$PROFILE" in
   dev)  PG_PORT=54320; REDIS_PORT=63790; AMQP_PORT=56720; DB_NAME=lookout;      VHOST=lookout ;;
   test) PG_PORT=54330; REDIS_PORT=63791; AMQP_PORT=56730; DB_NAME=lookout_test; VHOST=lookout-test ;;
-  bench) PG_PORT=54350; REDIS_PORT=63793; AMQP_PORT=56750; DB_NAME=lookout_bench; VHOST=lookout-bench ;;
-  # Extra test stacks (test1..test9) let several suites run side by side on one machine.
+  bench) PG_PORT=54450; REDIS_PORT=63900; AMQP_PORT=56850; DB_NAME=lookout_bench; VHOST=lookout-bench ;;
+  # Extra test stacks (test1..test9) let several suites run side by side on one machine;
+  # their ports stay below the bench ones.
   test[1-9])
     n=${PROFILE#test}
     PG_PORT=$((54330 + n * 10)); REDIS_PORT=$((63791 + n * 10)); AMQP_PORT=$((56730 + n * 10))
