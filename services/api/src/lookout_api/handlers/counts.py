@@ -1,13 +1,44 @@
-"""Live counts, as the count-aggregator keeps them in Redis."""
+"""Live counts, as the count-aggregator keeps them in Redis, counted in SQL by the same
+rules when Redis cannot answer."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import counts_redis
+from lookout_api.adapters import counts_redis, counts_sql
+from lookout_api.adapters.read_cache import RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 
+log = logging.getLogger(__name__)
 
-async def counts(deps: Deps, principal: Principal) -> dict[str, int]:
-    return await counts_redis.read_counts(deps.redis, deps.keys, access.tenant_filter(principal))
+
+@dataclass(frozen=True)
+class Counts:
+    scope: uuid.UUID | None  # the tenant; None: the platform (a superuser)
+    values: dict[str, int]
+    source: Literal["counts", "sql"]
+    degraded: bool  # Redis did not answer in time (or failed a moment ago)
+
+
+async def counts(deps: Deps, principal: Principal) -> Counts:
+    """The tenant's counts (every tenant's for a superuser). SQL counts instead when Redis
+    is down or slow, and when it has no hash for the scope yet (the aggregator has not
+    seen the tenant, or runs without a rebuild)."""
+    scope = access.tenant_filter(principal)
+    try:
+        values = await deps.cache.breaker.call(
+            lambda: counts_redis.read_counts(deps.redis, deps.keys, scope),
+            deps.settings.counts_timeout_seconds,
+        )
+    except RedisUnavailable as exc:
+        log.debug("counts unavailable, counting in SQL: %s", exc)
+        return Counts(scope, await counts_sql.read_counts(deps.pool, scope), "sql", True)
+    if not values:
+        return Counts(scope, await counts_sql.read_counts(deps.pool, scope), "sql", False)
+    return Counts(scope, values, "counts", False)

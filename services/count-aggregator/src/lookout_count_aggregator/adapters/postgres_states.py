@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import asyncpg
+from lookout_shared.count_rules import grouped_counts as grouped_counts
+from lookout_shared.count_rules import job_fields, snapshot_fields, stream_fields
 from lookout_shared.db import Conn
 
 from lookout_count_aggregator.domain.contributions import (
@@ -14,9 +15,6 @@ from lookout_count_aggregator.domain.contributions import (
     SNAPSHOT_JOB,
     STREAM,
     Contribution,
-    job_fields,
-    snapshot_fields,
-    stream_fields,
 )
 
 # Snapshots have no version column; 0 lets any later event about them apply.
@@ -75,45 +73,3 @@ def _contribution(entity_type: str, tenant_id: uuid.UUID, r: asyncpg.Record) -> 
     if entity_type == SNAPSHOT:
         return Contribution(SNAPSHOT, r["id"], tenant_id, SNAPSHOT_VERSION, snapshot_fields())
     return Contribution(SNAPSHOT_JOB, r["id"], tenant_id, r["version"], job_fields(r["status"]))
-
-
-async def grouped_counts(
-    pool: asyncpg.Pool, tenants: Sequence[uuid.UUID] | None = None
-) -> dict[uuid.UUID, Counter[str]]:
-    """Per-tenant counts by SQL ``GROUP BY`` over one snapshot (every tenant, or these).
-
-    Postgres groups the rows by what the counting rules look at; the rules themselves
-    (``domain.contributions``) turn each group into fields, so they live in one place.
-    """
-    where, args = (
-        ("WHERE tenant_id = ANY($1::uuid[])", [list(tenants)]) if tenants is not None else ("", [])
-    )
-    counts: dict[uuid.UUID, Counter[str]] = {}
-
-    def add(tenant: uuid.UUID, fields: frozenset[str], n: int) -> None:
-        tally = counts.setdefault(tenant, Counter())
-        for field in fields:
-            tally[field] += n
-
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        for r in await conn.fetch(
-            f"""SELECT tenant_id, status, kind, height, tags, count(*) AS n FROM streams {where}
-                GROUP BY tenant_id, status, kind, height, tags""",
-            *args,
-        ):
-            add(
-                r["tenant_id"],
-                stream_fields(r["status"], r["kind"], r["height"], r["tags"]),
-                r["n"],
-            )
-        for r in await conn.fetch(
-            f"SELECT tenant_id, count(*) AS n FROM snapshots {where} GROUP BY tenant_id", *args
-        ):
-            add(r["tenant_id"], snapshot_fields(), r["n"])
-        for r in await conn.fetch(
-            f"""SELECT tenant_id, status, count(*) AS n FROM snapshot_jobs {where}
-                GROUP BY tenant_id, status""",
-            *args,
-        ):
-            add(r["tenant_id"], job_fields(r["status"]), r["n"])
-    return counts

@@ -1,18 +1,18 @@
 """What one entity contributes to the counts of its tenant: a set of hash fields, each
 counting 1. Counts are the sum of the contributions of every live entity, so applying an
-event is "subtract the entity's old contribution, add its new one"."""
+event is "subtract the entity's old contribution, add its new one". The field rules live in
+``lookout_shared.count_rules``: the api's SQL fallback counts with the same ones."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lookout_shared import contracts
+from lookout_shared.count_rules import Fields, job_fields, snapshot_fields, stream_fields
+from lookout_shared.count_rules import resolution_class as resolution_class
 from lookout_shared.envelope import Envelope
 from pydantic import ValidationError
-
-Fields = frozenset[str]
 
 STREAM, SNAPSHOT, SNAPSHOT_JOB = "stream", "snapshot", "snapshot_job"
 ENTITY_TYPES = (STREAM, SNAPSHOT, SNAPSHOT_JOB)
@@ -35,38 +35,6 @@ class Contribution:
     @property
     def deleted(self) -> bool:
         return not self.fields
-
-
-def resolution_class(height: int | None) -> str:
-    if height is None:
-        return "unknown"
-    if height >= 2160:
-        return "uhd"
-    if height >= 1080:
-        return "fhd"
-    if height >= 720:
-        return "hd"
-    return "sd"
-
-
-def stream_fields(status: str, kind: str, height: int | None, tags: Iterable[str]) -> Fields:
-    return frozenset(
-        {
-            "streams_total",
-            f"streams_status:{status}",
-            f"streams_kind:{kind}",
-            f"streams_resolution:{resolution_class(height)}",
-            *(f"streams_tag:{tag}" for tag in tags),
-        }
-    )
-
-
-def snapshot_fields() -> Fields:
-    return frozenset({"snapshots_total"})
-
-
-def job_fields(status: str) -> Fields:
-    return frozenset({f"jobs_status:{status}"})
 
 
 def entity_type_of(message_type: str) -> str:

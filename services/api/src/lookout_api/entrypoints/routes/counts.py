@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON
-from lookout_api.entrypoints.schemas import CountsOut
+from lookout_api.entrypoints.schemas import CountsOut, degraded_headers
 
 router = APIRouter(prefix="/api/v1", tags=["counts"], responses=COMMON)
 
 
 @router.get("/counts", response_model=CountsOut)
-async def counts(deps: DepsDep, principal: PrincipalDep) -> CountsOut:
-    scope = "platform" if principal.is_superuser else str(principal.tenant_id)
-    return CountsOut(scope=scope, counts=await handlers.counts(deps, principal))
+async def counts(deps: DepsDep, principal: PrincipalDep, response: Response) -> CountsOut:
+    """The tenant's counts; a superuser's cover the platform. ``source: sql`` (and, when Redis
+    is down or slow, ``X-Lookout-Degraded: redis``) when Postgres counted them."""
+    result = await handlers.counts(deps, principal)
+    response.headers.update(degraded_headers(result.degraded))
+    scope = "platform" if result.scope is None else str(result.scope)
+    return CountsOut(scope=scope, counts=result.values, source=result.source)
