@@ -15,6 +15,7 @@ from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 
 from lookout_api.adapters.key_cache import TtlCache
+from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
 
 
@@ -26,6 +27,7 @@ class Deps:
     keys: Keys
     codec: TokenCodec
     storage: SnapshotStorage
+    cache: ReadCache
     broker: Broker | None = None
     relay: OutboxRelay | None = None
     # API key lookups (hash -> principal fields); its TTL bounds revocation.
@@ -43,19 +45,35 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     pool = await create_pool(
         settings.database_url.get_secret_value(), settings.db_pool_min, settings.db_pool_max
     )
+    redis = create_redis(settings.redis_url.get_secret_value())
+    keys = Keys(settings.redis_prefix)
     deps = Deps(
         settings=settings,
         pool=pool,
-        redis=create_redis(settings.redis_url.get_secret_value()),
-        keys=Keys(settings.redis_prefix),
+        redis=redis,
+        keys=keys,
         codec=token_codec(settings),
         storage=LocalStorage(settings.storage_dir),
+        cache=read_cache(settings, redis, keys),
         key_cache=TtlCache(settings.api_key_cache_seconds),
     )
     if with_broker:
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
         deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
     return deps
+
+
+def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
+    return ReadCache(
+        redis,
+        keys,
+        Breaker(settings.cache_breaker_seconds),
+        enabled=settings.cache == "on",
+        ttl=settings.cache_ttl_seconds,
+        timeout=settings.cache_timeout_seconds,
+        local_seconds=settings.cache_local_seconds,
+        local_max_bytes=settings.cache_local_max_bytes,
+    )
 
 
 def readiness_checks(deps: Deps) -> dict[str, Check]:

@@ -8,11 +8,13 @@ as forbidden, so ids cannot be probed across tenants.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lookout_shared.tokens import Principal, Role
 
 from lookout_api.domain.errors import Forbidden, InvalidInput
+from lookout_api.domain.listing import FIELDS
 
 RANK: dict[Role, int] = {"viewer": 0, "operator": 1, "admin": 2, "superuser": 3}
 
@@ -41,6 +43,15 @@ def read_scope(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID |
     if requested is not None and requested != principal.tenant_id:
         raise Forbidden("you can only read your own tenant")
     return principal.tenant_id
+
+
+def visible_fields(principal: Principal, wanted: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The stream fields a principal may receive, of those wanted (None: every field).
+
+    Viewers only watch: a stream's url says where the camera is, so they never receive it.
+    """
+    hidden = ("url",) if RANK[principal.role] < RANK["operator"] else ()
+    return tuple(f for f in (FIELDS if wanted is None else wanted) if f not in hidden)
 
 
 def tenant_filter(principal: Principal) -> uuid.UUID | None:

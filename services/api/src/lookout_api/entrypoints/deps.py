@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from lookout_shared.logs import bind_tenant
 from lookout_shared.tokens import Principal
 
 from lookout_api import handlers
@@ -17,9 +18,15 @@ _bearer = HTTPBearer(
 )
 
 
-def get_deps(request: Request) -> Deps:
+def app_deps(request: Request) -> Deps:
     deps: Deps = request.app.state.deps
     return deps
+
+
+async def get_deps(request: Request) -> Deps:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+    # request for a dictionary lookup.
+    return app_deps(request)
 
 
 async def get_principal(
@@ -29,7 +36,9 @@ async def get_principal(
     """A JWT is verified locally (no database query on a read); an API key by its hash."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an access token or API key as 'Authorization: Bearer <token>'")
-    return await handlers.authenticate(get_deps(request), credentials.credentials)
+    principal = await handlers.authenticate(app_deps(request), credentials.credentials)
+    bind_tenant(principal.tenant_id)  # the request's log lines name the tenant
+    return principal
 
 
 def client_ip(request: Request) -> str:

@@ -44,30 +44,21 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class JobOut(BaseModel):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    stream_id: uuid.UUID | None = Field(description="null once the stream is deleted")
-    status: str
-    attempts: int
-    error: str | None
-    snapshot_id: uuid.UUID | None
-    version: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+# Set ("redis") on a response Redis could not help with: its data came from Postgres alone.
+DEGRADED_HEADER = "X-Lookout-Degraded"
 
 
-class JobAccepted(BaseModel):
-    job_id: uuid.UUID
-    status: str
-    status_url: str
-    joined: bool = Field(description="true when the request joined a job already queued or running")
+def degraded_headers(degraded: bool) -> dict[str, str]:
+    return {DEGRADED_HEADER: "redis"} if degraded else {}
 
 
 class CountsOut(BaseModel):
-    scope: str
-    counts: dict[str, int]
+    scope: str = Field(description="the tenant id, or 'platform' for a superuser")
+    counts: dict[str, int] = Field(description="non-zero fields only")
+    source: Literal["counts", "sql"] = Field(
+        description="counts: the aggregator's live counts in Redis; sql: counted in Postgres "
+        "(Redis down or slow, or no counts for the scope yet)"
+    )
 
 
 class ApiKeyIn(Body):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -48,7 +49,9 @@ class StreamOut(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
     name: str
-    url: str = Field(description="credentials masked")
+    url: str | None = Field(
+        None, description="credentials masked; never sent to viewers (it locates the camera)"
+    )
     kind: str
     tags: list[str]
     enabled: bool
@@ -62,9 +65,11 @@ class StreamOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> StreamOut:
-        data = {k: row[k] for k in FIELDS}
-        data["url"] = mask_credentials(data["url"])
+    def of(cls, row: Any, fields: Sequence[str] = FIELDS) -> StreamOut:
+        """The row's ``fields`` (every field but ``url`` at least); ``url`` masked."""
+        data = {k: row[k] for k in fields}
+        if "url" in data:
+            data["url"] = mask_credentials(data["url"])
         return cls.model_validate(data)
 
 
@@ -74,7 +79,7 @@ class StreamItem(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID | None = None
     name: str | None = None
-    url: str | None = Field(None, description="credentials masked")
+    url: str | None = Field(None, description="credentials masked; never sent to viewers")
     kind: str | None = None
     tags: list[str] | None = None
     enabled: bool | None = None

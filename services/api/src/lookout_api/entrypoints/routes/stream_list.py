@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from lookout_shared.stream_urls import mask_credentials
 
 from lookout_api import handlers
@@ -13,6 +13,7 @@ from lookout_api.domain import listing
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.responses import OrjsonResponse
+from lookout_api.entrypoints.schemas import degraded_headers
 from lookout_api.entrypoints.stream_schemas import StreamPage
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
@@ -43,9 +44,11 @@ async def list_streams(
         Query(max_length=500, description=f"comma-separated: {','.join(listing.FIELDS)}"),
     ] = None,
     tenant_id: Annotated[uuid.UUID | None, Query(description="superusers only")] = None,
-) -> OrjsonResponse:
+) -> Response:
+    """Viewers receive every field but ``url`` (``fields=url`` is ignored for them). Served
+    from the read cache when it can be; ``X-Lookout-Degraded: redis`` says Redis was down
+    and Postgres answered."""
     order = listing.Sort.parse(sort)
-    wanted = listing.parse_fields(fields) or listing.FIELDS
     query = listing.StreamQuery(
         filter=listing.StreamFilter(tenant_id, status, kind, tag and tag.lower(), q),
         sort=order,
@@ -53,14 +56,14 @@ async def list_streams(
         after=listing.decode_cursor(cursor, order) if cursor else None,
         offset=listing.page_offset(offset, page, limit, cursor),
     )
-    result = await handlers.list_streams(deps, principal, query)
-    items = [
-        {f: mask_credentials(row[f]) if f == "url" else row[f] for f in wanted}
-        for row in result.rows
-    ]
-    last = result.rows[-1] if len(result.rows) == limit else None
-    return OrjsonResponse(
-        {
+
+    def render(result: handlers.StreamList, wanted: tuple[str, ...]) -> bytes:
+        items = [
+            {f: mask_credentials(row[f]) if f == "url" else row[f] for f in wanted}
+            for row in result.rows
+        ]
+        last = result.rows[-1] if len(result.rows) == limit else None
+        page = {
             "items": items,
             "next_cursor": listing.encode_cursor(order, last[order.key], last["id"])
             if last
@@ -69,4 +72,11 @@ async def list_streams(
             "total_is_exact": result.total_is_exact,
             "total_source": result.total_source,
         }
+        return bytes(OrjsonResponse(page).body)
+
+    served = await handlers.stream_page(
+        deps, principal, query, listing.parse_fields(fields), render
+    )
+    return Response(
+        served.body, media_type="application/json", headers=degraded_headers(served.degraded)
     )
