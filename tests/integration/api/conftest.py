@@ -92,3 +92,34 @@ def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "api_settings(**values): ApiSettings for the api fixture")
+
+
+async def add_snapshot(
+    api: Api, db: asyncpg.Pool, stream_id: str, data: bytes, age_seconds: float = 0
+) -> dict[str, Any]:
+    """Store a snapshot the way the worker does: the file content-addressed in storage, then
+    a succeeded job and the snapshot row; ``age_seconds`` back-dates it. Its row as a dict."""
+    from lookout_shared.storage import LocalStorage
+
+    stored = await LocalStorage(api.settings.storage_dir).put(data, "image/jpeg")
+    row = await db.fetchrow(
+        """WITH job AS (
+               INSERT INTO snapshot_jobs (id, tenant_id, stream_id, status, attempts, version,
+                                          started_at, finished_at)
+               SELECT gen_random_uuid(), tenant_id, id, 'succeeded', 1, 3, now(), now()
+               FROM streams WHERE id = $1
+               RETURNING id, tenant_id)
+           INSERT INTO snapshots (id, tenant_id, stream_id, job_id, storage_key, content_type,
+                                  size_bytes, sha256, width, height, created_at)
+           SELECT gen_random_uuid(), job.tenant_id, $1, job.id, $2, $3, $4, $5, 320, 240,
+                  clock_timestamp() - make_interval(secs => $6)
+           FROM job RETURNING *""",
+        uuid.UUID(stream_id),
+        stored.key,
+        stored.content_type,
+        stored.size_bytes,
+        stored.sha256,
+        age_seconds,
+    )
+    assert row is not None
+    return dict(row)

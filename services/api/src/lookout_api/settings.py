@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lookout_shared.settings import ServiceSettings
 
 
@@ -19,5 +21,27 @@ class ApiSettings(ServiceSettings):
     login_email_window_seconds: int = 300
     # Larger request bodies answer 413 (a full bulk request of 500 streams fits).
     max_body_bytes: int = 2 * 1024 * 1024
-    # A list total waits this long for Redis before counting in SQL instead.
-    counts_timeout_seconds: float = 0.25
+    # A list total waits this long for Redis before counting in SQL instead. Like the cache
+    # timeout below, it also measures the event loop's own backlog: under a full load a
+    # healthy Redis answer can wait tens of milliseconds for its turn, and a tighter bound
+    # would trip the breaker and send the whole load to Postgres.
+    counts_timeout_seconds: float = 0.5
+    # Tenant quotas when the tenant has no value of its own: streams it may hold, and
+    # snapshot requests per minute (counted in Redis; without Redis they are not limited).
+    default_max_streams: int = 10_000
+    default_snapshot_requests_per_minute: int = 600
+    # The dashboard lists this many recent failed jobs and streams in error.
+    dashboard_failures_limit: int = 10
+    # The read cache of stream reads in Redis; "off" skips it entirely (rollback, benchmarks).
+    cache: Literal["on", "off"] = "on"
+    # An entry lives this long at most: the bound on how late a change made outside the api
+    # (the worker's probe sets status, width, height, codec) shows in a cached read.
+    cache_ttl_seconds: float = 30.0
+    # In-process copies of entries, still checked against Redis's generation on every read
+    # (they save the transfer, not the round trip); 0 turns this layer off.
+    cache_local_seconds: float = 1.0
+    cache_local_max_bytes: int = 16 * 1024 * 1024
+    # A cache operation waits this long for Redis; after a Redis failure, the cache and the
+    # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.
+    cache_timeout_seconds: float = 0.5
+    cache_breaker_seconds: float = 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 from lookout_shared.db import Conn
@@ -75,4 +76,45 @@ async def latest_snapshot(
             ORDER BY created_at DESC, id DESC LIMIT 1""",
         stream_id,
         tenant_id,
+    )
+
+
+async def fresh_snapshot(
+    conn: Conn, stream_id: uuid.UUID, max_age_seconds: int
+) -> asyncpg.Record | None:
+    """The stream's latest snapshot when it is at most ``max_age_seconds`` old."""
+    return await conn.fetchrow(
+        f"""SELECT {SNAPSHOT_COLUMNS} FROM snapshots
+            WHERE stream_id = $1 AND created_at >= now() - make_interval(secs => $2)
+            ORDER BY created_at DESC, id DESC LIMIT 1""",
+        stream_id,
+        max_age_seconds,
+    )
+
+
+async def list_snapshots(
+    conn: Conn,
+    stream_id: uuid.UUID,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[asyncpg.Record]:
+    """One page of a stream's snapshots, newest first (ties by id), after ``after``.
+
+    The order matches the index (stream_id, created_at DESC, id), so a page is an index
+    range scan wherever it starts.
+    """
+    if after is None:
+        return await conn.fetch(
+            f"""SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE stream_id = $1
+                ORDER BY created_at DESC, id LIMIT $2""",
+            stream_id,
+            limit,
+        )
+    return await conn.fetch(
+        f"""SELECT {SNAPSHOT_COLUMNS} FROM snapshots
+            WHERE stream_id = $1 AND (created_at < $3 OR (created_at = $3 AND id > $4))
+            ORDER BY created_at DESC, id LIMIT $2""",
+        stream_id,
+        limit,
+        *after,
     )

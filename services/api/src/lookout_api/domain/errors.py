@@ -51,6 +51,11 @@ class TooManyRequests(DomainError):
         self.retry_after = retry_after
 
 
+class Unavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
 class ItemErrors(InvalidInput):
     """Several inputs of one request are invalid (a bulk request): one entry per problem."""
 

@@ -20,6 +20,8 @@ from lookout_api.entrypoints.routes import (
     auth,
     bulk,
     counts,
+    dashboard,
+    quotas,
     snapshots,
     stream_list,
     streams,
@@ -70,7 +72,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return response
 
     # stream_list before streams: "" and "/{id}" do not clash, but keep the list first.
-    for module in (auth, users, stream_list, streams, bulk, snapshots, counts, audit):
+    for module in (
+        auth,
+        users,
+        stream_list,
+        streams,
+        bulk,
+        snapshots,
+        counts,
+        audit,
+        quotas,
+        dashboard,
+    ):
         app.include_router(module.router)
 
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)

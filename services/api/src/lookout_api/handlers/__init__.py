@@ -6,15 +6,24 @@ from lookout_api.handlers.api_keys import create_api_key, list_api_keys, revoke_
 from lookout_api.handlers.audit import list_audit
 from lookout_api.handlers.auth import authenticate, login
 from lookout_api.handlers.bulk import BulkItem, BulkResult, bulk_upsert
-from lookout_api.handlers.counts import counts
+from lookout_api.handlers.counts import Counts, counts
+from lookout_api.handlers.dashboard import dashboard
+from lookout_api.handlers.quotas import get_quota_usage, set_quotas
 from lookout_api.handlers.snapshots import (
     get_job,
     latest_snapshot_file,
+    list_snapshots,
     request_snapshot,
     snapshot_file,
 )
-from lookout_api.handlers.stream_list import StreamList, list_streams
-from lookout_api.handlers.streams import create_stream, delete_stream, get_stream, update_stream
+from lookout_api.handlers.stream_list import StreamList, list_streams, stream_page
+from lookout_api.handlers.streams import (
+    create_stream,
+    delete_stream,
+    get_stream,
+    read_stream,
+    update_stream,
+)
 from lookout_api.handlers.tenancy import (
     create_tenant,
     create_user,
@@ -26,6 +35,7 @@ from lookout_api.handlers.tenancy import (
 __all__ = [
     "BulkItem",
     "BulkResult",
+    "Counts",
     "StreamList",
     "authenticate",
     "bulk_upsert",
@@ -35,18 +45,24 @@ __all__ = [
     "create_tenant",
     "create_user",
     "current_user",
+    "dashboard",
     "delete_stream",
     "delete_user",
     "get_job",
+    "get_quota_usage",
     "get_stream",
     "latest_snapshot_file",
     "list_api_keys",
     "list_audit",
+    "list_snapshots",
     "list_streams",
     "list_users",
     "login",
+    "read_stream",
     "request_snapshot",
     "revoke_api_key",
+    "set_quotas",
     "snapshot_file",
+    "stream_page",
     "update_stream",
 ]

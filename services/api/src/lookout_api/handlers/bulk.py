@@ -20,6 +20,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, streams
 from lookout_api.domain.errors import DomainError, ItemErrors, NotFound
 from lookout_api.handlers.events import commit, stream_changed
+from lookout_api.handlers.quotas import ensure_stream_room
 from lookout_api.handlers.streams import created_entry, updated_entry
 
 MAX_ITEMS = 500
@@ -121,7 +122,10 @@ async def bulk_upsert(
         if plan.errors:
             plan.errors.sort(key=lambda e: e["loc"][2])  # type: ignore[index]
             raise ItemErrors(plan.errors)
-        return await _write(conn, principal, tenant, plan, writes, len(items))
+        await ensure_stream_room(conn, deps.settings, tenant, len(plan.creates))
+        results = await _write(conn, principal, tenant, plan, writes, len(items))
+    await deps.cache.invalidate([tenant])
+    return results
 
 
 async def _write(

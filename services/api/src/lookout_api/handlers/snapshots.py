@@ -1,8 +1,10 @@
-"""Snapshot requests, jobs and images."""
+"""Snapshot requests, jobs, snapshot lists and images."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -14,30 +16,65 @@ from lookout_api.adapters import snapshots_db, streams_db
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.errors import Conflict, NotFound
+from lookout_api.domain.listing import Sort, decode_cursor, encode_cursor
 from lookout_api.handlers.events import event
+from lookout_api.handlers.quotas import count_snapshot_request
+
+# Newest first; ties (same created_at) go by id, the order of the snapshots index.
+SNAPSHOT_SORT = Sort("created_at", descending=True)
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """Either a fresh enough snapshot (nothing queued) or the job that will take one."""
+
+    snapshot: asyncpg.Record | None = None
+    job: asyncpg.Record | None = None
+    created: bool = False  # the job is new (False: the request joined an active job)
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    items: list[asyncpg.Record]
+    next_cursor: str | None
 
 
 async def request_snapshot(
-    deps: Deps, principal: Principal, stream_id: uuid.UUID
-) -> tuple[asyncpg.Record, bool]:
-    """Queue a capture, or join the stream's active job. Never waits for ffmpeg."""
+    deps: Deps, principal: Principal, stream_id: uuid.UUID, max_age: int | None = None
+) -> SnapshotRequest:
+    """A snapshot at most ``max_age`` seconds old if there is one; otherwise queue a
+    capture, or join the stream's active job. Never waits for ffmpeg.
+
+    Only requests that queue or join a job count against the tenant's per-minute quota.
+    """
     access.require_role(principal, "operator")
-    async with deps.pool.acquire() as conn, conn.transaction():
+    async with deps.pool.acquire() as conn:
         stream = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
         if stream is None:
             raise NotFound("no such stream")
+        if max_age is not None:
+            fresh = await snapshots_db.fresh_snapshot(conn, stream_id, max_age)
+            if fresh is not None:
+                return SnapshotRequest(snapshot=fresh)
         if not stream["enabled"]:
             raise Conflict("the stream is disabled; enable it to take snapshots")
-        job, created = await snapshots_db.insert_job_or_join(conn, stream["tenant_id"], stream_id)
-        if created:
-            command = CaptureSnapshot(job_id=job["id"], stream_id=stream_id)
-            queued = SnapshotJobState(stream_id=stream_id, status="queued")
-            await outbox.enqueue(
-                conn,
-                event("snapshot.capture", command, job),
-                event("snapshot_job.queued", queued, job),
-            )
-    return job, created
+        await count_snapshot_request(deps, conn, stream["tenant_id"])
+        async with conn.transaction():
+            try:
+                job, created = await snapshots_db.insert_job_or_join(
+                    conn, stream["tenant_id"], stream_id
+                )
+            except asyncpg.ForeignKeyViolationError:  # deleted since we read it
+                raise NotFound("no such stream") from None
+            if created:
+                command = CaptureSnapshot(job_id=job["id"], stream_id=stream_id)
+                queued = SnapshotJobState(stream_id=stream_id, status="queued")
+                await outbox.enqueue(
+                    conn,
+                    event("snapshot.capture", command, job),
+                    event("snapshot_job.queued", queued, job),
+                )
+    return SnapshotRequest(job=job, created=created)
 
 
 async def get_job(deps: Deps, principal: Principal, job_id: uuid.UUID) -> asyncpg.Record:
@@ -46,6 +83,32 @@ async def get_job(deps: Deps, principal: Principal, job_id: uuid.UUID) -> asyncp
     if row is None:
         raise NotFound("no such job")
     return row
+
+
+async def list_snapshots(
+    deps: Deps, principal: Principal, stream_id: uuid.UUID, limit: int, cursor: str | None
+) -> SnapshotPage:
+    after: tuple[datetime, uuid.UUID] | None = None
+    if cursor is not None:
+        position = decode_cursor(cursor, SNAPSHOT_SORT)
+        assert isinstance(position.value, datetime)  # a created_at cursor holds a timestamp
+        after = (position.value, position.row_id)
+    async with deps.pool.acquire() as conn:
+        stream = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
+        if stream is None:
+            raise NotFound("no such stream")
+        rows = await snapshots_db.list_snapshots(
+            conn,
+            stream_id,
+            limit + 1,  # one more than asked says whether there is a next page
+            after,
+        )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(SNAPSHOT_SORT, last["created_at"], last["id"])
+    return SnapshotPage(items, next_cursor)
 
 
 async def snapshot_file(

@@ -7,12 +7,14 @@ stream.probe command for a new URL) in the same transaction as the row.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 from lookout_shared.tokens import Principal
 
 from lookout_api.adapters import streams_db, tenancy_db
+from lookout_api.adapters.read_cache import CacheKey, Computed, Served
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, audit, streams
 from lookout_api.domain.audit import Entry
@@ -23,6 +25,7 @@ from lookout_api.handlers.events import (
     stream_deleted,
     stream_deleted_cascade,
 )
+from lookout_api.handlers.quotas import ensure_stream_room
 
 CREATED_FIELDS = ("name", "url", "kind", "tags", "enabled")
 
@@ -43,6 +46,7 @@ async def create_stream(
     async with deps.pool.acquire() as conn, conn.transaction():
         if principal.is_superuser and not await tenancy_db.tenant_exists(conn, tenant):
             raise NotFound("no such tenant")
+        await ensure_stream_room(conn, deps.settings, tenant, 1)
         row = (await streams_db.insert_many(conn, tenant, [values]))[0]
         await commit(
             conn,
@@ -50,6 +54,7 @@ async def create_stream(
             [created_entry(row)],
             stream_changed(row, created=True, probe=enabled),
         )
+    await deps.cache.invalidate([tenant])
     return row
 
 
@@ -71,6 +76,24 @@ async def get_stream(deps: Deps, principal: Principal, stream_id: uuid.UUID) -> 
     if row is None:
         raise NotFound("no such stream")
     return row
+
+
+async def read_stream(
+    deps: Deps,
+    principal: Principal,
+    stream_id: uuid.UUID,
+    render: Callable[[asyncpg.Record, tuple[str, ...]], bytes],
+) -> Served:
+    """One stream as response bytes (the fields the principal may see), through the read
+    cache; ``meta["version"]`` answers conditional requests without the row."""
+    fields = access.visible_fields(principal)
+    key = CacheKey("stream", access.tenant_filter(principal), (stream_id, fields))
+
+    async def compute() -> Computed:
+        row = await get_stream(deps, principal, stream_id)
+        return Computed(render(row, fields), {"version": str(row["version"])})
+
+    return await deps.cache.fetch(key, compute)
 
 
 def check_version(row: asyncpg.Record, expected: int | None) -> None:
@@ -113,6 +136,7 @@ async def update_stream(
             [updated_entry(before, after, change.changed)],
             stream_changed(after, created=False, probe=change.probe),
         )
+    await deps.cache.invalidate([after["tenant_id"]])
     return after
 
 
@@ -139,3 +163,4 @@ async def delete_stream(
             {"name": row["name"], "version": row["version"]},
         )
         await commit(conn, principal, [entry], [stream_deleted(row), *cascade])
+    await deps.cache.invalidate([row["tenant_id"]])

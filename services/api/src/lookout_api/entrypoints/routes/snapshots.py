@@ -1,34 +1,73 @@
-"""Snapshot requests, jobs and images."""
+"""Snapshot requests, jobs, snapshot lists and images."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
-from fastapi.responses import FileResponse
+import asyncpg
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from lookout_api import handlers
+from lookout_api.bootstrap import Deps
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON, problems
-from lookout_api.entrypoints.schemas import JobAccepted, JobOut
+from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem, problems
+from lookout_api.entrypoints.ranged_file import file_response
+from lookout_api.entrypoints.snapshot_schemas import JobAccepted, JobOut, SnapshotOut, SnapshotPage
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"], responses=COMMON)
+
+MAX_AGE_LIMIT = 86_400  # a day; an older snapshot is never "fresh"
+# Content-addressed: the bytes behind a snapshot's ETag never change.
+IMMUTABLE = "private, max-age=31536000, immutable"
+# The latest image changes with every capture: revalidate every time (a 304 is cheap).
+REVALIDATE = "private, no-cache"
+IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "the image"},
+    206: {"description": "the requested byte range (Content-Range)"},
+    304: {"description": "If-None-Match or If-Modified-Since matches"},
+    416: {
+        "description": "the Range is malformed or past the end (Content-Range: bytes */size)",
+        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+    },
+}
+
+
+def snapshot_out(deps: Deps, row: asyncpg.Record) -> SnapshotOut:
+    image_url = f"{deps.settings.public_url}/api/v1/snapshots/{row['id']}/image"
+    return SnapshotOut.model_validate({**dict(row), "image_url": image_url})
 
 
 @router.post(
     "/streams/{stream_id}/snapshots",
     response_model=JobAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(409),
+    responses={
+        200: {"model": SnapshotOut, "description": "a snapshot at most max_age seconds old"},
+        **problems(409),
+    },
 )
 async def request_snapshot(
-    deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID, response: Response
-) -> JobAccepted:
-    job, created = await handlers.request_snapshot(deps, principal, stream_id)
+    deps: DepsDep,
+    principal: PrincipalDep,
+    stream_id: uuid.UUID,
+    response: Response,
+    max_age: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_AGE_LIMIT, description="answer 200 with a snapshot this fresh"),
+    ] = None,
+) -> JobAccepted | JSONResponse:
+    result = await handlers.request_snapshot(deps, principal, stream_id, max_age)
+    if result.snapshot is not None:
+        body = snapshot_out(deps, result.snapshot).model_dump(mode="json")
+        return JSONResponse(body, status_code=status.HTTP_200_OK)
+    job = result.job
+    assert job is not None
     status_url = f"{deps.settings.public_url}/api/v1/jobs/{job['id']}"
     response.headers["Location"] = status_url
     return JobAccepted(
-        job_id=job["id"], status=job["status"], status_url=status_url, joined=not created
+        job_id=job["id"], status=job["status"], status_url=status_url, joined=not result.created
     )
 
 
@@ -37,34 +76,42 @@ async def get_job(deps: DepsDep, principal: PrincipalDep, job_id: uuid.UUID) -> 
     return JobOut.model_validate(dict(await handlers.get_job(deps, principal, job_id)))
 
 
-@router.get(
-    "/snapshots/{snapshot_id}/image",
-    response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}},
-)
+@router.get("/streams/{stream_id}/snapshots", response_model=SnapshotPage)
+async def list_snapshots(
+    deps: DepsDep,
+    principal: PrincipalDep,
+    stream_id: uuid.UUID,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> SnapshotPage:
+    page = await handlers.list_snapshots(deps, principal, stream_id, limit, cursor)
+    return SnapshotPage(
+        items=[snapshot_out(deps, r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/snapshots/{snapshot_id}/image", response_class=Response, responses=IMAGE)
 async def snapshot_image(
-    deps: DepsDep, principal: PrincipalDep, snapshot_id: uuid.UUID
-) -> FileResponse:
+    request: Request, deps: DepsDep, principal: PrincipalDep, snapshot_id: uuid.UUID
+) -> Response:
     row, path = await handlers.snapshot_file(deps, principal, snapshot_id)
-    return _image(row["content_type"], path, row["sha256"])
+    return _image(request, row, path, IMMUTABLE)
 
 
-@router.get(
-    "/streams/{stream_id}/snapshots/latest/image",
-    response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}},
-)
+@router.get("/streams/{stream_id}/snapshots/latest/image", response_class=Response, responses=IMAGE)
 async def latest_image(
-    deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID
-) -> FileResponse:
+    request: Request, deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID
+) -> Response:
     row, path = await handlers.latest_snapshot_file(deps, principal, stream_id)
-    return _image(row["content_type"], path, row["sha256"])
+    return _image(request, row, path, REVALIDATE)
 
 
-def _image(content_type: str, path: object, sha256: str) -> FileResponse:
-    # Content-addressed: the bytes behind an ETag never change.
-    return FileResponse(
-        str(path),
-        media_type=content_type,
-        headers={"ETag": f'"{sha256}"', "Cache-Control": "private, max-age=31536000, immutable"},
+def _image(request: Request, row: asyncpg.Record, path: Any, cache_control: str) -> Response:
+    return file_response(
+        request.headers,
+        path,
+        media_type=row["content_type"],
+        etag=f'"{row["sha256"]}"',
+        last_modified=row["created_at"],
+        cache_control=cache_control,
     )

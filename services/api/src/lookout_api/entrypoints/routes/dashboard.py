@@ -1,0 +1,54 @@
+"""The dashboard summary: one call for a tenant's (or the platform's) state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from lookout_api import handlers
+from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem
+from lookout_api.entrypoints.snapshot_schemas import (
+    DashboardCounts,
+    DashboardOut,
+    ErrorStreamOut,
+    FailedJobOut,
+    OutboxOut,
+    QueuesOut,
+    QuotasOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=COMMON)
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "Postgres did not answer",
+        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+    }
+}
+
+
+@router.get("/dashboard/summary", response_model=DashboardOut, responses=UNAVAILABLE)
+async def summary(
+    deps: DepsDep,
+    principal: PrincipalDep,
+    tenant_id: Annotated[
+        uuid.UUID | None, Query(description="superusers: one tenant (default: the platform)")
+    ] = None,
+) -> DashboardOut:
+    d = await handlers.dashboard(deps, principal, tenant_id)
+    return DashboardOut(
+        scope="platform" if d.scope is None else str(d.scope),
+        counts=DashboardCounts(source=d.counts_source, counts=d.counts),
+        failed_jobs=[FailedJobOut.model_validate(j) for j in d.failed_jobs],
+        error_streams=[ErrorStreamOut.model_validate(s) for s in d.error_streams],
+        queues=QueuesOut(
+            outbox=OutboxOut(
+                unpublished=d.outbox_unpublished, oldest_age_seconds=d.outbox_oldest_age_seconds
+            ),
+            rabbitmq=d.queue_depths,
+        ),
+        health=d.health,
+        quotas=None if d.quota_usage is None else QuotasOut.of(d.quota_usage),
+    )

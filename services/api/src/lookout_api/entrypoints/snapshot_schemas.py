@@ -1,0 +1,131 @@
+"""Response and request bodies of snapshots, jobs, tenant quotas and the dashboard."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lookout_api.domain import quotas
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    stream_id: uuid.UUID | None = Field(description="null once the stream is deleted")
+    status: str
+    attempts: int
+    error: str | None
+    snapshot_id: uuid.UUID | None
+    version: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    job_id: uuid.UUID
+    status: str
+    status_url: str
+    joined: bool = Field(description="true when the request joined a job already queued or running")
+
+
+class SnapshotOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    stream_id: uuid.UUID
+    job_id: uuid.UUID
+    content_type: str
+    size_bytes: int
+    sha256: str
+    width: int | None
+    height: int | None
+    created_at: datetime
+    image_url: str
+
+
+class SnapshotPage(BaseModel):
+    items: list[SnapshotOut]
+    next_cursor: str | None = Field(description="send as ?cursor= for the next page; null: last")
+
+
+class QuotasIn(BaseModel):
+    """Only the fields sent change; null resets one to the api's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
+    snapshot_requests_per_minute: int | None = Field(None, ge=0, le=quotas.SNAPSHOT_RATE_CEILING)
+
+
+class QuotaOut(BaseModel):
+    limit: int
+    used: int | None = Field(description="null when the counter could not be read")
+    default: bool = Field(description="true when the limit is the api's default")
+
+
+class QuotasOut(BaseModel):
+    tenant_id: uuid.UUID
+    max_streams: QuotaOut
+    snapshot_requests_per_minute: QuotaOut
+
+    @classmethod
+    def of(cls, usage: quotas.QuotaUsage) -> QuotasOut:
+        q = usage.quotas
+        return cls(
+            tenant_id=usage.tenant_id,
+            max_streams=QuotaOut(
+                limit=q.max_streams, used=usage.streams_used, default=q.max_streams_is_default
+            ),
+            snapshot_requests_per_minute=QuotaOut(
+                limit=q.snapshot_requests_per_minute,
+                used=usage.snapshot_requests_this_minute,
+                default=q.snapshot_rate_is_default,
+            ),
+        )
+
+
+class FailedJobOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    stream_id: uuid.UUID | None
+    error: str | None
+    attempts: int
+    finished_at: datetime | None
+
+
+class ErrorStreamOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    last_error: str | None
+    updated_at: datetime
+
+
+class OutboxOut(BaseModel):
+    unpublished: int
+    oldest_age_seconds: float | None
+
+
+class QueuesOut(BaseModel):
+    outbox: OutboxOut
+    rabbitmq: dict[str, int] | None = Field(
+        description="messages ready in each work queue; null when the broker is not connected"
+    )
+
+
+class DashboardCounts(BaseModel):
+    source: Literal["redis", "sql"] = Field(description="sql: Redis did not answer")
+    counts: dict[str, int]
+
+
+class DashboardOut(BaseModel):
+    scope: str = Field(description="the tenant id, or 'platform' for a superuser")
+    counts: DashboardCounts
+    failed_jobs: list[FailedJobOut]
+    error_streams: list[ErrorStreamOut]
+    queues: QueuesOut
+    health: dict[str, bool]
+    quotas: QuotasOut | None = Field(description="null for the platform scope")
