@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,16 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
+    attributes: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+
+def _value(value: AnyValue) -> str | int | float | bool:
+    kind = value.WhichOneof("value")
+    return (
+        getattr(value, kind)
+        if kind in ("string_value", "int_value", "double_value", "bool_value")
+        else str(value)
+    )
 
 
 class OtlpReceiver:
@@ -82,6 +93,7 @@ class OtlpReceiver:
                             span_id=span.span_id.hex(),
                             parent_span_id=span.parent_span_id.hex(),
                             kind=span.kind,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
                         )
                     )
         with self._lock:

@@ -1,20 +1,25 @@
 """One REST call that requests a snapshot yields one trace across all four services.
 
 The services export OTLP/HTTP to a receiver inside the test (see ``otlp_receiver``); the
-client sends its own ``traceparent`` so the trace id is known in advance.
+client sends its own ``traceparent`` so the trace id is known in advance. Our own spans
+(the ffmpeg run, each Lua apply, each WebSocket fan-out) are in it, under the message that
+caused them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 
 import httpx
 import pytest
+import websockets
 
 from .conftest import System
-from .test_first_flow import job_done, make_video, operator_token
+from .otlp_receiver import ReceivedSpan
+from .test_first_flow import job_done, make_video, next_frame, operator_token
 
 pytestmark = pytest.mark.e2e
 SERVICES = {
@@ -22,6 +27,11 @@ SERVICES = {
     "lookout-snapshot-worker",
     "lookout-count-aggregator",
     "lookout-notifier",
+}
+OUR_SPANS = {
+    ("lookout-snapshot-worker", "ffmpeg capture"),
+    ("lookout-count-aggregator", "apply_event"),
+    ("lookout-notifier", "send stream:{id}"),
 }
 
 
@@ -34,12 +44,18 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
         )
         stream_id = r.json()["id"]
         trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
-        r = await client.post(
-            f"/api/v1/streams/{stream_id}/snapshots",
-            headers={**headers, "traceparent": f"00-{trace_id}-{client_span}-01"},
-        )
-        assert r.status_code == 202, r.text
-        await job_done(client, headers, r.json()["job_id"])
+        # A subscriber, so the notifier has a room to fan the job's events out to.
+        ws_url = f"ws://127.0.0.1:{system.url('notifier').rsplit(':', 1)[1]}/ws?token={token}"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "room": f"stream:{stream_id}"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["op"] == "subscribed"
+            r = await client.post(
+                f"/api/v1/streams/{stream_id}/snapshots",
+                headers={**headers, "traceparent": f"00-{trace_id}-{client_span}-01"},
+            )
+            assert r.status_code == 202, r.text
+            await job_done(client, headers, r.json()["job_id"])
+            await next_frame(ws, "snapshot_job.succeeded")
 
     # Spans arrive in batches, a parent often after its children: wait for a complete tree.
     deadline = time.monotonic() + 60
@@ -50,11 +66,13 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
         orphans = [
             s for s in spans if s.parent_span_id not in by_id and s.parent_span_id != client_span
         ]
-        complete = {s.service for s in spans} >= SERVICES and not orphans
+        names = {(s.service, s.name) for s in spans}
+        complete = {s.service for s in spans} >= SERVICES and names >= OUR_SPANS and not orphans
         if complete or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     assert {s.service for s in spans} >= SERVICES, sorted({(s.service, s.name) for s in spans})
+    assert names >= OUR_SPANS, sorted(names)
     assert not orphans, [(o.service, o.name) for o in orphans]
 
     def chain(span_id: str) -> list[str]:
@@ -76,3 +94,34 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
         assert any(
             any(step.startswith("lookout-snapshot-worker:") for step in a) for a in ancestries
         ), ancestries
+
+    def parent(span: ReceivedSpan) -> str:
+        return chain(span.parent_span_id)[0]
+
+    def named(service: str, name: str) -> list[ReceivedSpan]:
+        return [s for s in spans if (s.service, s.name) == (service, name)]
+
+    # The capture: one ffmpeg run under the capture command, first attempt, exit code 0.
+    [capture] = named("lookout-snapshot-worker", "ffmpeg capture")
+    assert parent(capture) == "lookout-snapshot-worker:snapshot.capture process"
+    assert capture.attributes["lookout.stream.id"] == stream_id
+    assert capture.attributes["lookout.attempt"] == 1
+    assert capture.attributes["lookout.outcome"] == "succeeded"
+    assert capture.attributes["process.exit.code"] == 0
+    assert capture.attributes["url.scheme"] == "file"
+
+    # Each event the aggregator consumed is one Lua apply under its message, applied once.
+    applies = named("lookout-count-aggregator", "apply_event")
+    assert {parent(a) for a in applies} == {
+        "lookout-count-aggregator:count-aggregator.events process"
+    }
+    assert {a.attributes["db.system"] for a in applies} == {"redis"}
+    assert {a.attributes["lookout.outcome"] for a in applies} == {"applied"}
+    assert {"snapshot", "snapshot_job"} <= {a.attributes["lookout.entity.type"] for a in applies}
+
+    # Each event for the subscribed room reached its one connection, under its message.
+    sends = named("lookout-notifier", "send stream:{id}")
+    for send in sends:
+        assert parent(send).startswith("lookout-notifier:") and parent(send).endswith(" process")
+        assert send.attributes["messaging.destination.name"] == f"stream:{stream_id}"
+        assert send.attributes["lookout.room.recipients"] == 1

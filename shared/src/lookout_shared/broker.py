@@ -27,9 +27,10 @@ from aio_pika.abc import (
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from lookout_shared import metrics, telemetry, topology
+from lookout_shared import metrics, queue_metrics, telemetry, topology
 from lookout_shared.contracts import COMMANDS, EVENTS
 from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
+from lookout_shared.logs import tenant_context
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
@@ -45,10 +46,13 @@ class PermanentFailure(Exception):
 class Consumer:
     """A running consumer. :meth:`stop` drains it for a graceful shutdown: no new
     deliveries, in-flight ones get a grace period to finish (and ack), the rest are
-    cancelled and handed back to the queue."""
+    cancelled and handed back to the queue. ``label`` names the queue in metrics (stable
+    even for a server-named queue)."""
 
-    def __init__(self, queue: AbstractQueue) -> None:
+    def __init__(self, queue: AbstractQueue, label: str) -> None:
         self.queue = queue
+        self.label = label
+        metrics.QUEUE_UNACKED.labels(label)  # exported (as 0) before the first delivery
         self.tag: str | None = None
         self._in_flight: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
         self._stopping = False
@@ -67,6 +71,8 @@ class Consumer:
             task = asyncio.current_task()
             assert task is not None
             self._in_flight[task] = message
+            unacked = metrics.QUEUE_UNACKED.labels(self.label)
+            unacked.inc()
             try:
                 await deliver(message)
             except asyncio.CancelledError:
@@ -77,6 +83,7 @@ class Consumer:
                 raise
             finally:
                 self._in_flight.pop(task, None)
+                unacked.dec()
 
         return on_message
 
@@ -98,12 +105,18 @@ class Consumer:
 
 
 class Broker:
+    # How often the depth of the consumed queues is read (lookout_queue_messages_ready).
+    queue_depth_interval = 15.0
+
     def __init__(self, url: str, producer: str) -> None:
         self._url = url
         self.producer = producer
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._consumers: list[Consumer] = []
+        self._depths: asyncio.Task[None] | None = None
+        self._depths_wake = asyncio.Event()
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -135,6 +148,11 @@ class Broker:
                 delay = min(delay * 2, max_delay)
 
     async def close(self) -> None:
+        if self._depths is not None:
+            self._depths.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._depths
+            self._depths = None
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -212,7 +230,7 @@ class Broker:
         # A passive declare (not get_queue(ensure=False)) registers the queue with the
         # robust channel, so its consumer is restored after a reconnect.
         work_queue = await channel.declare_queue(queue, passive=True)
-        return await self._start(work_queue, queue, handler)
+        return await self._start(work_queue, queue, queue, handler)
 
     async def consume_events(
         self, bindings: tuple[str, ...], handler: Handler, prefetch: int
@@ -222,12 +240,12 @@ class Broker:
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await topology.declare_instance_queue(channel, bindings)
-        return await self._start(queue, topology.NOTIFIER_EVENTS, handler)
+        return await self._start(queue, topology.NOTIFIER_EVENTS, topology.NOTIFIER_EVENTS, handler)
 
     async def _start(
-        self, queue: AbstractQueue, dead_letter_key: str, handler: Handler
+        self, queue: AbstractQueue, label: str, dead_letter_key: str, handler: Handler
     ) -> Consumer:
-        consumer = Consumer(queue)
+        consumer = Consumer(queue, label)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             token = otel_context.attach(telemetry.extract(message.headers))
@@ -247,20 +265,33 @@ class Broker:
                 otel_context.detach(token)
 
         consumer.tag = await queue.consume(consumer.track(on_message))
+        self._watch_depth(consumer)
         return consumer
+
+    def _watch_depth(self, consumer: Consumer) -> None:
+        """Export the depth of every consumed queue, from the first consumer on."""
+        self._consumers.append(consumer)
+        self._depths_wake.set()
+        if self._depths is None:
+            self._depths = asyncio.create_task(
+                queue_metrics.watch_depths(
+                    self.connection,
+                    lambda: [(c.label, c.queue.name) for c in self._consumers],
+                    self._depths_wake,
+                    self.queue_depth_interval,
+                ),
+                name="queue-depths",
+            )
 
     async def _handle(
         self, message: AbstractIncomingMessage, queue: str, dead_letter_key: str, handler: Handler
     ) -> None:
         """Ack, dead-letter or requeue one delivery according to what the handler did."""
-        unacked = metrics.MESSAGES_UNACKED.labels(queue)
-        unacked.inc()
         outcome = "requeue"
         started = time.perf_counter()
         try:
             outcome = await self._settle(message, queue, dead_letter_key, handler)
         finally:
-            unacked.dec()
             metrics.MESSAGES_PROCESSED.labels(queue, outcome).inc()
             metrics.MESSAGE_DURATION.labels(queue).observe(time.perf_counter() - started)
 
@@ -269,7 +300,8 @@ class Broker:
     ) -> str:
         try:
             envelope = parse_message(message.body)
-            await handler(envelope)
+            with tenant_context(envelope.tenant_id):  # the handler's log lines name it
+                await handler(envelope)
         except (InvalidMessage, PermanentFailure) as exc:
             await self.dead_letter(dead_letter_key, message, str(exc), source=queue)
             await message.ack()

@@ -1,9 +1,12 @@
-"""HTTP pieces every service shares: health, readiness, metrics, and RFC 7807 problems."""
+"""HTTP pieces every service shares: health, readiness, metrics, request ids, and RFC 7807
+problems."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -11,8 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lookout_shared.logs import request_context
 from lookout_shared.metrics import record_http
 from lookout_shared.telemetry import instrument_app
 
@@ -20,6 +26,9 @@ log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[object]]
 PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's request id is kept only if it is a plain token: it ends up in every log line.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class Problem(Exception):
@@ -91,9 +100,10 @@ def _title(status: int) -> str:
 
 def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> None:
     """``/healthz`` (the process answers), ``/readyz`` (every dependency answers) and
-    ``/metrics`` (Prometheus); also request metrics and (if configured) traces for every
-    route of ``app``. ``checks`` is called per request so it can read app state."""
+    ``/metrics`` (Prometheus); also request ids, request metrics and (if configured) traces
+    for every route of ``app``. ``checks`` is called per request so it can read app state."""
     record_http(app)
+    app.add_middleware(RequestId)  # outside record_http: its lines carry the id too
     instrument_app(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -113,6 +123,40 @@ def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> N
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestId:
+    """Takes ``X-Request-ID`` from the request when it is a sane token, or makes one; binds it
+    to the log context of the request (and of a WebSocket's whole life) and answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message.setdefault("headers", [])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        with request_context(request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(scope: Scope) -> str:
+    wanted = REQUEST_ID_HEADER.lower().encode()
+    for name, value in scope.get("headers", ()):
+        if name.lower() == wanted:
+            text = bytes(value).decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
 
 
 async def run_checks(checks: Mapping[str, Check], seconds: float = 2.0) -> dict[str, bool]:

@@ -1,36 +1,99 @@
 """JSON logs on stderr, one object a line, with secrets scrubbed before they are written.
 
 Scrubbing happens in the formatter, so it covers every logger (ours, uvicorn's, the client
-libraries'): URL credentials, ``token=`` query values, bearer tokens and password fields.
-Each value is scrubbed before it is encoded, so a line is always valid JSON.
+libraries'): URL credentials, ``token=`` query values, ``Authorization`` values, access
+tokens (JWTs), API keys (``lk_...``) and password, secret and token fields of JSON, Python
+reprs and form bodies. Each value is scrubbed before it is encoded, so a line is always
+valid JSON.
+
+Each line carries the trace and span id of the current span, and the request id and tenant
+bound to the current context (by the HTTP middleware, the api's authentication and the
+message consumers), so the lines of one request or one message can be found together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from lookout_shared.telemetry import current_ids
 
+_SENSITIVE_NAME = r"[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*"
 _SECRETS = [
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", re.I), r"\g<keep>***:***@"),
+    # scheme://user:pass@host and scheme://token@host: everything up to the last @ of the
+    # authority (a password may itself contain @).
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.I), r"\g<keep>***:***@"),
     (
         re.compile(r"(?P<keep>[?&](?:token|access_token|api_key|key)=)[^&\s\"']+", re.I),
         r"\g<keep>***",
     ),
-    (re.compile(r"(?P<keep>bearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<keep>***"),
-    (re.compile(r"(?P<keep>\"?password\"?\s*[:=]\s*\"?)[^\"\s,}&]+", re.I), r"\g<keep>***"),
+    # Authorization: Bearer/Basic/<anything>, as a header line, a tuple or a dict entry.
+    (re.compile(r"(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<keep>***"),
+    (
+        re.compile(r"(?P<keep>authorization[\"']?\s*[:=,]\s*(?:b?[\"'])?)(?!\*)[^\s\"',}]+", re.I),
+        r"\g<keep>***",
+    ),
+    # Password, secret and token fields: quoted values ("a b", 'x'), form and query values
+    # (up to the next &), and bare values after a colon (up to , or }).
+    (
+        re.compile(
+            rf"(?P<keep>(?P<q>[\"']?){_SENSITIVE_NAME}(?P=q)\s*[:=]\s*)"
+            r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')",
+            re.I,
+        ),
+        r"\g<keep>***",
+    ),
+    (re.compile(rf"(?P<keep>{_SENSITIVE_NAME}=)(?![\"'*])[^&\s]+", re.I), r"\g<keep>***"),
+    (
+        re.compile(rf"(?P<keep>{_SENSITIVE_NAME}[\"']?\s*:\s*)(?![\"'*])[^\s,}}&]+", re.I),
+        r"\g<keep>***",
+    ),
+    # JWTs and API keys wherever they appear (a frame, an exception's text).
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), "***"),
+    (re.compile(r"\blk_[A-Za-z0-9_-]{16,}"), "lk_***"),
 ]
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+_request_id: ContextVar[str | None] = ContextVar("lookout_request_id", default=None)
+_tenant_id: ContextVar[str | None] = ContextVar("lookout_tenant_id", default=None)
 
 
 def scrub(text: str) -> str:
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
+
+
+@contextlib.contextmanager
+def request_context(request_id: str) -> Iterator[None]:
+    """Lines logged inside carry ``request_id``; the tenant starts unknown."""
+    rid, tenant = _request_id.set(request_id), _tenant_id.set(None)
+    try:
+        yield
+    finally:
+        _tenant_id.reset(tenant)
+        _request_id.reset(rid)
+
+
+def bind_tenant(tenant_id: uuid.UUID | str | None) -> None:
+    """Name the tenant of the rest of the current request or task (its log lines)."""
+    _tenant_id.set(None if tenant_id is None else str(tenant_id))
+
+
+@contextlib.contextmanager
+def tenant_context(tenant_id: uuid.UUID | str | None) -> Iterator[None]:
+    token = _tenant_id.set(None if tenant_id is None else str(tenant_id))
+    try:
+        yield
+    finally:
+        _tenant_id.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,6 +116,11 @@ class JsonFormatter(logging.Formatter):
         ids = current_ids()
         if ids is not None:
             entry["trace_id"], entry["span_id"] = ids
+        request_id, tenant_id = _request_id.get(), _tenant_id.get()
+        if request_id is not None:
+            entry["request_id"] = scrub(request_id)
+        if tenant_id is not None:
+            entry["tenant_id"] = tenant_id
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry)

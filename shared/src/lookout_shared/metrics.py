@@ -26,8 +26,20 @@ MESSAGES_PROCESSED = Counter(
 MESSAGE_DURATION = Histogram(
     "lookout_message_processing_duration_seconds", "Time to handle one message", ["queue"]
 )
-MESSAGES_UNACKED = Gauge(
-    "lookout_messages_unacked", "Messages delivered to this process and not yet settled", ["queue"]
+QUEUE_UNACKED = Gauge(
+    "lookout_queue_messages_unacked",
+    "Messages delivered to this process from the queue and not yet acked or handed back",
+    ["queue"],
+)
+QUEUE_READY = Gauge(
+    "lookout_queue_messages_ready",
+    "Messages waiting in a queue this process consumes (as of the last passive declare)",
+    ["queue"],
+)
+QUEUE_CONSUMERS = Gauge(
+    "lookout_queue_consumers",
+    "Consumers of a queue this process consumes, across every process",
+    ["queue"],
 )
 MESSAGES_PUBLISHED = Counter(
     "lookout_messages_published_total", "Messages published with a broker confirm", ["exchange"]

@@ -62,7 +62,23 @@ def instrument_app(app: FastAPI) -> None:
     if export_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        FastAPIInstrumentor.instrument_app(
+            app, server_request_hook=_scrub_url, excluded_urls="healthz,readyz,metrics"
+        )
+
+
+def _scrub_url(span: trace.Span, scope: Mapping[str, Any]) -> None:
+    """The server span's URL carries the query string, and ``/ws?token=`` puts an access
+    token there: scrub it like a log line before it is exported."""
+    from lookout_shared.logs import scrub
+
+    if not scope.get("query_string"):
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.url", "http.target", "url.full", "url.query"):
+        value = attributes.get(key)
+        if isinstance(value, str):
+            span.set_attribute(key, scrub(value))
 
 
 def inject(headers: MutableMapping[str, Any]) -> None:

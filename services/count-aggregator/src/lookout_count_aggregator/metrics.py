@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "lookout_aggregator_events_total",
     "Entity events handled, by outcome (changed, unchanged: duplicate/stale/no-op, unusable)",
     ["outcome"],
+)
+APPLIES = Counter(
+    "lookout_aggregator_applies_total",
+    "Lua applies of an event to the counts, by outcome (applied, duplicate, stale)",
+    ["outcome"],
+)
+APPLY_DURATION = Histogram(
+    "lookout_aggregator_apply_duration_seconds",
+    "Time of one Lua apply, Redis round trip included",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 ANNOUNCEMENTS = Counter(
     "lookout_aggregator_counts_changed_total",
@@ -31,3 +41,6 @@ DRIFT_CHECKS = Counter(
     "Drift checks, by outcome (match, drift, failed)",
     ["outcome"],
 )
+
+for _outcome in ("applied", "duplicate", "stale"):
+    APPLIES.labels(_outcome)

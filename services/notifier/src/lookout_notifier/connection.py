@@ -79,16 +79,19 @@ class Connection:
         self._queue.put_nowait(text)
         return True
 
-    def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> None:
-        """A live frame of ``room``: filtered by tenant before it is ever queued."""
+    def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> bool:
+        """A live frame of ``room``: filtered by tenant before it is ever queued. True when
+        it was queued (or held for the subscription being set up)."""
         sub = self._subscriptions.get(room)
         if sub is None or not may_receive(self.principal, tenant_id):
-            return
+            return False
         if sub.pending is not None:
             sub.pending.append((seq, text))
-        elif seq > sub.last_seq:
+            return True
+        if seq > sub.last_seq:
             sub.last_seq = seq
-            self.offer(text)
+            return self.offer(text)
+        return False
 
     # Subscriptions -------------------------------------------------------------------------
 

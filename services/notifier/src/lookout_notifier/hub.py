@@ -5,8 +5,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
+from lookout_shared import telemetry
+from opentelemetry.trace import SpanKind
+
 from lookout_notifier import metrics
 from lookout_notifier.connection import Connection
+
+_tracer = telemetry.tracer(__name__)
 
 
 class Hub:
@@ -39,7 +44,26 @@ class Hub:
     def has_members(self, room: str) -> bool:
         return room in self._rooms
 
-    def fan_out(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> None:
-        # A copy: a connection closing on overflow must not resize the set mid-loop.
-        for conn in list(self._rooms.get(room, ())):
-            conn.deliver(room, seq, tenant_id, text)
+    def fan_out(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> int:
+        """Offer a frame to the room's local connections; how many took it. A room with
+        local members gets a span (a child of the consumed message's)."""
+        members = self._rooms.get(room)
+        if not members:
+            return 0
+        template = f"{room.split(':', 1)[0]}:{{id}}"  # span names stay low-cardinality
+        with _tracer.start_as_current_span(
+            f"send {template}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "websocket",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": room,
+                "messaging.destination.template": template,
+                "lookout.room.seq": seq,
+                "lookout.room.members": len(members),
+            },
+        ) as span:
+            # A copy: a connection closing on overflow must not resize the set mid-loop.
+            received = sum(conn.deliver(room, seq, tenant_id, text) for conn in list(members))
+            span.set_attribute("lookout.room.recipients", received)
+        return received

@@ -19,6 +19,7 @@ from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from lookout_snapshot_worker.attempts import media_attempt
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy, BreakerState
 from lookout_snapshot_worker.domain.events import job_event, snapshot_created, stream_updated
 from lookout_snapshot_worker.domain.failures import MediaError, permanent
@@ -98,7 +99,8 @@ async def capture_snapshot(
     async def capture_once() -> bytes:
         url = _parse(loaded.stream_url, deps.media_dir)
         await deps.guard.check(url)
-        return (await deps.frames.capture(url)).data
+        with media_attempt(job.stream_id, tries.count):
+            return (await deps.frames.capture(url)).data
 
     tries = _Tries()
     try:
@@ -150,10 +152,12 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
     async def probe_once() -> ProbeResult:
         url = _parse(stream.url, deps.media_dir)
         await deps.guard.check(url)
-        return await deps.prober.probe(url)
+        with media_attempt(stream.id, tries.count):
+            return await deps.prober.probe(url)
 
+    tries = _Tries()
     try:
-        result = await _with_retries(probe_once, deps, _Tries())
+        result = await _with_retries(probe_once, deps, tries)
     except MediaError as exc:
         log.warning("probe of stream %s failed: %s", stream.id, exc.reason)
         await _save_stream(deps, stream, stream.failed(exc.reason, deps.clock()))

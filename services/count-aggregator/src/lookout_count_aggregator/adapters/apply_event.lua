@@ -5,7 +5,8 @@
 -- KEYS[7] the pending rebuild's scratch counts hash
 -- ARGV[1] dedupe TTL (s)   ARGV[2] entity version   ARGV[3] scratch TTL (s)
 -- ARGV[4..] the entity's new fields
--- Returns {applied (0|1), field1, tenant value1, field2, tenant value2, ...}.
+-- Returns {outcome, field1, tenant value1, field2, tenant value2, ...}; the outcome is
+-- 'applied', 'duplicate' (the event id was seen) or 'stale' (the entity is newer already).
 --
 -- Generations: the tenant hash counts exactly the entity states whose `gen` is at least the
 -- tenant's generation. A rebuild raises the generation when it swaps in counts recomputed
@@ -15,12 +16,12 @@
 -- rebuild's scratch counts, so the swap ends exact however many events flowed meanwhile.
 
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return {0}  -- this event id was applied already
+  return {'duplicate'}  -- this event id was applied already
 end
 local version = tonumber(ARGV[2])
 local stored = redis.call('HGET', KEYS[2], 'version')
 if stored and tonumber(stored) >= version then
-  return {0}  -- stale or same version: the entity already reflects it or something newer
+  return {'stale'}  -- same or older version: the entity already reflects it or something newer
 end
 
 local gen = tonumber(redis.call('GET', KEYS[5]) or '0')
@@ -65,7 +66,7 @@ if #ARGV < 4 then
   redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
 
-local out = {1}
+local out = {'applied'}
 for field, d in pairs(delta) do
   if d ~= 0 then
     local t = redis.call('HINCRBY', KEYS[3], field, d)

@@ -1,18 +1,27 @@
-"""The count keys in Redis, changed only by Lua scripts so every step is atomic."""
+"""The count keys in Redis, changed only by Lua scripts so every step is atomic.
+
+Each apply is a span (with the Redis call under it) and counts in
+``lookout_aggregator_applies_total`` by outcome: applied, duplicate or stale.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from importlib import resources
 from typing import Any
 
+from lookout_shared import telemetry
 from redis.asyncio import Redis
 
+from lookout_count_aggregator import metrics
 from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.keys import CountKeys
 
 # A rebuild's scratch hash outlives a crashed rebuild only this long.
 SCRATCH_TTL_SECONDS = 3600
+
+_tracer = telemetry.tracer(__name__)
 
 
 def load_script(name: str) -> str:
@@ -36,19 +45,36 @@ class RedisCountStore:
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
         c = contribution
-        result = await self._apply(
-            keys=[
-                self._keys.seen(event_id),
-                self._keys.entity(c.entity_type, c.entity_id),
-                self._keys.tenant(c.tenant_id),
-                self._keys.platform(),
-                self._keys.generation(c.tenant_id),
-                self._keys.pending(c.tenant_id),
-                self._keys.scratch(c.tenant_id),
-            ],
-            args=[self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)],
-        )
-        pairs = result[1:]
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            "apply_event",
+            attributes={
+                "db.system": "redis",
+                "db.operation.name": "EVALSHA",
+                "db.stored_procedure.name": "apply_event",
+                "lookout.entity.type": c.entity_type,
+                "lookout.entity.id": str(c.entity_id),
+                "lookout.entity.version": c.version,
+                "lookout.event.id": str(event_id),
+                "lookout.tenant.id": str(c.tenant_id),
+            },
+        ) as span:
+            result = await self._apply(
+                keys=[
+                    self._keys.seen(event_id),
+                    self._keys.entity(c.entity_type, c.entity_id),
+                    self._keys.tenant(c.tenant_id),
+                    self._keys.platform(),
+                    self._keys.generation(c.tenant_id),
+                    self._keys.pending(c.tenant_id),
+                    self._keys.scratch(c.tenant_id),
+                ],
+                args=[self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)],
+            )
+            outcome, pairs = _text(result[0]), result[1:]
+            span.set_attribute("lookout.outcome", outcome)
+        metrics.APPLIES.labels(outcome).inc()
+        metrics.APPLY_DURATION.observe(time.perf_counter() - started)
         return {_text(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
 
     async def tenant_counts(self, tenant_id: uuid.UUID | str) -> dict[str, int]:

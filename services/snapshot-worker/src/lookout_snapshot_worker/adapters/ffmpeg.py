@@ -1,19 +1,38 @@
-"""The FrameSource and Prober ports, backed by ffmpeg and ffprobe processes."""
+"""The FrameSource and Prober ports, backed by ffmpeg and ffprobe processes.
+
+Every run is a span ("ffmpeg capture" / "ffprobe") and counts in ``lookout_ffmpeg_runs_total``
+and ``lookout_ffmpeg_duration_seconds`` by outcome. Neither ever records the URL: it may
+carry credentials; the scheme, kind and host say enough.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
+from lookout_shared import telemetry
 from lookout_shared.stream_urls import StreamUrl
+from opentelemetry.trace import SpanKind
 
+from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.adapters.commands import capture_command, probe_command
 from lookout_snapshot_worker.adapters.process import Completed, ProcessTimeout, run_bounded
-from lookout_snapshot_worker.domain.failures import classify_stderr, permanent, transient
+from lookout_snapshot_worker.attempts import current_attempt
+from lookout_snapshot_worker.domain.failures import (
+    MediaError,
+    classify_stderr,
+    permanent,
+    transient,
+)
 from lookout_snapshot_worker.domain.jpeg import is_jpeg
 from lookout_snapshot_worker.domain.streams import ProbeResult, parse_rate
 from lookout_snapshot_worker.ports import Frame
+
+_tracer = telemetry.tracer(__name__)
 
 
 class FfmpegMedia:
@@ -41,33 +60,87 @@ class FfmpegMedia:
         argv = capture_command(
             self._ffmpeg, url, max_width=self._max_width, io_timeout=self._timeout
         )
-        done = await self._run(argv, url, self._capture_slots)
-        if not is_jpeg(done.stdout):
-            raise permanent("ffmpeg produced no frame (no decodable video?)")
+        async with self._capture_slots:
+            with _observed("ffmpeg", "ffmpeg capture", url) as run:
+                done = await self._run(argv, url, run)
+                if not is_jpeg(done.stdout):
+                    raise permanent("ffmpeg produced no frame (no decodable video?)")
         return Frame(done.stdout)
 
     async def probe(self, url: StreamUrl) -> ProbeResult:
         argv = probe_command(self._ffprobe, url, io_timeout=self._timeout)
-        done = await self._run(argv, url, self._probe_slots)
-        try:
-            streams: list[dict[str, Any]] = json.loads(done.stdout).get("streams") or []
-            first = streams[0]
-            # The average rate is what a viewer sees; live sources often leave it 0/0.
-            fps = parse_rate(first.get("avg_frame_rate")) or parse_rate(first.get("r_frame_rate"))
-            return ProbeResult(
-                int(first["width"]), int(first["height"]), str(first["codec_name"]), fps
-            )
-        except (ValueError, IndexError, KeyError, TypeError, AttributeError):
-            raise permanent("no video stream found") from None
+        async with self._probe_slots:
+            with _observed("ffprobe", "ffprobe", url) as run:
+                done = await self._run(argv, url, run)
+                return _probe_result(done.stdout)
 
-    async def _run(self, argv: list[str], url: StreamUrl, slots: asyncio.Semaphore) -> Completed:
-        async with slots:
-            try:
-                done = await run_bounded(argv, self._timeout)
-            except ProcessTimeout as exc:
-                raise transient(str(exc)) from None
-            except OSError as exc:  # the binary is missing or not executable
-                raise transient(f"cannot run {argv[0]}: {exc.strerror}") from None
+    async def _run(self, argv: list[str], url: StreamUrl, run: _Run) -> Completed:
+        try:
+            done = await run_bounded(argv, self._timeout)
+        except ProcessTimeout as exc:
+            run.outcome = "timeout"
+            raise transient(str(exc)) from None
+        except OSError as exc:  # the binary is missing or not executable
+            run.outcome = "unavailable"
+            raise transient(f"cannot run {argv[0]}: {exc.strerror}") from None
+        run.exit_code = done.returncode
         if done.returncode != 0:
             raise classify_stderr(done.stderr.decode(errors="replace"), source=url.url)
         return done
+
+
+def _probe_result(stdout: bytes) -> ProbeResult:
+    try:
+        streams: list[dict[str, Any]] = json.loads(stdout).get("streams") or []
+        first = streams[0]
+        # The average rate is what a viewer sees; live sources often leave it 0/0.
+        fps = parse_rate(first.get("avg_frame_rate")) or parse_rate(first.get("r_frame_rate"))
+        return ProbeResult(int(first["width"]), int(first["height"]), str(first["codec_name"]), fps)
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+        raise permanent("no video stream found") from None
+
+
+class _Run:
+    """What one run ended with; ``outcome`` is set where the failure is told apart."""
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+        self.exit_code: int | None = None
+
+
+@contextlib.contextmanager
+def _observed(tool: str, span_name: str, url: StreamUrl) -> Iterator[_Run]:
+    attributes: dict[str, str | int] = {
+        "process.executable.name": tool,
+        "url.scheme": url.scheme,
+        "lookout.stream.kind": url.kind,
+    }
+    if url.host:
+        attributes["server.address"] = url.host
+    attempt = current_attempt()
+    if attempt is not None:
+        attributes["lookout.stream.id"] = str(attempt.stream_id)
+        attributes["lookout.attempt"] = attempt.number
+    run = _Run()
+    started = time.perf_counter()
+    with _tracer.start_as_current_span(
+        span_name, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+    ) as span:
+        try:
+            yield run
+            run.outcome = "succeeded"
+        except MediaError as exc:
+            run.outcome = run.outcome or ("transient" if exc.transient else "permanent")
+            raise  # the span's status says why (the reason holds no URL nor credentials)
+        except asyncio.CancelledError:
+            run.outcome = "cancelled"
+            raise
+        finally:
+            outcome = run.outcome or "error"
+            span.set_attribute("lookout.outcome", outcome)
+            if outcome != "succeeded":
+                span.set_attribute("error.type", outcome)
+            if run.exit_code is not None:
+                span.set_attribute("process.exit.code", run.exit_code)
+            metrics.FFMPEG_RUNS.labels(tool, outcome).inc()
+            metrics.FFMPEG_DURATION.labels(tool, outcome).observe(time.perf_counter() - started)

@@ -1,0 +1,29 @@
+"""Prometheus metrics of the worker (served on /metrics with the shared ones)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# succeeded, transient (worth a retry: refused, reset, 5xx...), permanent (404, 401, no
+# video...), timeout (killed at the wall-clock limit), unavailable (the binary could not be
+# started), cancelled (shutdown), error (anything unforeseen).
+OUTCOMES = ("succeeded", "transient", "permanent", "timeout", "unavailable", "cancelled", "error")
+
+FFMPEG_RUNS = Counter(
+    "lookout_ffmpeg_runs_total",
+    "ffmpeg captures and ffprobe probes run, by tool and outcome",
+    ["tool", "outcome"],
+)
+FFMPEG_DURATION = Histogram(
+    "lookout_ffmpeg_duration_seconds",
+    "Wall-clock time of one ffmpeg capture or ffprobe probe, by tool and outcome",
+    ["tool", "outcome"],
+    # Up to the default 20 s wall-clock limit, and a little past it.
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0),
+)
+
+# Every series exists from the start: a rate over a series that appears late misses its
+# first increments.
+for _tool in ("ffmpeg", "ffprobe"):
+    for _outcome in OUTCOMES:
+        FFMPEG_RUNS.labels(_tool, _outcome)
