@@ -29,11 +29,13 @@ def test_network_urls_get_their_scheme_protocols_and_timeouts(
     argv = capture_command("ffmpeg", parse_stream_url(url, None), max_width=1920, io_timeout=7)
     assert set(option(argv, "-protocol_whitelist").split(",")) == protocols
     assert "file" not in protocols and "concat" not in protocols
-    assert option(argv, "-rw_timeout") == "7000000"
+    # The rtsp demuxer rejects rw_timeout; its socket timeout bounds it instead.
+    timeout = "-timeout" if url.startswith("rtsp") else "-rw_timeout"
+    assert option(argv, timeout) == "7000000"
     assert "-format_whitelist" not in argv
     # Every input option comes before the input itself.
     assert argv.index("-protocol_whitelist") < argv.index("-i")
-    assert argv.index("-rw_timeout") < argv.index("-i")
+    assert argv.index(timeout) < argv.index("-i")
 
 
 def test_rtsp_and_http_also_get_a_socket_timeout() -> None:
@@ -41,6 +43,7 @@ def test_rtsp_and_http_also_get_a_socket_timeout() -> None:
         "ffmpeg", parse_stream_url("rtsp://cam/x", None), max_width=640, io_timeout=2.5
     )
     assert option(rtsp, "-timeout") == "2500000"
+    assert "-rw_timeout" not in rtsp
     rtmp = capture_command(
         "ffmpeg", parse_stream_url("rtmp://cam/x", None), max_width=640, io_timeout=2.5
     )

@@ -47,9 +47,12 @@ def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
     if url.kind == "file":
         return [*args, "-format_whitelist", ",".join(FILE_FORMATS)]
     micros = str(max(1, int(io_timeout * MICROSECONDS)))
-    # rw_timeout bounds every read/write of any protocol; "timeout" is the socket timeout
-    # of the rtsp and http protocols (both in microseconds).
-    args += ["-rw_timeout", micros]
+    # rw_timeout bounds every read/write of a protocol that ffmpeg opens through avio;
+    # "timeout" is the socket timeout of the rtsp and http protocols (both in microseconds).
+    # The rtsp demuxer opens its own connections and rejects rw_timeout ("Option
+    # rw_timeout not found"), so rtsp gets only "timeout".
+    if url.kind != "rtsp":
+        args += ["-rw_timeout", micros]
     if url.kind in ("rtsp", "http", "hls"):
         args += ["-timeout", micros]
     if url.kind in ("http", "hls"):

@@ -1,0 +1,79 @@
+"""The running worker comes back by itself after RabbitMQ restarts: its capture consumer
+takes the next command and its outbox relay publishes the events, with no manual step."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import asyncpg
+from lookout_shared.broker import Broker
+from lookout_shared.contracts import CaptureSnapshot
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.settings import WorkerSettings
+
+from .conftest import Sources
+from .test_worker_service import purge_capture_queue, wait_for_status
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def rabbit(action: str) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), action], env=os.environ, check=True)
+
+
+async def capture_command(db: asyncpg.Pool, url: str) -> tuple[uuid.UUID, Envelope]:
+    tenant, stream, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"t-{tenant}")
+    await db.execute(
+        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, 'http')",
+        stream, tenant, url,
+    )  # fmt: skip
+    await db.execute(
+        "INSERT INTO snapshot_jobs (id, tenant_id, stream_id) VALUES ($1, $2, $3)",
+        job, tenant, stream,
+    )  # fmt: skip
+    command = make_envelope(
+        "snapshot.capture", CaptureSnapshot(job_id=job, stream_id=stream),
+        producer="tests", tenant_id=tenant, entity_id=job, entity_version=1,
+    )  # fmt: skip
+    return job, command
+
+
+async def unpublished(db: asyncpg.Pool) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def test_the_worker_consumes_again_after_rabbitmq_restarts(
+    db: asyncpg.Pool, broker: Broker, sources: Sources, tmp_path: Path
+) -> None:
+    await purge_capture_queue(broker)
+    settings = WorkerSettings(storage_dir=str(tmp_path / "store"), allowed_networks="127.0.0.1/32")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        first, command = await capture_command(db, sources.base + "/cam.ts")
+        await broker.publish_envelope(command)
+        await wait_for_status(db, first, "succeeded")
+
+        await asyncio.to_thread(rabbit, "stop-rabbitmq")
+        await asyncio.to_thread(rabbit, "start-rabbitmq")
+
+        second, command = await capture_command(db, sources.base + "/cam.ts")
+        # The test's own connection is robust too; it may take a moment to be back.
+        for _ in range(120):
+            try:
+                await broker.publish_envelope(command)
+                break
+            except Exception:
+                await asyncio.sleep(0.5)
+        await wait_for_status(db, second, "succeeded", seconds=60)
+        # The worker's relay reconnected as well: every event it wrote went out.
+        for _ in range(600):
+            if await unpublished(db) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await unpublished(db) == 0
