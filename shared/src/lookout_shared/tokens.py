@@ -7,7 +7,7 @@ signed with ``none``, another key or for another audience is refused.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -16,6 +16,9 @@ import jwt
 Role = Literal["superuser", "admin", "operator", "viewer"]
 ALGORITHM = "HS256"
 ROLES: tuple[Role, ...] = ("superuser", "admin", "operator", "viewer")
+# Tokens verified recently, kept so a client's next request skips the decode (pure-Python
+# base64 and JSON work that costs more than a cached read). Bounded; cleared when full.
+VERIFIED_MAX = 10_000
 
 
 class InvalidToken(Exception):
@@ -39,9 +42,12 @@ class Principal:
 
 @dataclass(frozen=True)
 class TokenCodec:
-    secret: str
+    secret: str = field(repr=False)
     issuer: str
     audience: str
+    # token -> its principal; only tokens that passed verification get here, and a hit is
+    # still refused once the token expires.
+    _verified: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
 
     def issue(
         self, user_id: uuid.UUID, tenant_id: uuid.UUID | None, role: Role, ttl: timedelta
@@ -60,6 +66,18 @@ class TokenCodec:
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > datetime.now(UTC):
+                return known
+            del self._verified[token]
+        principal = self._decode(token)
+        if len(self._verified) >= VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    def _decode(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,
