@@ -276,3 +276,25 @@ async def test_cache_off_writes_no_entries(api: Api) -> None:
     assert cache_requests("list", "bypass") == bypass + 3
     keys = await cache_keys(api)
     assert not [k for k in keys if ":cache:list:" in k or ":cache:stream:" in k], keys
+
+
+async def test_gzip_and_plain_clients_each_get_their_own_encoding_from_the_cache(
+    api: Api,
+) -> None:
+    _, admin = await api.tenant_user("admin")
+    for i in range(40):  # a page well over the gzip threshold
+        await api.stream(admin, name=f"cam-{i:02d}")
+    answers: dict[str, list[tuple[str | None, Any]]] = {"gzip": [], "identity": []}
+    hits = cache_requests("list", "hit")
+    for _ in range(2):
+        for encoding, seen in answers.items():
+            r = await api.client.get(
+                "/api/v1/streams", headers={**admin, "Accept-Encoding": encoding}
+            )
+            assert r.status_code == 200, r.text
+            seen.append((r.headers.get("content-encoding"), r.json()))
+    assert cache_requests("list", "hit") - hits == 2  # the second round came from the cache
+    assert [e for e, _ in answers["gzip"]] == ["gzip", "gzip"]
+    assert [e for e, _ in answers["identity"]] == [None, None]
+    bodies = [body for seen in answers.values() for _, body in seen]
+    assert all(body == bodies[0] for body in bodies) and len(bodies[0]["items"]) == 40

@@ -1,5 +1,5 @@
-"""The read cache of stream reads in Redis (cache-aside), and the breaker that keeps the api
-fast while Redis is down.
+"""The read cache of stream reads in Redis (cache-aside, whole responses), and the breaker
+that keeps the api fast while Redis is down.
 
 Keys, under the deployment's prefix:
 
@@ -8,13 +8,14 @@ Keys, under the deployment's prefix:
 - ``cache:epoch``: bumped once Redis answers again after a bump was lost, which makes every
   entry stale at once (an outage is rare; a cold cache after one is cheap).
 - ``cache:<kind>:<scope>:<digest>``: an entry: one JSON header line (the ``epoch.generation``
-  it was computed under, the count fields it was computed from, small metadata) and the
-  final response bytes, so a hit skips Postgres and pydantic alike.
+  it was computed under, the count fields its total came from and their values then, its
+  response headers) and the final response bytes, so a hit skips Postgres and pydantic.
 
-A read fetches the generations, the entry and the watched count fields in one round trip and
-uses the entry only when they all still match. A miss keeps the generation it read before
-Postgres was queried, so a write racing the read leaves the new entry stale at once. Entries
-expire after a TTL: the bound on changes made outside the api (the worker's probe results).
+A lookup is one EVALSHA: Redis itself checks the entry's stamp and watched count fields
+against the current ones and returns the entry only when they all still match. A miss keeps
+the stamp it read before Postgres was queried, so a write racing the read leaves the new entry
+stale at once. Entries expire after a TTL: the bound on changes made outside the api (the
+worker's probe results).
 """
 
 from __future__ import annotations
@@ -53,18 +54,23 @@ SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 
-
-# One round trip, one command: redis-py's pipeline object costs more client CPU than the
-# lookup itself. KEYS: epoch, generation, entry, the scope's counts hash. ARGV: "1" to bump
-# the epoch first (a lost bump), "1" to return the entry (no in-process copy), then the
-# watched count fields. Missing values come back as nil.
+# KEYS: epoch, generation, entry, the scope's counts hash. ARGV[1]: "1" bumps the epoch first
+# (a lost bump). Returns {stamp, entry or nil}: the entry only while its stamp and every count
+# field it watches still hold the values it was computed from ("" for a missing field).
 LOOKUP = """
 if ARGV[1] == '1' then redis.call('INCR', KEYS[1]) end
-local entry = false
-if ARGV[2] == '1' then entry = redis.call('GET', KEYS[3]) end
-local watched = {}
-if #ARGV > 2 then watched = redis.call('HMGET', KEYS[4], unpack(ARGV, 3)) end
-return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), entry, watched}
+local stamp = (redis.call('GET', KEYS[1]) or '0') .. '.' .. (redis.call('GET', KEYS[2]) or '0')
+local entry = redis.call('GET', KEYS[3])
+if not entry then return {stamp, false} end
+local head = cjson.decode(string.sub(entry, 1, string.find(entry, '\\n', 1, true) - 1))
+if head.s ~= stamp then return {stamp, false} end
+if #head.f > 0 then
+  local now = redis.call('HMGET', KEYS[4], unpack(head.f))
+  for i = 1, #head.f do
+    if (now[i] or '') ~= head.w[i] then return {stamp, false} end
+  end
+end
+return {stamp, entry}
 """
 
 
@@ -111,39 +117,26 @@ class CacheKey:
     kind: str  # "stream" or "list": the metric label and part of the key
     scope: uuid.UUID | None  # the tenant read; None: every tenant (a superuser)
     parts: tuple[Any, ...]  # everything else the response depends on (fields included)
-    watch: tuple[str, ...] = ()  # count fields of the scope the response was computed from
 
 
 @dataclass(frozen=True)
-class Computed:
-    """A response computed from Postgres. ``degraded``: Redis failed on the way (a total
-    counted in SQL), so it is served but not stored."""
-
+class Entry:
     body: bytes
-    meta: Mapping[str, str] = field(default_factory=dict)
-    degraded: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. the ETag
 
 
 @dataclass(frozen=True)
-class Served:
-    body: bytes
-    meta: Mapping[str, str]
-    degraded: bool  # Redis could not be used: say so to the client
-
-
-@dataclass(frozen=True)
-class _Found:
-    stamp: str  # "epoch.generation" of the scope now
-    watched: list[str | None]  # the watched count fields now
-    entry: Served | None  # a usable entry, if any
+class Lookup:
+    stamp: str  # "epoch.generation" of the scope when looked up: store a miss under it
+    entry: Entry | None
+    writes: int = 0  # this process's write count then: a copy computed across one is stale
 
 
 @dataclass
 class _Local:
     expires: float
-    stamp: str
-    watched: list[str | None]
-    served: Served
+    entry: Entry
+    scope: uuid.UUID | None
 
 
 class ReadCache:
@@ -173,6 +166,7 @@ class ReadCache:
         self._clock = clock
         # A generation bump was lost: bump the epoch as soon as Redis answers again.
         self._owed = False
+        self._writes = 0
         self._lookup_script = redis.register_script(LOOKUP)
 
     # Keys -------------------------------------------------------------------------------
@@ -190,33 +184,14 @@ class ReadCache:
 
     # Reads ------------------------------------------------------------------------------
 
-    async def fetch(self, key: CacheKey, compute: Callable[[], Awaitable[Computed]]) -> Served:
-        """The cached response for ``key``, or ``compute()``'s, stored for the next read."""
-        if not self.enabled:
-            REQUESTS.labels(key.kind, "bypass").inc()
-            return _served(await compute())
-        try:
-            found = await self._lookup(key)
-        except RedisUnavailable as exc:
-            REQUESTS.labels(key.kind, "bypass" if exc.skipped else "error").inc()
-            computed = await compute()
-            return Served(computed.body, computed.meta, degraded=True)
-        if found.entry is not None:
-            REQUESTS.labels(key.kind, "hit").inc()
-            return found.entry
-        REQUESTS.labels(key.kind, "miss").inc()
-        computed = await compute()
-        if computed.degraded:
-            return _served(computed)
-        try:
-            await self._store(key, found, computed)
-        except RedisUnavailable:
-            return Served(computed.body, computed.meta, degraded=True)
-        return _served(computed)
-
-    async def _lookup(self, key: CacheKey) -> _Found:
+    async def lookup(self, key: CacheKey) -> Lookup:
+        """The entry for ``key`` if it is still valid, and the stamp to store a miss under.
+        Raises RedisUnavailable when Redis does not answer in time (or failed a moment ago)."""
         entry_key = self.entry_key(key)
         local = self._local_get(entry_key)
+        if local is not None:
+            return Lookup("", local)
+        writes = self._writes
         owed = self._owed
         keys = [
             self._epoch_key(),
@@ -224,42 +199,46 @@ class ReadCache:
             entry_key,
             counts_redis.hash_key(self.keys, key.scope),
         ]
-        args = ["1" if owed else "0", "0" if local else "1", *key.watch]
         started = time.perf_counter()
         try:
-            epoch, generation, raw, watched_raw = await self.breaker.call(
-                lambda: self._lookup_script(keys=keys, args=args), self.timeout
+            stamp, raw = await self.breaker.call(
+                lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
+                self.timeout,
             )
-        except RedisUnavailable as exc:
-            if not exc.skipped:
-                SECONDS.labels(key.kind).observe(time.perf_counter() - started)
-            raise
-        SECONDS.labels(key.kind).observe(time.perf_counter() - started)
+        finally:
+            SECONDS.labels(key.kind).observe(time.perf_counter() - started)
         if owed:
             self._owed = False
-        stamp = f"{_text(epoch) or 0}.{_text(generation) or 0}"
-        watched = [_text(v) for v in watched_raw]
-        if local is not None:
-            hit = local.stamp == stamp and local.watched == watched
-            return _Found(stamp, watched, local.served if hit else None)
+        stamp = _text(stamp) or ""
         if raw is None:
-            return _Found(stamp, watched, None)
+            return Lookup(stamp, None, writes)
         head, _, body = bytes(raw).partition(b"\n")
-        header = orjson.loads(head)
-        if header["s"] != stamp or header["w"] != watched:
-            return _Found(stamp, watched, None)
-        served = Served(body, header["m"], degraded=False)
-        self._local_put(entry_key, stamp, watched, served)
-        return _Found(stamp, watched, served)
+        entry = Entry(body, orjson.loads(head)["h"])
+        if writes == self._writes:
+            self._local_put(entry_key, key.scope, entry)
+        return Lookup(stamp, entry, writes)
 
-    async def _store(self, key: CacheKey, found: _Found, computed: Computed) -> None:
+    async def store(
+        self, key: CacheKey, found: Lookup, entry: Entry, watched: Mapping[str, str | None]
+    ) -> None:
+        """Keep ``entry``, computed after the lookup that ``found`` nothing. ``watched``:
+        the count fields the response was computed from, with their values then."""
+        stamp = found.stamp
+        header = orjson.dumps(
+            {
+                "s": stamp,
+                "f": list(watched),
+                "w": [value or "" for value in watched.values()],
+                "h": dict(entry.headers),
+            }
+        )
+        value = header + b"\n" + entry.body
         entry_key = self.entry_key(key)
-        header = orjson.dumps({"s": found.stamp, "w": found.watched, "m": dict(computed.meta)})
-        value = header + b"\n" + computed.body
         await self.breaker.call(
             lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
         )
-        self._local_put(entry_key, found.stamp, found.watched, _served(computed))
+        if found.writes == self._writes:  # no write of this process raced the computation
+            self._local_put(entry_key, key.scope, entry)
 
     # Writes -----------------------------------------------------------------------------
 
@@ -268,13 +247,16 @@ class ReadCache:
         tenants (and of the platform) misses. When Redis cannot take the bump, the write
         still succeeds; the entries' TTL bounds the staleness, and the epoch is bumped (every
         entry stale) as soon as Redis answers again."""
+        tenants = {*tenant_ids}
+        self._writes += 1
+        self._local_drop_scopes([*tenants, None])
         owed = self._owed
 
         async def op() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
                 if owed:
                     pipe.incr(self._epoch_key())
-                for tenant_id in {*tenant_ids}:
+                for tenant_id in tenants:
                     pipe.incr(self._gen_key(tenant_id))
                 pipe.incr(self._gen_key(None))
                 await pipe.execute()
@@ -288,36 +270,37 @@ class ReadCache:
         if owed:
             self._owed = False
 
-    # The in-process layer ---------------------------------------------------------------
+    # The optional in-process layer: a plain TTL cache in front of Redis. It saves the round
+    # trip, so a write made through another api process shows here only once the copy
+    # expires; writes through this process drop their scopes' copies at once.
 
-    def _local_get(self, entry_key: str) -> _Local | None:
+    def _local_get(self, entry_key: str) -> Entry | None:
         local = self._local.get(entry_key)
         if local is None:
             return None
         if local.expires <= self._clock():
             self._local_drop(entry_key)
             return None
-        return local
+        return local.entry
 
-    def _local_put(
-        self, entry_key: str, stamp: str, watched: list[str | None], served: Served
-    ) -> None:
-        if self._local_seconds <= 0 or len(served.body) > self._local_max_bytes:
+    def _local_put(self, entry_key: str, scope: uuid.UUID | None, entry: Entry) -> None:
+        if self._local_seconds <= 0 or len(entry.body) > self._local_max_bytes:
             return
         self._local_drop(entry_key)
-        self._local[entry_key] = _Local(self._clock() + self._local_seconds, stamp, watched, served)
-        self._local_bytes += len(served.body)
+        self._local[entry_key] = _Local(self._clock() + self._local_seconds, entry, scope)
+        self._local_bytes += len(entry.body)
         while self._local_bytes > self._local_max_bytes:
             self._local_drop(next(iter(self._local)))  # the oldest first
 
     def _local_drop(self, entry_key: str) -> None:
         local = self._local.pop(entry_key, None)
         if local is not None:
-            self._local_bytes -= len(local.served.body)
+            self._local_bytes -= len(local.entry.body)
 
-
-def _served(computed: Computed) -> Served:
-    return Served(computed.body, computed.meta, computed.degraded)
+    def _local_drop_scopes(self, scopes: Iterable[uuid.UUID | None]) -> None:
+        dropped = set(scopes)
+        for entry_key in [k for k, local in self._local.items() if local.scope in dropped]:
+            self._local_drop(entry_key)
 
 
 def _text(value: bytes | str | None) -> str | None:

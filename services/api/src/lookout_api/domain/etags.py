@@ -20,10 +20,13 @@ def _tags(header: str) -> list[str]:
 
 def none_match(header: str | None, entity_id: uuid.UUID, version: int) -> bool:
     """True when ``If-None-Match`` names the current version (answer 304)."""
-    if header is None:
-        return False
+    return header is not None and matches(header, etag(entity_id, version))
+
+
+def matches(header: str, current: str) -> bool:
+    """True when a conditional header's list names ``current`` (or is ``*``)."""
     tags = _tags(header)
-    return ANY in tags or etag(entity_id, version) in tags
+    return ANY in tags or current in tags
 
 
 def expected_version(header: str | None, entity_id: uuid.UUID) -> int | None:

@@ -14,6 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
 from lookout_api.domain.errors import DomainError, ItemErrors, TooManyRequests, Unauthorized
+from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
     audit,
@@ -86,7 +87,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     ):
         app.include_router(module.router)
 
+    # Innermost first. Cache hits skip routing and gzip (the cache keeps the encoded bytes)
+    # but still get metrics and request ids.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+    app.add_middleware(CachedReads)
     add_ops_routes(app, lambda: bootstrap.readiness_checks(app.state.deps))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

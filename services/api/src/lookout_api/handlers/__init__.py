@@ -16,12 +16,11 @@ from lookout_api.handlers.snapshots import (
     request_snapshot,
     snapshot_file,
 )
-from lookout_api.handlers.stream_list import StreamList, list_streams, stream_page
+from lookout_api.handlers.stream_list import StreamList, list_streams
 from lookout_api.handlers.streams import (
     create_stream,
     delete_stream,
     get_stream,
-    read_stream,
     update_stream,
 )
 from lookout_api.handlers.tenancy import (
@@ -58,11 +57,9 @@ __all__ = [
     "list_streams",
     "list_users",
     "login",
-    "read_stream",
     "request_snapshot",
     "revoke_api_key",
     "set_quotas",
     "snapshot_file",
-    "stream_page",
     "update_stream",
 ]

@@ -93,6 +93,19 @@ async def authenticate(deps: Deps, token: str) -> Principal:
     return _key_principal(key)
 
 
+def known_principal(deps: Deps, token: str) -> Principal | None:
+    """The principal behind ``token`` when that needs no I/O (a valid JWT, or an API key
+    this process has looked up recently); None otherwise, and for anything invalid: the
+    caller then takes the full path, which answers the error."""
+    if not api_keys.is_api_key(token):
+        try:
+            return deps.codec.verify(token)
+        except InvalidToken:
+            return None
+    hit, key = deps.key_cache.get(api_keys.digest(token))
+    return _key_principal(key) if hit and key is not None else None
+
+
 def _key_principal(key: dict[str, Any]) -> KeyPrincipal:
     return KeyPrincipal(
         user_id=key["created_by"],

@@ -4,14 +4,13 @@ aggregator's counts answer it exactly."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 from lookout_shared.tokens import Principal
 
 from lookout_api.adapters import counts_redis, stream_list_db
-from lookout_api.adapters.read_cache import CacheKey, Computed, RedisUnavailable, Served
+from lookout_api.adapters.read_cache import RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.listing import COUNT_CAP, StreamQuery, count_field
@@ -26,6 +25,9 @@ class StreamList:
     total_is_exact: bool
     total_source: str  # "counts" (the aggregator, in Redis) or "sql"
     degraded: bool = False  # Redis did not answer: the total was counted in SQL
+    # The count fields the total came from, with their values: a cached page lapses as soon
+    # as they move.
+    watched: dict[str, str | None] = field(default_factory=dict)
 
 
 async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> StreamList:
@@ -33,8 +35,9 @@ async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> 
     reads their own tenant."""
     scope = access.read_scope(principal, query.filter.tenant_id)
     query = replace(query, filter=replace(query.filter, tenant_id=scope))
+    watched: dict[str, str | None] = {}
     try:
-        counted = await _count_from_redis(deps, query)
+        counted, watched = await _count_from_redis(deps, query)
         degraded = False
     except RedisUnavailable as exc:
         log.debug("counts unavailable, counting in SQL: %s", exc)
@@ -44,64 +47,32 @@ async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> 
             conn, query, None if counted is not None else COUNT_CAP
         )
     if counted is not None:
-        return StreamList(rows, counted, True, "counts")
+        return StreamList(rows, counted, True, "counts", watched=watched)
     assert sql_total is not None
-    return StreamList(rows, min(sql_total, COUNT_CAP), sql_total <= COUNT_CAP, "sql", degraded)
+    exact = sql_total <= COUNT_CAP
+    return StreamList(rows, min(sql_total, COUNT_CAP), exact, "sql", degraded, watched)
 
 
-async def stream_page(
-    deps: Deps,
-    principal: Principal,
-    query: StreamQuery,
-    wanted: tuple[str, ...] | None,
-    render: Callable[[StreamList, tuple[str, ...]], bytes],
-) -> Served:
-    """A list page as response bytes, through the read cache. ``wanted``: the fields asked
-    for (None: all), narrowed to those the principal may see; ``render`` makes the bytes."""
-    scope = access.read_scope(principal, query.filter.tenant_id)
-    fields = access.visible_fields(principal, wanted)
-    f, after = query.filter, query.after
-    position = None if after is None else (str(after.value), str(after.row_id))
-    counted = count_field(f)
-    key = CacheKey(
-        "list",
-        scope,
-        (
-            str(query.sort),
-            query.limit,
-            position,
-            query.offset,
-            f.status,
-            f.kind,
-            f.tag,
-            f.q,
-            fields,
-        ),
-        # The total may come from these count fields: a change there is a new page.
-        () if counted is None else tuple(dict.fromkeys(("streams_total", counted))),
-    )
-
-    async def compute() -> Computed:
-        result = await list_streams(deps, principal, query)
-        return Computed(render(result, fields), degraded=result.degraded)
-
-    return await deps.cache.fetch(key, compute)
-
-
-async def _count_from_redis(deps: Deps, query: StreamQuery) -> int | None:
+async def _count_from_redis(
+    deps: Deps, query: StreamQuery
+) -> tuple[int | None, dict[str, str | None]]:
     """The exact total from the aggregator's hash, or None to count in SQL instead: the
     filter is not one count dimension, or the scope has no hash yet (a new tenant the
-    aggregator has not seen, or a stack without one). Raises RedisUnavailable when Redis
-    does not answer in time (or failed a moment ago)."""
-    field = count_field(query.filter)
-    if field is None:
-        return None
+    aggregator has not seen, or a stack without one). Also the count fields read, with
+    their values (None: absent), so a cached page lapses when they change or appear.
+    Raises RedisUnavailable when Redis does not answer in time (or failed a moment ago)."""
+    counted = count_field(query.filter)
+    if counted is None:
+        return None, {}
     total, value = await deps.cache.breaker.call(
         lambda: counts_redis.read_fields(
-            deps.redis, deps.keys, query.filter.tenant_id, "streams_total", field
+            deps.redis, deps.keys, query.filter.tenant_id, "streams_total", counted
         ),
         deps.settings.counts_timeout_seconds,
     )
-    if total is None:
-        return None
-    return value or 0
+    watched = {"streams_total": _text(total), counted: _text(value)}
+    return (None if total is None else value or 0), watched
+
+
+def _text(value: int | None) -> str | None:
+    return None if value is None else str(value)

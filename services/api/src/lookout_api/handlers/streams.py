@@ -7,14 +7,12 @@ stream.probe command for a new URL) in the same transaction as the row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 from lookout_shared.tokens import Principal
 
 from lookout_api.adapters import streams_db, tenancy_db
-from lookout_api.adapters.read_cache import CacheKey, Computed, Served
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, audit, streams
 from lookout_api.domain.audit import Entry
@@ -76,24 +74,6 @@ async def get_stream(deps: Deps, principal: Principal, stream_id: uuid.UUID) -> 
     if row is None:
         raise NotFound("no such stream")
     return row
-
-
-async def read_stream(
-    deps: Deps,
-    principal: Principal,
-    stream_id: uuid.UUID,
-    render: Callable[[asyncpg.Record, tuple[str, ...]], bytes],
-) -> Served:
-    """One stream as response bytes (the fields the principal may see), through the read
-    cache; ``meta["version"]`` answers conditional requests without the row."""
-    fields = access.visible_fields(principal)
-    key = CacheKey("stream", access.tenant_filter(principal), (stream_id, fields))
-
-    async def compute() -> Computed:
-        row = await get_stream(deps, principal, stream_id)
-        return Computed(render(row, fields), {"version": str(row["version"])})
-
-    return await deps.cache.fetch(key, compute)
 
 
 def check_version(row: asyncpg.Record, expected: int | None) -> None:

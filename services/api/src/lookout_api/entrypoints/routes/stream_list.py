@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request
 from lookout_shared.stream_urls import mask_credentials
 
 from lookout_api import handlers
-from lookout_api.domain import listing
+from lookout_api.domain import access, listing
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.responses import OrjsonResponse
@@ -26,6 +26,7 @@ Kind = Literal["rtsp", "rtmp", "hls", "http", "file"]
 async def list_streams(
     deps: DepsDep,
     principal: PrincipalDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     offset: Annotated[int | None, Query(ge=0, description="compatibility; prefer cursor")] = None,
@@ -44,10 +45,10 @@ async def list_streams(
         Query(max_length=500, description=f"comma-separated: {','.join(listing.FIELDS)}"),
     ] = None,
     tenant_id: Annotated[uuid.UUID | None, Query(description="superusers only")] = None,
-) -> Response:
+) -> OrjsonResponse:
     """Viewers receive every field but ``url`` (``fields=url`` is ignored for them). Served
-    from the read cache when it can be; ``X-Lookout-Degraded: redis`` says Redis was down
-    and Postgres answered."""
+    from the read cache when it can be (entrypoints/cached_reads.py);
+    ``X-Lookout-Degraded: redis`` says Redis was down and Postgres answered."""
     order = listing.Sort.parse(sort)
     query = listing.StreamQuery(
         filter=listing.StreamFilter(tenant_id, status, kind, tag and tag.lower(), q),
@@ -56,27 +57,22 @@ async def list_streams(
         after=listing.decode_cursor(cursor, order) if cursor else None,
         offset=listing.page_offset(offset, page, limit, cursor),
     )
-
-    def render(result: handlers.StreamList, wanted: tuple[str, ...]) -> bytes:
-        items = [
-            {f: mask_credentials(row[f]) if f == "url" else row[f] for f in wanted}
-            for row in result.rows
-        ]
-        last = result.rows[-1] if len(result.rows) == limit else None
-        page = {
-            "items": items,
+    wanted = access.visible_fields(principal, listing.parse_fields(fields))
+    result = await handlers.list_streams(deps, principal, query)
+    request.state.cache_watch = result.watched
+    last = result.rows[-1] if len(result.rows) == limit else None
+    return OrjsonResponse(
+        {
+            "items": [
+                {f: mask_credentials(row[f]) if f == "url" else row[f] for f in wanted}
+                for row in result.rows
+            ],
             "next_cursor": listing.encode_cursor(order, last[order.key], last["id"])
             if last
             else None,
             "total": result.total,
             "total_is_exact": result.total_is_exact,
             "total_source": result.total_source,
-        }
-        return bytes(OrjsonResponse(page).body)
-
-    served = await handlers.stream_page(
-        deps, principal, query, listing.parse_fields(fields), render
-    )
-    return Response(
-        served.body, media_type="application/json", headers=degraded_headers(served.degraded)
+        },
+        headers=degraded_headers(result.degraded),
     )

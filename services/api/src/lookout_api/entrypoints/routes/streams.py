@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Header, Response, status
 
 from lookout_api import handlers
-from lookout_api.domain import etags
+from lookout_api.domain import access, etags
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, problems
-from lookout_api.entrypoints.schemas import degraded_headers
 from lookout_api.entrypoints.stream_schemas import StreamIn, StreamOut, StreamPatch
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
@@ -55,18 +53,14 @@ async def get_stream(
     stream_id: uuid.UUID,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Viewers receive every field but ``url``. Served from the read cache when it can be;
-    ``X-Lookout-Degraded: redis`` says Redis was down and Postgres answered."""
-    served = await handlers.read_stream(deps, principal, stream_id, _stream_json)
-    version = int(served.meta["version"])
-    headers = {"ETag": etags.etag(stream_id, version), **degraded_headers(served.degraded)}
-    if etags.none_match(if_none_match, stream_id, version):
+    """Viewers receive every field but ``url``. Served from the read cache when it can be
+    (entrypoints/cached_reads.py)."""
+    row = await handlers.get_stream(deps, principal, stream_id)
+    headers = {"ETag": etags.etag(stream_id, row["version"])}
+    if etags.none_match(if_none_match, stream_id, row["version"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(served.body, media_type="application/json", headers=headers)
-
-
-def _stream_json(row: asyncpg.Record, fields: tuple[str, ...]) -> bytes:
-    return StreamOut.of(row, fields).model_dump_json(exclude_unset=True).encode()
+    body = StreamOut.of(row, access.visible_fields(principal)).model_dump_json(exclude_unset=True)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.patch("/{stream_id}", response_model=StreamOut, responses=problems(412))

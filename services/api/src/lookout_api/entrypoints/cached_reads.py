@@ -1,0 +1,174 @@
+"""Stream reads answered from the read cache before routing.
+
+``GET /api/v1/streams/{id}`` and ``GET /api/v1/streams`` are the api's hottest reads. On a hit
+this middleware answers from Redis without FastAPI's routing, dependency resolution or
+validation (which cost more than the Postgres query they would lead to). On a miss it lets the
+route answer as usual and keeps the response for the next read.
+
+An entry is keyed by what the response depends on: the kind of read, the tenant it covers
+(``platform`` for a superuser), the fields the caller's role may see, the path, the query
+parameters (sorted) and whether the client takes gzip (the entry holds the bytes as sent). So no tenant ever receives another's entry and no role a field it may not
+see. The caller must be known without I/O (a valid JWT, or an API key this process looked up
+recently); anyone else, and anything the route would refuse, takes the normal path. Only
+``200`` answers are kept.
+
+The list route says which count fields its total came from (``scope["state"]["cache_watch"]``),
+so an entry also lapses as soon as the aggregator's counts move. When Redis is down the route
+answers from Postgres and the response says so: ``X-Lookout-Degraded: redis``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from lookout_shared.logs import bind_tenant
+from lookout_shared.tokens import Principal
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lookout_api.adapters.read_cache import REQUESTS, CacheKey, Entry, RedisUnavailable
+from lookout_api.bootstrap import Deps
+from lookout_api.domain import access, etags
+from lookout_api.handlers.auth import known_principal
+
+LIST_PATH = "/api/v1/streams"
+STREAM_PATH = re.compile(r"/api/v1/streams/[0-9A-Fa-f-]{32,36}")
+DEGRADED = (b"x-lookout-degraded", b"redis")
+WATCH = "cache_watch"  # the scope state key the list route fills
+KEPT_HEADERS = ("etag", "content-encoding", "vary")
+
+
+class CachedReads:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = _kind(scope)
+        deps: Deps | None = getattr(scope["app"].state, "deps", None) if kind else None
+        if kind is None or deps is None:
+            await self.app(scope, receive, send)
+            return
+        if not deps.cache.enabled:
+            REQUESTS.labels(kind, "bypass").inc()
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        principal = _principal(deps, headers.get(b"authorization", b""))
+        if principal is None:
+            await self.app(scope, receive, send)
+            return
+        bind_tenant(principal.tenant_id)
+        query = sorted(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        key = CacheKey(
+            kind,
+            access.tenant_filter(principal),
+            (scope["path"], query, access.visible_fields(principal), _gzip(headers)),
+        )
+        try:
+            found = await deps.cache.lookup(key)
+        except RedisUnavailable as exc:
+            REQUESTS.labels(kind, "bypass" if exc.skipped else "error").inc()
+            await self.app(scope, receive, _degraded(send))
+            return
+        if found.entry is not None:
+            REQUESTS.labels(kind, "hit").inc()
+            scope["route"] = TEMPLATES[kind]
+            await _answer(found.entry, headers.get(b"if-none-match"), send)
+            return
+        REQUESTS.labels(kind, "miss").inc()
+        response = _Recorder(send)
+        await self.app(scope, receive, response.send)
+        entry = response.entry()
+        if entry is None:
+            return
+        watched: dict[str, str | None] = scope.get("state", {}).get(WATCH, {})
+        with contextlib.suppress(RedisUnavailable):  # answered already; the next read retries
+            await deps.cache.store(key, found, entry, watched)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """Stands in for the route a hit never reaches, so request metrics name its template."""
+
+    path: str
+
+
+TEMPLATES = {"list": _Template(LIST_PATH), "stream": _Template(LIST_PATH + "/{stream_id}")}
+
+
+def _kind(scope: Scope) -> str | None:
+    if scope["type"] != "http" or scope["method"] != "GET":
+        return None
+    path = scope["path"]
+    if path == LIST_PATH:
+        return "list"
+    if STREAM_PATH.fullmatch(path):
+        return "stream"
+    return None
+
+
+def _gzip(headers: dict[bytes, bytes]) -> bool:
+    return b"gzip" in headers.get(b"accept-encoding", b"").lower()
+
+
+def _principal(deps: Deps, authorization: bytes) -> Principal | None:
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return known_principal(deps, token.strip())
+
+
+async def _answer(entry: Entry, if_none_match: bytes | None, send: Send) -> None:
+    etag = entry.headers.get("etag")
+    if etag and if_none_match and etags.matches(if_none_match.decode("latin-1"), etag):
+        await _send(send, 304, b"", {"etag": etag})
+        return
+    await _send(send, 200, entry.body, {"content-type": "application/json", **entry.headers})
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if status != 304:
+        raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _degraded(send: Send) -> Send:
+    async def degraded(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(k.lower() == DEGRADED[0] for k, _ in headers):  # the route may say so
+                message = {**message, "headers": [*headers, DEGRADED]}
+        await send(message)
+
+    return degraded
+
+
+class _Recorder:
+    """Passes the route's response through and keeps a copy of a cacheable one."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1")
+                for k, v in message.get("headers", [])
+            }
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+        await self._send(message)
+
+    def entry(self) -> Entry | None:
+        if self.status != 200 or "x-lookout-degraded" in self.headers:
+            return None
+        kept = {k: v for k, v in self.headers.items() if k in KEPT_HEADERS}
+        return Entry(b"".join(self.chunks), kept)
