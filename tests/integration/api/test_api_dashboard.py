@@ -162,7 +162,7 @@ async def test_the_summary_against_sql_in_one_statement(deps: Deps, db: asyncpg.
     await deps.redis.hset(counts_redis.hash_key(deps.keys, tenant), mapping={"streams_total": 42})
     statements.queries.clear()
     d = await handlers.dashboard(deps, op)
-    assert (d.counts_source, d.counts) == ("redis", {"streams_total": 42})
+    assert (d.counts_source, d.counts) == ("counts", {"streams_total": 42})
     assert len(statements.queries) == 1
 
 

@@ -117,7 +117,9 @@ class QueuesOut(BaseModel):
 
 
 class DashboardCounts(BaseModel):
-    source: Literal["redis", "sql"] = Field(description="sql: Redis did not answer")
+    source: Literal["counts", "sql"] = Field(
+        description="counts: the aggregator's counts in Redis; sql: counted in Postgres"
+    )
     counts: dict[str, int]
 
 

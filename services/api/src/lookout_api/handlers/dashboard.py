@@ -36,7 +36,7 @@ BROKER_TIMEOUT_SECONDS = 2.0
 class Dashboard:
     scope: uuid.UUID | None
     counts: dict[str, int]
-    counts_source: Literal["redis", "sql"]
+    counts_source: Literal["counts", "sql"]
     failed_jobs: list[dict[str, Any]]
     error_streams: list[dict[str, Any]]
     outbox_unpublished: int
@@ -70,12 +70,12 @@ async def dashboard(
     if scope is not None and not row["tenant_found"]:
         raise NotFound("no such tenant")
     rabbitmq_ok, depths = await _broker_state(deps)
-    source: Literal["redis", "sql"]
+    source: Literal["counts", "sql"]
     if count_in_sql:
         counts, source = dashboard_db.counts_of(row), "sql"
     else:
         assert redis_values is not None
-        counts, source = redis_values[0], "redis"
+        counts, source = redis_values[0], "counts"
     return Dashboard(
         scope=scope,
         counts=counts,
