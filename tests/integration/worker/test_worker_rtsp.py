@@ -5,6 +5,7 @@ and credentials in the URL that work and never reach a log line or a job's error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -152,3 +153,35 @@ async def test_credentials_in_the_url_capture_and_are_never_logged(
     assert row is not None and (row["status"], row["width"]) == ("succeeded", 640)
     assert caplog.records  # the capture did log, just not the password
     assert PASSWORD not in caplog.text
+
+
+@pytest.fixture
+def silent_rtsp() -> Iterator[str]:
+    """A TCP server on loopback that accepts RTSP clients and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"rtsp://127.0.0.1:{server.getsockname()[1]}/cam"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+async def test_a_silent_rtsp_server_is_a_timeout_and_is_retried(
+    db: asyncpg.Pool, tmp_path: Path, silent_rtsp: str
+) -> None:
+    # ffmpeg's rtsp demuxer calls this "Invalid data found", which alone would read as
+    # permanent; waiting out the whole timeout makes it a transient failure instead.
+    deps = deps_for(db, tmp_path, capture_attempts=2, ffmpeg_timeout_seconds=2)
+    with pytest.raises(PermanentFailure, match=r"did not answer|timed out|[Tt]imeout"):
+        await run_capture(db, deps, silent_rtsp, "rtsp")
+    row = await db.fetchrow("SELECT status, attempts FROM snapshot_jobs")
+    assert row is not None and (row["status"], row["attempts"]) == ("failed", 2)

@@ -32,6 +32,9 @@ from lookout_snapshot_worker.domain.jpeg import is_jpeg
 from lookout_snapshot_worker.domain.streams import ProbeResult, parse_rate
 from lookout_snapshot_worker.ports import Frame
 
+# An rtsp run that failed after this share of the timeout waited it out: the server was silent.
+RTSP_SILENCE = 0.9
+
 _tracer = telemetry.tracer(__name__)
 
 
@@ -75,6 +78,7 @@ class FfmpegMedia:
                 return _probe_result(done.stdout)
 
     async def _run(self, argv: list[str], url: StreamUrl, run: _Run) -> Completed:
+        started = time.monotonic()
         try:
             done = await run_bounded(argv, self._timeout)
         except ProcessTimeout as exc:
@@ -84,9 +88,14 @@ class FfmpegMedia:
             run.outcome = "unavailable"
             raise transient(f"cannot run {argv[0]}: {exc.strerror}") from None
         run.exit_code = done.returncode
-        if done.returncode != 0:
-            raise classify_stderr(done.stderr.decode(errors="replace"), source=url.url)
-        return done
+        if done.returncode == 0:
+            return done
+        if url.kind == "rtsp" and time.monotonic() - started >= self._timeout * RTSP_SILENCE:
+            # ffmpeg's rtsp demuxer reports a server that never answered within -timeout as
+            # "Invalid data found", which would read as permanent: it is a timeout.
+            run.outcome = "timeout"
+            raise transient(f"the RTSP server did not answer within {self._timeout:g} s")
+        raise classify_stderr(done.stderr.decode(errors="replace"), source=url.url)
 
 
 def _probe_result(stdout: bytes) -> ProbeResult:
