@@ -11,13 +11,15 @@ RABBIT_BIN="${RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
 
 case "$PROFILE" in
   dev)  PG_PORT=54320; REDIS_PORT=63790; AMQP_PORT=56720; DB_NAME=lookout;      VHOST=lookout ;;
-  test) PG_PORT=54330; REDIS_PORT=63791; AMQP_PORT=56730; DB_NAME=lookout_test; VHOST=lookout-test ;;
-  bench) PG_PORT=54450; REDIS_PORT=63900; AMQP_PORT=56850; DB_NAME=lookout_bench; VHOST=lookout-bench ;;
+  # Test and bench servers restart during a run, so their ports sit below Linux's ephemeral
+  # range (32768-60999): a client socket lingering in TIME_WAIT can never hold them.
+  test) PG_PORT=25432; REDIS_PORT=26379; AMQP_PORT=25672; DB_NAME=lookout_test; VHOST=lookout-test ;;
+  bench) PG_PORT=25632; REDIS_PORT=26579; AMQP_PORT=25872; DB_NAME=lookout_bench; VHOST=lookout-bench ;;
   # Extra test stacks (test1..test9) let several suites run side by side on one machine;
   # their ports stay below the bench ones.
   test[1-9])
     n=${PROFILE#test}
-    PG_PORT=$((54330 + n * 10)); REDIS_PORT=$((63791 + n * 10)); AMQP_PORT=$((56730 + n * 10))
+    PG_PORT=$((25432 + n * 10)); REDIS_PORT=$((26379 + n * 10)); AMQP_PORT=$((25672 + n * 10))
     DB_NAME=lookout_test; VHOST=lookout-test ;;
   *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|bench|test1..test9)" >&2; exit 2 ;;
 esac
