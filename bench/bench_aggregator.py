@@ -17,7 +17,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 from lookout_count_aggregator.adapters.postgres_states import grouped_counts
@@ -33,7 +33,7 @@ from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from bench.report import Row, percentile, publish
+from bench.report import Row, latencies, ms, percentile, publish
 
 SMALL = os.environ.get("BENCH_SCALE", "full") == "small"
 ROWS = 100_000 if SMALL else 3_000_000
@@ -118,22 +118,6 @@ async def load_streams(pool: asyncpg.Pool, tenant: uuid.UUID, rng: random.Random
         while batch := [r for _, r in zip(range(100_000), rows, strict=False)]:
             await conn.copy_records_to_table("streams", records=batch, columns=columns)
         await conn.execute("VACUUM ANALYZE streams")
-
-
-async def latencies(read: Callable[[], Awaitable[object]], n: int) -> list[float]:
-    await read()  # warm
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await read()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def ms(samples: list[float]) -> str:
-    return (
-        f"p50 {percentile(samples, 50) * 1000:.2f} ms, p99 {percentile(samples, 99) * 1000:.2f} ms"
-    )
 
 
 async def main() -> None:

@@ -1,14 +1,16 @@
 """Notifier fan-out against python-socketio rooms doing the same fan-out, in the same run.
 
 Both servers run as their own OS process (uvicorn, websockets-sansio, one worker) fed by
-their own queue on ``lookout.events``. Events are published straight to ``lookout.events``
-(the api's outbox relay is not in the path: driving REST writes would measure Postgres and
-the relay, identical for both). Clients are a minimal asyncio WebSocket protocol (no frame
-parsing beyond the header), so the client side costs little and the same for both.
+their own queue on ``lookout.events``. Clients are a minimal asyncio WebSocket protocol (no
+frame parsing beyond the header), so the client side costs little and the same for both.
 
-Rows: publish → frame latency with 1,000 subscribed clients (10 per stream), deliveries per
-second to 5,000 clients in one room, resident memory per idle subscribed connection at
-10,000 connections. ``BENCH_SCALE=small``: 100 / 500 / 1,000.
+Rows: publish → frame latency with 1,000 subscribed clients (10 per stream), events
+published straight to ``lookout.events``; REST write → frame latency with 1,000 subscribed
+clients, all in one stream room and 10 per stream, where the api (``lookout-api``, its own
+process, with its outbox relay) is in the path: each write is a ``PATCH`` of a stream's
+name, committed with its ``stream.updated`` event in the outbox, relayed to RabbitMQ and
+fanned out; deliveries per second to 5,000 clients in one room; resident memory per idle
+subscribed connection at 10,000 connections. ``BENCH_SCALE=small``: 100 / 500 / 1,000.
 
 Run: ``python -m bench.bench_notifier`` with the stack's ``LOOKOUT_*`` variables set.
 """
@@ -21,6 +23,7 @@ import contextlib
 import os
 import random
 import resource
+import secrets
 import socket
 import struct
 import sys
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import SnapshotJobState, StreamState
@@ -48,6 +52,9 @@ ROOM_CLIENTS = 500 if SMALL else 5000
 ROOM_EVENTS = 20 if SMALL else 40
 IDLE_CLIENTS = 1000 if SMALL else 10000
 CONNECT_CONCURRENCY = 64
+REST_WRITES = 50 if SMALL else 150
+REST_RATE = 5.0  # writes per second: one write's fan-out is done before the next starts
+API_PASSWORD = secrets.token_urlsafe(16)  # of the superuser and operator this run creates
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -243,6 +250,94 @@ async def serve(name: str) -> AsyncIterator[Server]:
             await process.wait()
 
 
+# The api, for the REST write rows -----------------------------------------------------------
+
+
+@dataclass
+class Api:
+    """``lookout-api`` as its own process, with an operator of a tenant of this run."""
+
+    client: httpx.AsyncClient
+    tenant: uuid.UUID
+    email: str
+
+    async def login(self) -> None:
+        # A fresh access token for each scenario: they outlive one token's 15 minutes.
+        self.client.headers["Authorization"] = await _token(self.client, self.email)
+
+    async def create_streams(self, n: int) -> list[uuid.UUID]:
+        items = [{"name": f"cam-{i}", "url": f"rtsp://cam.example.com/{i}"} for i in range(n)]
+        r = await self.client.post("/api/v1/streams:bulk", json={"items": items})
+        r.raise_for_status()
+        return [uuid.UUID(item["stream"]["id"]) for item in r.json()["items"]]
+
+    async def rename(self, stream: uuid.UUID, name: str) -> None:
+        r = await self.client.patch(f"/api/v1/streams/{stream}", json={"name": name})
+        r.raise_for_status()
+
+
+async def _token(client: httpx.AsyncClient, email: str) -> str:
+    r = await client.post("/api/v1/auth/token", data={"username": email, "password": API_PASSWORD})
+    r.raise_for_status()
+    return f"Bearer {r.json()['access_token']}"
+
+
+@contextlib.asynccontextmanager
+async def run_api() -> AsyncIterator[Api]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOOKOUT_API_PORT": str(port),
+        "LOOKOUT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "LOOKOUT_LOG_LEVEL": "WARNING",
+        "LOOKOUT_SUPERUSER_PASSWORD": API_PASSWORD,
+    }
+    script = str(Path(sys.executable).parent / "lookout-api")
+    root = f"root-{uuid.uuid4().hex[:8]}@example.com"
+    created = await asyncio.create_subprocess_exec(
+        script, "create-superuser", root, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    if await created.wait() != 0:
+        raise RuntimeError("lookout-api create-superuser failed")
+    process = await asyncio.create_subprocess_exec(script, env=env, cwd=ROOT)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            await _api_ready(client, process)
+            superuser = {"Authorization": await _token(client, root)}
+            r = await client.post(
+                "/api/v1/tenants", json={"name": f"bench-{uuid.uuid4().hex[:8]}"}, headers=superuser
+            )
+            r.raise_for_status()
+            tenant = uuid.UUID(r.json()["id"])
+            email = f"operator-{uuid.uuid4().hex[:8]}@example.com"
+            user = {
+                "email": email,
+                "password": API_PASSWORD,
+                "role": "operator",
+                "tenant_id": str(tenant),
+            }
+            (await client.post("/api/v1/users", json=user, headers=superuser)).raise_for_status()
+            yield Api(client, tenant, email)
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def _api_ready(client: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        if process.returncode is not None:
+            raise RuntimeError(f"lookout-api exited with {process.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("lookout-api did not become ready")
+
+
 # Scenarios ----------------------------------------------------------------------------------
 
 
@@ -321,6 +416,47 @@ async def latency(server: Server, broker: Broker) -> list[float]:
     return samples
 
 
+async def rest_latency(server: Server, api: Api, per_room: int) -> list[float]:
+    """PATCH a stream's name through the api; time from sending the request to each
+    subscribed client's frame. ``per_room`` clients watch each stream."""
+    await api.login()
+    server.tenant = api.tenant  # the clients' tokens are for the api's tenant
+    # Created once the server runs, so it sees every stream.created and knows the owners.
+    streams = await api.create_streams(LATENCY_CLIENTS // per_room)
+    rooms = [f"stream:{streams[i % len(streams)]}" for i in range(LATENCY_CLIENTS)]
+    clients = await server.join_many(rooms)
+    nonce = uuid.uuid4().hex[:4]
+    marker = f"rest-{nonce}-".encode()  # names are rest-<nonce>-<6 digits>: 16 bytes
+    sent: dict[bytes, float] = {}
+    samples: list[float] = []
+    done = asyncio.Event()
+    expected = REST_WRITES * per_room
+
+    def received(frame: bytes) -> None:
+        at = frame.find(marker)
+        t0 = sent.get(frame[at : at + 16]) if at >= 0 else None
+        if t0 is not None:
+            samples.append(time.perf_counter() - t0)
+            if len(samples) >= expected:
+                done.set()
+
+    for client in clients:
+        client.on_text = received
+    await asyncio.sleep(1)
+    for i in range(REST_WRITES):
+        name = f"rest-{nonce}-{i:06d}"
+        started = time.perf_counter()
+        sent[name.encode()] = started
+        await api.rename(random.choice(streams), name)
+        await asyncio.sleep(max(0.0, 1 / REST_RATE - (time.perf_counter() - started)))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), 30)
+    close_all(clients)
+    if len(samples) < expected:
+        print(f"{server.name}: {expected - len(samples)} deliveries missing", flush=True)
+    return samples
+
+
 async def room_throughput(server: Server, broker: Broker) -> float:
     (stream,) = await create_streams(broker, server.tenant, 1)
     clients = await server.join_many([f"stream:{stream}"] * ROOM_CLIENTS)
@@ -365,20 +501,26 @@ async def idle_memory(server: Server, broker: Broker) -> float:
 @dataclass
 class Figures:
     latency: list[float]
+    rest_one_room: list[float]
+    rest_per_stream: list[float]
     deliveries_per_s: float
     kib_per_connection: float
 
 
-async def measure(name: str, broker: Broker) -> Figures:
+async def measure(name: str, broker: Broker, api: Api) -> Figures:
     # Each scenario gets a fresh server, so one scenario's leftovers never weigh on another.
     async with serve(name) as server:
         memory = await idle_memory(server, broker)
     async with serve(name) as server:
         samples = await latency(server, broker)
     async with serve(name) as server:
+        one_room = await rest_latency(server, api, LATENCY_CLIENTS)
+    async with serve(name) as server:
+        per_stream = await rest_latency(server, api, WATCHERS_PER_STREAM)
+    async with serve(name) as server:
         rate = await room_throughput(server, broker)
     print(f"{name}: done", flush=True)
-    return Figures(samples, rate, memory)
+    return Figures(samples, one_room, per_stream, rate, memory)
 
 
 def raise_open_files() -> None:
@@ -398,11 +540,13 @@ async def main() -> None:
     broker = Broker(os.environ["LOOKOUT_AMQP_URL"], producer="bench")
     await broker.connect()
     try:
-        ours = await measure("lookout-notifier", broker)
-        peer = await measure("python-socketio", broker)
+        async with run_api() as api:
+            ours = await measure("lookout-notifier", broker, api)
+            peer = await measure("python-socketio", broker, api)
     finally:
         await broker.close()
     p99 = percentile(ours.latency, 99)
+    rest_p99 = percentile(ours.rest_one_room, 99)
     rows = [
         Row(
             f"publish → frame latency, {LATENCY_CLIENTS:,} subscribed clients",
@@ -410,6 +554,22 @@ async def main() -> None:
             "python-socketio rooms",
             lat(peer.latency),
             percentile(peer.latency, 99) / p99,
+        ),
+        Row(
+            f"end-to-end latency, REST write → frame received, {LATENCY_CLIENTS:,} subscribed"
+            " clients all in one stream room (worst case)",
+            lat(ours.rest_one_room),
+            "python-socketio rooms",
+            lat(peer.rest_one_room),
+            percentile(peer.rest_one_room, 99) / rest_p99,
+        ),
+        Row(
+            f"end-to-end latency, REST write → frame received, {LATENCY_CLIENTS:,} subscribed"
+            f" clients, {WATCHERS_PER_STREAM} per stream",
+            lat(ours.rest_per_stream),
+            "python-socketio rooms",
+            lat(peer.rest_per_stream),
+            percentile(peer.rest_per_stream, 99) / percentile(ours.rest_per_stream, 99),
         ),
         Row(
             f"deliveries/s, {ROOM_CLIENTS:,} clients in one room",
@@ -427,10 +587,18 @@ async def main() -> None:
         ),
     ]
     notes = (
-        f"Scale: {'small' if SMALL else 'full'}. Latency: {LATENCY_EVENTS} events at "
-        f"{LATENCY_RATE:.0f}/s published straight to lookout.events (not through REST and "
-        f"the outbox relay), {WATCHERS_PER_STREAM} clients per stream; target p99 < 50 ms "
-        f"(measured p99 {p99 * 1000:.1f} ms). Ratios: >1 means the notifier is better. The "
+        f"Scale: {'small' if SMALL else 'full'}. Publish → frame: {LATENCY_EVENTS} events at "
+        f"{LATENCY_RATE:.0f}/s published straight to lookout.events, {WATCHERS_PER_STREAM} "
+        f"clients per stream (measured p99 {p99 * 1000:.1f} ms). REST write → frame: "
+        f"{REST_WRITES} PATCHes of a stream's name at {REST_RATE:.0f}/s sent to lookout-api "
+        "(its own process), each committed with its stream.updated event in the outbox, "
+        "published by the api's outbox relay (LISTEN/NOTIFY) and fanned out; timed from "
+        "sending the request to each client's frame. The peer is fed the same way: same api, "
+        "same writes, its own queue on lookout.events. The target (p99 < 50 ms at "
+        f"{LATENCY_CLIENTS:,} subscribed clients) is measured with {WATCHERS_PER_STREAM} clients "
+        f"per stream (measured p99 {percentile(ours.rest_per_stream, 99) * 1000:.1f} ms); all "
+        f"of them in one room is the worst case, {LATENCY_CLIENTS:,} deliveries per write "
+        f"(measured p99 {rest_p99 * 1000:.1f} ms). Ratios: >1 means the notifier is better. The "
         "notifier also verifies a JWT per connection, checks the stream's tenant, numbers "
         "every frame in Redis and keeps the history; the peer does none of that. Both are "
         "one uvicorn process (websockets-sansio, no compression); clients are a minimal "

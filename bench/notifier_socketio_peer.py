@@ -4,7 +4,9 @@ Same transport stack as the notifier (uvicorn, websockets-sansio, no compression
 input (its own exclusive queue on ``lookout.events``, envelopes validated by the shared
 broker adapter) and the same room mapping; a client joins a room with
 ``42["join","<room>"]`` and is answered ``42["joined","<room>"]``. It does less than the
-notifier: no token, no tenant filter, no seq, no history in Redis.
+notifier: no token, no tenant filter, no seq, no history in Redis. In the REST write rows it
+is fed exactly like the notifier: the api's outbox relay publishes the writes' events to
+``lookout.events``, and this process's queue receives them.
 
 Run: ``python -m bench.notifier_socketio_peer <port>``.
 """

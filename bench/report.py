@@ -11,7 +11,8 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,23 @@ def percentile(samples: Sequence[float], pct: float) -> float:
 def summary_ms(samples_s: Sequence[float]) -> str:
     ms = [s * 1000 for s in samples_s]
     return f"p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms (mean {statistics.fmean(ms):.1f})"
+
+
+async def latencies(read: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    """``n`` timed calls of ``read``, one at a time, after one untimed warm-up call."""
+    await read()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await read()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def ms(samples: Sequence[float]) -> str:
+    return (
+        f"p50 {percentile(samples, 50) * 1000:.2f} ms, p99 {percentile(samples, 99) * 1000:.2f} ms"
+    )
 
 
 @dataclass(frozen=True)
