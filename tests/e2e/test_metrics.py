@@ -30,7 +30,7 @@ PUBLISHER = [
 ]
 # The metric families each service must expose (by the name in their "# TYPE" line).
 EXPECTED = {
-    "api": [*HTTP, *PUBLISHER],
+    "api": [*HTTP, *PUBLISHER, "lookout_cache_requests_total", "lookout_cache_seconds"],
     "snapshot-worker": [
         *HTTP,
         *CONSUMER,

@@ -51,7 +51,7 @@ class CachedReads:
             await self.app(scope, receive, send)
             return
         if not deps.cache.enabled:
-            REQUESTS.labels(kind, "bypass").inc()
+            COUNTED[kind, "bypass"].inc()
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -69,15 +69,15 @@ class CachedReads:
         try:
             found = await deps.cache.lookup(key)
         except RedisUnavailable as exc:
-            REQUESTS.labels(kind, "bypass" if exc.skipped else "error").inc()
+            COUNTED[kind, "bypass" if exc.skipped else "error"].inc()
             await self.app(scope, receive, _degraded(send))
             return
         if found.entry is not None:
-            REQUESTS.labels(kind, "hit").inc()
+            COUNTED[kind, "hit"].inc()
             scope["route"] = TEMPLATES[kind]
             await _answer(found.entry, headers.get(b"if-none-match"), send)
             return
-        REQUESTS.labels(kind, "miss").inc()
+        COUNTED[kind, "miss"].inc()
         response = _Recorder(send)
         await self.app(scope, receive, response.send)
         entry = response.entry()
@@ -96,6 +96,12 @@ class _Template:
 
 
 TEMPLATES = {"list": _Template(LIST_PATH), "stream": _Template(LIST_PATH + "/{stream_id}")}
+# The counters of every (kind, result), bound once: labels() per request costs a lock.
+COUNTED = {
+    (kind, result): REQUESTS.labels(kind, result)
+    for kind in TEMPLATES
+    for result in ("hit", "miss", "bypass", "error")
+}
 
 
 def _kind(scope: Scope) -> str | None:
