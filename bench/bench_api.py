@@ -468,8 +468,14 @@ query directly: the api itself refuses offsets past {100_000:,}. COUNT_CAP for S
                 "DELETE FROM tenants WHERE id = ANY($1::uuid[])", [*data.tenants, data.snap_tenant]
             )
         redis = create_redis(settings.redis_url.get_secret_value())
+        batch: list[bytes] = []
         async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=5000):
-            await redis.delete(key)
+            batch.append(key)
+            if len(batch) == 5000:
+                await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await redis.unlink(*batch)
         await redis.aclose()
         await pool.close()
         shutil.rmtree(folder, ignore_errors=True)
