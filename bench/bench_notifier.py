@@ -384,36 +384,53 @@ def close_all(clients: list[WsClient]) -> None:
         client.close()
 
 
+class Arrivals:
+    """When each event was sent (by a key its frames carry), and the latency of every frame
+    that arrives for one, until ``expected`` frames have arrived."""
+
+    def __init__(
+        self, clients: list[WsClient], key_of: Callable[[bytes], bytes | None], expected: int
+    ) -> None:
+        self.sent: dict[bytes, float] = {}
+        self.samples: list[float] = []
+        self._done = asyncio.Event()
+        self._expected = expected
+        self._clients = clients
+
+        def received(frame: bytes) -> None:
+            key = key_of(frame)
+            t0 = self.sent.get(key) if key is not None else None
+            if t0 is not None:
+                self.samples.append(time.perf_counter() - t0)
+                if len(self.samples) >= expected:
+                    self._done.set()
+
+        for client in clients:
+            client.on_text = received
+
+    async def collect(self, server: Server) -> list[float]:
+        """Wait (up to 30 s) for the frames still on their way, then close the clients."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), 30)
+        close_all(self._clients)
+        if len(self.samples) < self._expected:
+            missing = self._expected - len(self.samples)
+            print(f"{server.name}: {missing} deliveries missing", flush=True)
+        return self.samples
+
+
 async def latency(server: Server, broker: Broker) -> list[float]:
     streams = await create_streams(broker, server.tenant, LATENCY_CLIENTS // WATCHERS_PER_STREAM)
     rooms = [f"stream:{streams[i % len(streams)]}" for i in range(LATENCY_CLIENTS)]
     clients = await server.join_many(rooms)
-    sent: dict[bytes, float] = {}
-    samples: list[float] = []
-    done = asyncio.Event()
-    expected = LATENCY_EVENTS * WATCHERS_PER_STREAM
-
-    def received(frame: bytes) -> None:
-        t0 = sent.get(entity_of(frame))
-        if t0 is not None:
-            samples.append(time.perf_counter() - t0)
-            if len(samples) >= expected:
-                done.set()
-
-    for client in clients:
-        client.on_text = received
+    arrivals = Arrivals(clients, entity_of, LATENCY_EVENTS * WATCHERS_PER_STREAM)
     await asyncio.sleep(1)
     for _ in range(LATENCY_EVENTS):
         event = job_event(random.choice(streams), server.tenant)
-        sent[str(event.entity_id).encode()] = time.perf_counter()
+        arrivals.sent[str(event.entity_id).encode()] = time.perf_counter()
         await broker.publish_envelope(event)
         await asyncio.sleep(1 / LATENCY_RATE)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), 30)
-    close_all(clients)
-    if len(samples) < expected:
-        print(f"{server.name}: {expected - len(samples)} deliveries missing", flush=True)
-    return samples
+    return await arrivals.collect(server)
 
 
 async def rest_latency(server: Server, api: Api, per_room: int) -> list[float]:
@@ -427,34 +444,20 @@ async def rest_latency(server: Server, api: Api, per_room: int) -> list[float]:
     clients = await server.join_many(rooms)
     nonce = uuid.uuid4().hex[:4]
     marker = f"rest-{nonce}-".encode()  # names are rest-<nonce>-<6 digits>: 16 bytes
-    sent: dict[bytes, float] = {}
-    samples: list[float] = []
-    done = asyncio.Event()
-    expected = REST_WRITES * per_room
 
-    def received(frame: bytes) -> None:
+    def name_of(frame: bytes) -> bytes | None:
         at = frame.find(marker)
-        t0 = sent.get(frame[at : at + 16]) if at >= 0 else None
-        if t0 is not None:
-            samples.append(time.perf_counter() - t0)
-            if len(samples) >= expected:
-                done.set()
+        return frame[at : at + 16] if at >= 0 else None
 
-    for client in clients:
-        client.on_text = received
+    arrivals = Arrivals(clients, name_of, REST_WRITES * per_room)
     await asyncio.sleep(1)
     for i in range(REST_WRITES):
         name = f"rest-{nonce}-{i:06d}"
         started = time.perf_counter()
-        sent[name.encode()] = started
+        arrivals.sent[name.encode()] = started
         await api.rename(random.choice(streams), name)
         await asyncio.sleep(max(0.0, 1 / REST_RATE - (time.perf_counter() - started)))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), 30)
-    close_all(clients)
-    if len(samples) < expected:
-        print(f"{server.name}: {expected - len(samples)} deliveries missing", flush=True)
-    return samples
+    return await arrivals.collect(server)
 
 
 async def room_throughput(server: Server, broker: Broker) -> float:

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import asyncpg
 from lookout_shared.broker import Broker
-from lookout_shared.contracts import CaptureSnapshot
-from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.envelope import Envelope
 from lookout_snapshot_worker.bootstrap import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources
-from .test_worker_service import purge_capture_queue, wait_for_status
+from .test_worker_service import add_job, capture_envelope, purge_capture_queue, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,21 +26,8 @@ def rabbit(action: str) -> None:
 
 
 async def capture_command(db: asyncpg.Pool, url: str) -> tuple[uuid.UUID, Envelope]:
-    tenant, stream, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"t-{tenant}")
-    await db.execute(
-        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, 'http')",
-        stream, tenant, url,
-    )  # fmt: skip
-    await db.execute(
-        "INSERT INTO snapshot_jobs (id, tenant_id, stream_id) VALUES ($1, $2, $3)",
-        job, tenant, stream,
-    )  # fmt: skip
-    command = make_envelope(
-        "snapshot.capture", CaptureSnapshot(job_id=job, stream_id=stream),
-        producer="tests", tenant_id=tenant, entity_id=job, entity_version=1,
-    )  # fmt: skip
-    return job, command
+    tenant, stream, job = await add_job(db, url, "http")
+    return job, capture_envelope(tenant, stream, job)
 
 
 async def unpublished(db: asyncpg.Pool) -> int:

@@ -18,10 +18,9 @@ import httpx
 import pytest
 from lookout_shared import topology
 from lookout_shared.broker import Broker
-from lookout_shared.contracts import CaptureSnapshot
-from lookout_shared.envelope import make_envelope
 
 from .conftest import Sources
+from .test_worker_service import add_job, capture_envelope
 
 Proc = asyncio.subprocess.Process
 Start = Callable[..., Awaitable[Proc]]
@@ -83,21 +82,8 @@ async def queued_messages(broker: Broker) -> int:
 
 
 async def publish_job(db: asyncpg.Pool, broker: Broker, url: str) -> uuid.UUID:
-    tenant, stream, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"t-{tenant}")
-    await db.execute(
-        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, 'http')",
-        stream, tenant, url,
-    )  # fmt: skip
-    await db.execute(
-        "INSERT INTO snapshot_jobs (id, tenant_id, stream_id) VALUES ($1, $2, $3)",
-        job, tenant, stream,
-    )  # fmt: skip
-    command = make_envelope(
-        "snapshot.capture", CaptureSnapshot(job_id=job, stream_id=stream),
-        producer="tests", tenant_id=tenant, entity_id=job, entity_version=1,
-    )  # fmt: skip
-    await broker.publish_envelope(command)
+    tenant, stream, job = await add_job(db, url, "http")
+    await broker.publish_envelope(capture_envelope(tenant, stream, job))
     return job
 
 

@@ -17,7 +17,7 @@ import pytest
 from lookout_shared import topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
-from lookout_shared.envelope import make_envelope
+from lookout_shared.envelope import Envelope, make_envelope
 from lookout_snapshot_worker.bootstrap import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
@@ -34,18 +34,28 @@ def media_dir(tmp_path: Path) -> Path:
     return media
 
 
-async def add_job(db: asyncpg.Pool, url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+async def add_job(
+    db: asyncpg.Pool, url: str, kind: str = "file"
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A tenant, a stream of ``url`` and a queued capture job: (tenant, stream, job)."""
     tenant, stream, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"t-{tenant}")
     await db.execute(
-        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, 'file')",
-        stream, tenant, url,
+        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, $4)",
+        stream, tenant, url, kind,
     )  # fmt: skip
     await db.execute(
         "INSERT INTO snapshot_jobs (id, tenant_id, stream_id) VALUES ($1, $2, $3)",
         job, tenant, stream,
     )  # fmt: skip
     return tenant, stream, job
+
+
+def capture_envelope(tenant: uuid.UUID, stream: uuid.UUID, job: uuid.UUID) -> Envelope:
+    return make_envelope(
+        "snapshot.capture", CaptureSnapshot(job_id=job, stream_id=stream),
+        producer="tests", tenant_id=tenant, entity_id=job, entity_version=1,
+    )  # fmt: skip
 
 
 async def wait_for_status(
@@ -73,10 +83,7 @@ async def test_a_published_command_is_captured_and_its_events_relayed(
     settings = WorkerSettings(media_dir=str(media_dir), storage_dir=str(tmp_path / "store"))
     app = create_app(settings)
     tenant, stream, job = await add_job(db, (media_dir / "cam.mp4").as_uri())
-    command = make_envelope(
-        "snapshot.capture", CaptureSnapshot(job_id=job, stream_id=stream),
-        producer="tests", tenant_id=tenant, entity_id=job, entity_version=1,
-    )  # fmt: skip
+    command = capture_envelope(tenant, stream, job)
     async with app.router.lifespan_context(app):
         await broker.publish_envelope(command)
         await wait_for_status(db, job, "succeeded")

@@ -16,6 +16,7 @@ from lookout_snapshot_worker.handlers import Deps, capture_snapshot
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import SECRET, Sources
+from .test_worker_service import add_job
 
 
 def deps_for(db: asyncpg.Pool, tmp_path: Path, **overrides: object) -> Deps:
@@ -28,16 +29,7 @@ def deps_for(db: asyncpg.Pool, tmp_path: Path, **overrides: object) -> Deps:
 
 
 async def run_capture(db: asyncpg.Pool, deps: Deps, url: str, kind: str = "http") -> uuid.UUID:
-    tenant, stream, job = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"t-{tenant}")
-    await db.execute(
-        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, $4)",
-        stream, tenant, url, kind,
-    )  # fmt: skip
-    await db.execute(
-        "INSERT INTO snapshot_jobs (id, tenant_id, stream_id) VALUES ($1, $2, $3)",
-        job, tenant, stream,
-    )  # fmt: skip
+    tenant, stream, job = await add_job(db, url, kind)
     await capture_snapshot(CaptureSnapshot(job_id=job, stream_id=stream), tenant, deps)
     return job
 
