@@ -67,7 +67,18 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
             s for s in spans if s.parent_span_id not in by_id and s.parent_span_id != client_span
         ]
         names = {(s.service, s.name) for s in spans}
-        complete = {s.service for s in spans} >= SERVICES and names >= OUR_SPANS and not orphans
+        # The apply of each entity the job touched, too: they may come in separate batches.
+        applied = {
+            s.attributes.get("lookout.entity.type")
+            for s in spans
+            if (s.service, s.name) == ("lookout-count-aggregator", "apply_event")
+        }
+        complete = (
+            {s.service for s in spans} >= SERVICES
+            and names >= OUR_SPANS
+            and {"snapshot", "snapshot_job"} <= applied
+            and not orphans
+        )
         if complete or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
