@@ -101,6 +101,17 @@ async def test_every_service_passes_promtool_and_carries_its_metrics(system: Sys
 
     await wait_for(ffmpeg_and_ffprobe_ran, 30, "the worker's ffmpeg metrics")
 
+    # A quorum queue may report a new consumer only a moment after it was registered; the
+    # depths are read again every 15 s.
+    async def consumers_seen() -> bool:
+        return all(
+            (value(samples(scrape(system, service)), "lookout_queue_consumers", queue=q) or 0) >= 1
+            for service, queues in QUEUES.items()
+            for q in queues
+        )
+
+    await wait_for(consumers_seen, 40, "every consumer in lookout_queue_consumers")
+
     for service, names in EXPECTED.items():
         exposition = scrape(system, service)
         lint = subprocess.run(
