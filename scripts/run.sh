@@ -33,16 +33,17 @@ if [ ! -f "$DEMO_VIDEO" ]; then
     -pix_fmt yuv420p "$DEMO_VIDEO"
 fi
 
+# Each service runs under scripts/supervise.sh, which restarts it (with backoff) if it exits,
+# so one crash never takes the rest of the system down.
 for service in api snapshot-worker count-aggregator notifier; do
-  ".venv/bin/lookout-$service" >>"$LOGS/$service.log" 2>&1 &
+  bash scripts/supervise.sh "lookout-$service" "$LOGS/$service.log" -- ".venv/bin/lookout-$service" &
   pids+=("$!")
-  log "started lookout-$service (pid $!, log var/dev/logs/$service.log)"
+  log "started lookout-$service (log var/dev/logs/$service.log)"
 done
 
 ".venv/bin/lookout-api" seed-demo --video "$DEMO_VIDEO" >/dev/null
 ".venv/bin/python" scripts/demo.py
 
 log "running; press Ctrl-C to stop"
-# Returns on Ctrl-C, or when a service dies (its log in var/dev/logs says why);
-# either way the EXIT trap stops everything.
-wait -n "${pids[@]}" || true
+# Returns only on Ctrl-C (or SIGTERM): a service that exits is restarted by its supervisor.
+wait "${pids[@]}" || true
