@@ -21,9 +21,14 @@ say() {
 child=""
 stop() {
   trap - TERM INT
-  if [ -n "$child" ]; then
-    kill -TERM "$child" 2>/dev/null
-    wait "$child" 2>/dev/null
+  # Every background job of this shell, not only $child: the signal may arrive between the
+  # fork and the assignment.
+  local jobs_left
+  jobs_left="$(jobs -p)"
+  if [ -n "$jobs_left" ]; then
+    # shellcheck disable=SC2086
+    kill -TERM $jobs_left 2>/dev/null
+    wait 2>/dev/null
   fi
   exit 0
 }
