@@ -109,20 +109,23 @@ class EgressShim:
             listener.listen(1)
             listener.setblocking(False)
             port = listener.getsockname()[1]
-            argv = [binary, "-hide_banner", "-loglevel", "error", "-protocol_whitelist",
-                    "tcp", "-i", f"tcp://127.0.0.1:{port}"]  # fmt: skip
+            # An unguarded binary connects and then gives up reading after rw_timeout.
+            argv = [binary, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "tcp",
+                    "-rw_timeout", "2000000", "-i", f"tcp://127.0.0.1:{port}"]  # fmt: skip
+            stderr = b""
             try:
                 done = await run_bounded(argv, SELF_TEST_SECONDS, self.environment(REFUSE_ALL))
-            except (OSError, ProcessTimeout) as exc:
-                raise EgressUnavailable(
-                    f"cannot check {binary} for the egress shim: {exc}"
-                ) from None
+                stderr = done.stderr
+            except ProcessTimeout:
+                pass
+            except OSError as exc:
+                raise EgressUnavailable(f"cannot run {binary}: {exc.strerror}") from None
             try:
                 listener.accept()[0].close()
                 connected = True
             except BlockingIOError:
                 connected = False
-        if connected or REFUSAL_MARK not in done.stderr:
+        if connected or REFUSAL_MARK not in stderr:
             raise EgressUnavailable(
                 f"{binary} is not held by the egress shim {self.path} (a static or setuid "
                 "binary, or a wrapper that drops LD_PRELOAD?): captures would run unguarded"
