@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,7 +32,7 @@ from lookout_snapshot_worker.settings import WorkerSettings
 from .conftest import Sources
 from .test_worker_sources import deps_for, job_row, run_capture
 
-REFUSED = "refused: address not allowed: 127.0.0.2 port"
+REFUSED = r"refused: address not allowed: (::ffff:)?127\.0\.0\.2 port \d+$"
 
 
 class Witness:
@@ -42,7 +43,8 @@ class Witness:
         self._socket.bind(("127.0.0.2", 0))
         self._socket.listen(64)
         self._socket.setblocking(False)
-        self.address = f"127.0.0.2:{self._socket.getsockname()[1]}"
+        self.port = self._socket.getsockname()[1]
+        self.address = f"127.0.0.2:{self.port}"
         self._count = 0
 
     def connections(self) -> int:
@@ -133,16 +135,23 @@ TOOLS = {"ffmpeg capture": capture, "ffprobe probe": probe}
 async def assert_refused(run: Run, deps: Deps, url: str, witness: Witness) -> None:
     with pytest.raises(MediaError) as failure:
         await run(deps, url)
-    assert failure.value.reason.startswith(REFUSED), failure.value.reason
+    assert re.match(REFUSED, failure.value.reason), failure.value.reason
     assert not failure.value.transient
     assert witness.connections() == 0
 
 
+@pytest.mark.parametrize("host", ["127.0.0.2", "[::ffff:127.0.0.2]"])  # plain, IPv4-mapped
 @pytest.mark.parametrize("tool", TOOLS)
 async def test_an_hls_segment_on_a_refused_address_is_never_fetched(
-    db: asyncpg.Pool, tmp_path: Path, sources: Sources, web_root: Path, witness: Witness, tool: str
+    db: asyncpg.Pool,
+    tmp_path: Path,
+    sources: Sources,
+    web_root: Path,
+    witness: Witness,
+    tool: str,
+    host: str,
 ) -> None:
-    url = hls_media(web_root, sources, f"http://{witness.address}/segment0.ts")
+    url = hls_media(web_root, sources, f"http://{host}:{witness.port}/segment0.ts")
     await assert_refused(TOOLS[tool], deps_for(db, tmp_path), url, witness)
 
 
@@ -182,7 +191,7 @@ async def test_a_refused_segment_fails_the_job_once_with_the_reason(
     row = await job_row(
         db, await db.fetchval("SELECT id FROM snapshot_jobs ORDER BY created_at DESC LIMIT 1")
     )
-    assert row["status"] == "failed" and row["error"].startswith(REFUSED)
+    assert row["status"] == "failed" and re.match(REFUSED, row["error"])
     assert sum(url.endswith(p) for p in sources.requests) == 1  # permanent: not retried
     assert witness.connections() == 0
 

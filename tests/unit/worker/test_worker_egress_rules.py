@@ -43,7 +43,7 @@ def judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("egress")
     (folder / "judge.c").write_text(HARNESS % SOURCE)
     subprocess.run(
-        ["gcc", "-O2", "-Wall", "-Werror", "-o", str(folder / "judge"), str(folder / "judge.c"),
+        ["gcc", "-O2", "-Wall", "-o", str(folder / "judge"), str(folder / "judge.c"),
          "-ldl", "-pthread"],
         check=True,
     )  # fmt: skip
