@@ -4,6 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 
 packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg
+  # gcc builds the snapshot worker's egress shim (services/snapshot-worker/egress).
+  gcc libc6-dev
   # promtool checks /metrics in the tests; wrk drives the api benchmark.
   prometheus wrk
   # A real RTSP server for the worker's tests: GStreamer's, driven from the system python.
@@ -33,3 +35,12 @@ fi
 log "syncing the workspace (.venv)"
 cd "$ROOT"
 "$UV" sync --locked --all-packages --quiet
+
+# The worker refuses to run captures without its egress shim; rebuild it when it is missing
+# or older than its source (a new .venv starts without it).
+SHIM="$ROOT/.venv/lib/lookout_egress.so"
+SHIM_SRC="$ROOT/services/snapshot-worker/egress/lookout_egress.c"
+if [ ! -f "$SHIM" ] || [ "$SHIM_SRC" -nt "$SHIM" ]; then
+  log "building the egress shim (.venv/lib/lookout_egress.so)"
+  sh "$ROOT/services/snapshot-worker/egress/build.sh" "$SHIM"
+fi

@@ -87,3 +87,11 @@ def test_probe_asks_for_the_first_video_stream_as_json() -> None:
     )
     assert option(argv, "-of") == "json"
     assert argv[-2:] == ["-i", "https://cam/live.m3u8"]
+
+
+def test_rtsp_runs_over_its_tcp_connection_only() -> None:
+    # No RTP over UDP and no multicast group joined because a server's answer said so.
+    for url in ("rtsp://cam/x", "rtsps://cam/x"):
+        argv = probe_command("ffprobe", parse_stream_url(url, None), io_timeout=2)
+        assert option(argv, "-rtsp_transport") == "tcp"
+        assert argv.index("-rtsp_transport") < argv.index("-i")

@@ -61,3 +61,13 @@ def test_reason_is_the_last_lines_and_bounded() -> None:
     reason = classify_stderr(stderr).reason
     assert reason.startswith("unrecognised failure: line 8 | line 9 | x")
     assert len(reason) <= 600
+
+
+def test_an_egress_refusal_is_permanent_and_says_so() -> None:
+    stderr = (
+        "[hls @ 0x1] Opening 'http://127.0.0.2:9/s.ts' for reading\n"
+        "lookout-egress: refused: address not allowed: 127.0.0.2 port 9\n"
+    )
+    failure = classify_stderr(stderr, source="http://127.0.0.1/x.m3u8")
+    assert not failure.transient
+    assert failure.reason == "refused: address not allowed: 127.0.0.2 port 9"

@@ -16,6 +16,7 @@ from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.outbox import OutboxRelay
 
+from lookout_snapshot_worker.adapters.egress import EgressShim, system_resolvers
 from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.guard import AddressGuard
@@ -25,6 +26,7 @@ from lookout_snapshot_worker.adapters.postgres import (
     PostgresStreamStore,
 )
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
+from lookout_snapshot_worker.domain.addresses import EgressPolicy
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
 from lookout_snapshot_worker.handlers import Deps
@@ -55,10 +57,18 @@ class Overrides:
     breakers: BreakerStore | None = None
 
 
+def egress_shim(settings: WorkerSettings) -> EgressShim:
+    """One policy for the URL check and for every connection ffmpeg opens; raises
+    EgressUnavailable when the shim is missing (captures never run unguarded)."""
+    policy = EgressPolicy.build(settings.allowed_networks, system_resolvers())
+    return EgressShim.load(settings.egress_shim_path, policy)
+
+
 def build_deps(
     settings: WorkerSettings, pool: asyncpg.Pool, overrides: Overrides | None = None
 ) -> Deps:
     o = overrides or Overrides()
+    egress = egress_shim(settings)
     media = FfmpegMedia(
         ffmpeg=settings.ffmpeg_path,
         ffprobe=settings.ffprobe_path,
@@ -67,6 +77,7 @@ def build_deps(
         # Bulkheads: captures and probes never wait for each other's processes.
         capture_slots=asyncio.Semaphore(settings.worker_concurrency),
         probe_slots=asyncio.Semaphore(settings.probe_concurrency),
+        environment=egress.environment(),
     )
     storage = o.storage or LocalFiles(settings.storage_dir)
     return Deps(
@@ -74,7 +85,7 @@ def build_deps(
         streams=o.streams or PostgresStreamStore(pool),
         frames=o.frames or media,
         prober=o.prober or media,
-        guard=o.guard or AddressGuard(settings.allowed_networks),
+        guard=o.guard or AddressGuard(egress.policy),
         storage=storage,
         breakers=o.breakers or PostgresBreakerStore(pool),
         reaper=PostgresReaper(pool, storage),
@@ -96,6 +107,8 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything is consumed: a binary the shim cannot hold stops the worker here.
+        await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()
         pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)

@@ -11,7 +11,9 @@ network round trip. Captures and probes have separate slots (bulkheads).
 from __future__ import annotations
 
 import json
+import sys
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Annotated, Any
 
 from lookout_shared.settings import ServiceSettings
@@ -55,6 +57,9 @@ class WorkerSettings(ServiceSettings):
     # Private or loopback networks that may still be reached (e.g. a camera LAN).
     # Accepts a JSON list or a comma-separated string of CIDRs.
     allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    # The egress shim preloaded into ffmpeg/ffprobe (adapters/egress.py); scripts/install.sh
+    # and the image build it into the environment's lib folder. Without it nothing runs.
+    egress_shim_path: str = str(Path(sys.prefix) / "lib" / "lookout_egress.so")
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

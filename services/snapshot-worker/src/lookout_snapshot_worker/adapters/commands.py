@@ -60,7 +60,9 @@ def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
         # service), so ffmpeg must not follow one. Camera URLs are expected to be final.
         args += ["-max_redirects", "0"]
     if url.kind == "rtsp":
-        args += ["-rtsp_flags", "prefer_tcp"]
+        # Interleaved over the RTSP connection only: no RTP over UDP, and never a multicast
+        # group joined on the say-so of a server's answer (the egress shim judges sends only).
+        args += ["-rtsp_transport", "tcp"]
     return args
 
 

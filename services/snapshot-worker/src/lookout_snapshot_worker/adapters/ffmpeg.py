@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lookout_shared import telemetry
@@ -51,6 +51,7 @@ class FfmpegMedia:
         max_width: int,
         capture_slots: asyncio.Semaphore,
         probe_slots: asyncio.Semaphore,
+        environment: Mapping[str, str],
     ) -> None:
         self._ffmpeg = ffmpeg
         self._ffprobe = ffprobe
@@ -58,6 +59,8 @@ class FfmpegMedia:
         self._max_width = max_width
         self._capture_slots = capture_slots
         self._probe_slots = probe_slots
+        # Preloads the egress shim: every connection the child opens is judged (egress.py).
+        self._environment = environment
 
     async def capture(self, url: StreamUrl) -> Frame:
         argv = capture_command(
@@ -80,7 +83,7 @@ class FfmpegMedia:
     async def _run(self, argv: list[str], url: StreamUrl, run: _Run) -> Completed:
         started = time.monotonic()
         try:
-            done = await run_bounded(argv, self._timeout)
+            done = await run_bounded(argv, self._timeout, self._environment)
         except ProcessTimeout as exc:
             run.outcome = "timeout"
             raise transient(str(exc)) from None

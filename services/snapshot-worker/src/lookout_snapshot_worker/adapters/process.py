@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -28,10 +28,14 @@ class Completed:
     stderr: bytes
 
 
-async def run_bounded(argv: Sequence[str], limit_seconds: float) -> Completed:
-    """Run ``argv`` to completion within ``limit_seconds``, or kill its group and raise."""
+async def run_bounded(
+    argv: Sequence[str], limit_seconds: float, env: Mapping[str, str] | None = None
+) -> Completed:
+    """Run ``argv`` to completion within ``limit_seconds``, or kill its group and raise.
+    ``env`` replaces the child's environment (None: the worker's own)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

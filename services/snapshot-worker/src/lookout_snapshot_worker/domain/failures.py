@@ -45,6 +45,11 @@ _TRANSIENT = re.compile(
 )
 
 
+# What the egress shim prints before it ends a run that tried to reach a refused address
+# (adapters/egress.py): a decision of the policy, so trying again cannot help.
+_EGRESS_REFUSAL = re.compile(r"^lookout-egress: (refused: .*)$", re.MULTILINE)
+
+
 def classify_stderr(stderr: str, source: str | None = None) -> MediaError:
     """The failure an ffmpeg/ffprobe stderr describes.
 
@@ -53,6 +58,9 @@ def classify_stderr(stderr: str, source: str | None = None) -> MediaError:
     """
     if source:
         stderr = stderr.replace(source, "<input>")
+    refused = _EGRESS_REFUSAL.search(stderr)
+    if refused:
+        return permanent(refused.group(1)[:MAX_REASON_LENGTH])
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     reason = scrub(" | ".join(lines[-3:]) or "exited without a message")[:MAX_REASON_LENGTH]
     if _PERMANENT.search(stderr):
