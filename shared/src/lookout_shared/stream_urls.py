@@ -29,9 +29,9 @@ SECRET_PARAMS = frozenset(
 )
 SECRET_WORDS = ("password", "passwd", "secret", "token", "apikey", "api_key", "api-key",
                 "signature", "credential")  # fmt: skip
-# name=value after ? & ; or / (where a URL's parameters start); the value runs to the next
-# & (or # or the end of the URL): a value containing / ; or = is masked whole.
-_PARAM = re.compile(r"(?P<sep>[?&;/])(?P<name>[^=&;/?#\s\"'<>]+)=(?P<value>[^&#\s\"'<>]+)")
+# name=value at the start or after ? & ; or / (where a URL's parameters start); the value
+# runs to the next & (or # or the end of the URL): a value containing / ; or = is masked whole.
+_PARAM = re.compile(r"(?P<sep>^|[?&;/])(?P<name>[^=&;/?#\s\"'<>]+)=(?P<value>[^&#\s\"'<>]+)")
 
 
 class InvalidStreamUrl(ValueError):
