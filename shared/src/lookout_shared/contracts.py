@@ -8,7 +8,7 @@ a stream URL: it may hold credentials, and whoever needs it reads it from Postgr
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,23 @@ SCHEMA_VERSION = 1
 
 StreamStatus = Literal["pending", "online", "error", "disabled"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
+# Why a capture or probe failed, in words that say nothing of the camera (no host, path or
+# credentials): what viewers and event subscribers learn of a failure. Operators also read
+# the detail (a job's ``error``, a stream's ``last_error``). The database checks the set.
+ErrorCategory = Literal[
+    "timeout",  # the source did not answer in time
+    "refused",  # the source's host refused or reset the connection
+    "unreachable",  # its name does not resolve, or there is no route to it
+    "unauthorized",  # the source wants other credentials, or forbids access (401, 403)
+    "not_found",  # the source has no such stream, path or file (404)
+    "invalid_media",  # the source answered, but with no decodable video
+    "source_error",  # the source answered with an error (5xx) or broke off
+    "not_allowed",  # the URL is one the worker may not open (address, scheme, protocol)
+    "circuit_open",  # failing fast after repeated failures, without trying the source
+    "stream_deleted",  # the job's stream was deleted before the job finished
+    "unknown",  # anything else
+]
+ERROR_CATEGORIES: tuple[ErrorCategory, ...] = get_args(ErrorCategory)
 
 
 class Payload(BaseModel):
@@ -59,6 +76,7 @@ class SnapshotJobState(Payload):
     stream_id: uuid.UUID
     status: JobStatus
     attempts: int = 0
+    # A failed job's ErrorCategory, never its detail: rooms fan events out to every role.
     error: str | None = None
     snapshot_id: uuid.UUID | None = None
     # Set on snapshot_job.succeeded: the snapshot's size and how long the job ran.

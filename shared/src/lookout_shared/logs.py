@@ -1,7 +1,8 @@
 """JSON logs on stderr, one object a line, with secrets scrubbed before they are written.
 
 Scrubbing happens in the formatter, so it covers every logger (ours, uvicorn's, the client
-libraries'): URL credentials, ``token=`` query values, ``Authorization`` values, access
+libraries'): URL credentials, the values of secret URL parameters (``token=``, ``key=``...:
+the same rule as ``stream_urls.mask_credentials``), ``Authorization`` values, access
 tokens (JWTs), API keys (``lk_...``) and password, secret and token fields of JSON, Python
 reprs and form bodies. Each value is scrubbed before it is encoded, so a line is always
 valid JSON.
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from lookout_shared.stream_urls import mask_secret_params
 from lookout_shared.telemetry import current_ids
 
 _SENSITIVE_NAME = r"[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*"
@@ -30,10 +32,6 @@ _SECRETS = [
     # scheme://user:pass@host and scheme://token@host: everything up to the last @ of the
     # authority (a password may itself contain @).
     (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.I), r"\g<keep>***:***@"),
-    (
-        re.compile(r"(?P<keep>[?&](?:token|access_token|api_key|key)=)[^&\s\"']+", re.I),
-        r"\g<keep>***",
-    ),
     # Authorization: Bearer/Basic/<anything>, as a header line, a tuple or a dict entry.
     (re.compile(r"(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<keep>***"),
     (
@@ -66,6 +64,7 @@ _tenant_id: ContextVar[str | None] = ContextVar("lookout_tenant_id", default=Non
 
 
 def scrub(text: str) -> str:
+    text = mask_secret_params(text)
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

@@ -73,6 +73,7 @@ CURRENT = {
     "enabled": True,
     "status": "online",
     "last_error": None,
+    "last_error_category": None,
     "width": 640,
     "height": 480,
     "codec": "h264",

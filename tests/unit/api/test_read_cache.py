@@ -22,15 +22,23 @@ def principal(role: Role) -> Principal:
     return Principal(uuid.uuid4(), tenant, role, datetime(2100, 1, 1, tzinfo=UTC))
 
 
-def test_viewers_never_receive_a_url() -> None:
+def test_viewers_never_receive_a_url_nor_a_failures_detail() -> None:
     assert access.visible_fields(principal("viewer")) == tuple(
-        f for f in listing.FIELDS if f != "url"
+        f for f in listing.FIELDS if f not in ("url", "last_error")
     )
+    assert "last_error_category" in access.visible_fields(principal("viewer"))
     roles: tuple[Role, ...] = ("operator", "admin", "superuser")
     for role in roles:
         assert access.visible_fields(principal(role)) == listing.FIELDS
     assert access.visible_fields(principal("viewer"), ("id", "url", "name")) == ("id", "name")
     assert access.visible_fields(principal("admin"), ("id", "url")) == ("id", "url")
+    job = {
+        "id": 1,
+        "error": "[tcp] Connection to tcp://cam:554 failed",
+        "error_category": "refused",
+    }
+    assert access.visible(principal("viewer"), job) == {"id": 1, "error_category": "refused"}
+    assert access.visible(principal("operator"), job) == job
 
 
 class Clock:

@@ -75,3 +75,12 @@ def test_every_field_of_a_line_is_scrubbed_and_the_line_stays_json() -> None:
     assert entry["level"] == "warning"
     for secret in ("hunter2", "ss word", JWT):
         assert secret not in line, line
+
+
+def test_scrub_masks_the_same_url_parameters_as_the_stream_url_mask() -> None:
+    assert scrub("key=k1&channel=1") == "key=***&channel=1"  # a span's url.query
+    line = "ffmpeg rtsp://cam/live?channel=1&PWD=x1&auth=a2&X-Amz-Signature=s3 failed"
+    assert (
+        scrub(line)
+        == "ffmpeg rtsp://cam/live?channel=1&PWD=***&auth=***&X-Amz-Signature=*** failed"
+    )

@@ -62,3 +62,47 @@ def test_file_urls_only_inside_the_media_dir(tmp_path: Path) -> None:
 def test_credentials_are_masked() -> None:
     assert mask_credentials("rtsp://admin:pa@ss@cam/x") == "rtsp://***:***@cam/x"
     assert mask_credentials("rtsp://cam/x") == "rtsp://cam/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "rtsp://cam.example/live?token=abc&channel=1",
+            "rtsp://cam.example/live?token=***&channel=1",
+        ),
+        ("rtsp://u:p@cam/x?PassWord=a/b==&pwd=1", "rtsp://***:***@cam/x?PassWord=***&pwd=***"),
+        (
+            "https://cdn.example/x.m3u8?X-Amz-Credential=AK%2F1&X-Amz-Signature=f00&v=2",
+            "https://cdn.example/x.m3u8?X-Amz-Credential=***&X-Amz-Signature=***&v=2",
+        ),
+        (
+            "http://cam/x?key=k&apikey=a&api_key=b&access_token=c",
+            "http://cam/x?key=***&apikey=***&api_key=***&access_token=***",
+        ),
+        (
+            "rtsp://cam/x?auth=a&sig=s&secret=z&user=u&username=n&pass=p",
+            "rtsp://cam/x?auth=***&sig=***&secret=***&user=***&username=***&pass=***",
+        ),
+        # DVRs that take their login in the path.
+        (
+            "rtsp://cam:554/user=admin&password=hunter2&channel=1&stream=0.sdp",
+            "rtsp://cam:554/user=***&password=***&channel=1&stream=0.sdp",
+        ),
+    ],
+)
+def test_secret_query_parameters_are_masked(url: str, shown: str) -> None:
+    assert mask_credentials(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://cam/live?channel=1&subtype=0&keyframe=1&monkey=2",
+        "http://cam/x.m3u8?token=",  # nothing to hide
+        "file:///media/cam.mp4",
+        "rtsp://cam/x?",
+    ],
+)
+def test_urls_without_secrets_are_shown_as_given(url: str) -> None:
+    assert mask_credentials(url) == url

@@ -35,18 +35,18 @@ def test_a_running_job_may_start_again_after_a_crash() -> None:
 
 
 def test_finished_jobs_never_move() -> None:
-    failed = queued_job().start(NOW).fail("boom", NOW)
-    assert failed.status == "failed" and failed.error == "boom"
+    failed = queued_job().start(NOW).fail("boom", "unknown", NOW)
+    assert (failed.status, failed.error, failed.error_category) == ("failed", "boom", "unknown")
     with pytest.raises(JobStateError):
         failed.start(NOW)
     with pytest.raises(JobStateError):
-        failed.fail("again", NOW)
+        failed.fail("again", "unknown", NOW)
     with pytest.raises(JobStateError):
         queued_job().succeed(uuid.uuid4(), NOW)  # only a running job succeeds
 
 
 def test_fail_bounds_the_reason() -> None:
-    assert len(queued_job().fail("x" * 5000, NOW).error or "") == 1000
+    assert len(queued_job().fail("x" * 5000, "unknown", NOW).error or "") == 1000
 
 
 def make_stream(enabled: bool = True) -> Stream:
@@ -62,8 +62,10 @@ def test_probe_results_set_status_and_version() -> None:
         "online", 640, 360, "h264",
     )  # fmt: skip
     assert online.version == 5 and online.updated_at == NOW
-    broken = online.failed("404", NOW)
-    assert (broken.status, broken.last_error, broken.version) == ("error", "404", 6)
+    broken = online.failed("404", "not_found", NOW)
+    assert (broken.status, broken.last_error, broken.last_error_category, broken.version) == (
+        "error", "404", "not_found", 6,
+    )  # fmt: skip
     assert broken.width == 640  # what we knew stays known
 
 

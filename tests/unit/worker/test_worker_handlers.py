@@ -129,12 +129,13 @@ async def test_exhausted_retries_fail_the_job_and_dead_letter(tmp_path: Path) ->
     with pytest.raises(PermanentFailure, match="Connection refused"):
         await capture_snapshot(command, w.tenant, w.deps)
     job = w.jobs.jobs[command.job_id]
-    assert (job.status, job.attempts, job.version, job.error) == (
-        "failed", 2, 3, "Connection refused",
+    assert (job.status, job.attempts, job.version, job.error, job.error_category) == (
+        "failed", 2, 3, "Connection refused", "refused",
     )  # fmt: skip
     assert len(w.media.calls) == 2
     assert w.outbox.types() == ["snapshot_job.started", "snapshot_job.failed"]
-    assert w.outbox.events[-1].data["error"] == "Connection refused"
+    # Events reach every role in the stream's room: they carry the category only.
+    assert w.outbox.events[-1].data["error"] == "refused"
     assert w.jobs.snapshots == {} and w.storage.objects == {}
 
 
@@ -218,11 +219,9 @@ async def test_probe_failure_marks_the_stream_in_error(tmp_path: Path) -> None:
     stream = add_stream(w)
     await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
     now = w.streams.streams[stream.id]
-    assert (now.status, now.last_error, now.version) == (
-        "error",
-        "Server returned 401 Unauthorized",
-        2,
-    )
+    assert (now.status, now.last_error, now.last_error_category, now.version) == (
+        "error", "Server returned 401 Unauthorized", "unauthorized", 2,
+    )  # fmt: skip
     assert w.outbox.events[0].data["status"] == "error"
 
 
@@ -298,6 +297,7 @@ async def test_the_breaker_opens_fails_fast_and_marks_the_stream(tmp_path: Path)
     assert len(w.media.calls) == 2
     marked = w.streams.streams[stream.id]
     assert marked.status == "error" and "circuit open" in (marked.last_error or "")
+    assert marked.last_error_category == "circuit_open"
     assert w.outbox.types()[-1] == "stream.updated"
 
     # Open: the next command fails at once, without ffmpeg.

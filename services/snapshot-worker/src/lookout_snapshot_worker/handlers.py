@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from lookout_shared.broker import PermanentFailure
-from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_shared.contracts import CaptureSnapshot, ErrorCategory, ProbeStream
 from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -39,6 +39,7 @@ from lookout_snapshot_worker.ports import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CIRCUIT_OPEN: ErrorCategory = "circuit_open"
 
 
 class StaleState(Exception):
@@ -86,7 +87,7 @@ async def capture_snapshot(
     breaker = await deps.breakers.load(job.stream_id)
     if breaker.is_open(deps.clock()):
         # Fail fast: no ffmpeg slot for a source that keeps failing.
-        failed = job.fail(breaker.refusal(), deps.clock())
+        failed = job.fail(breaker.refusal(), CIRCUIT_OPEN, deps.clock())
         if not await deps.jobs.save(failed, job.version, [job_event(failed, deps.producer)]):
             await _settle(deps.jobs, job.id)
             return
@@ -106,7 +107,7 @@ async def capture_snapshot(
     try:
         data = await _with_retries(capture_once, deps, tries)
     except MediaError as exc:
-        failed = running.fail(exc.reason, deps.clock(), extra_attempts=tries.extra)
+        failed = running.fail(exc.reason, exc.category, deps.clock(), extra_attempts=tries.extra)
         if not await deps.jobs.save(failed, running.version, [job_event(failed, deps.producer)]):
             await _settle(deps.jobs, job.id)
             return
@@ -146,7 +147,8 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
     if breaker.is_open(deps.clock()):
         if stream.status in ("error", "disabled"):
             return  # already says so; fail fast without a write
-        await _save_stream(deps, stream, stream.failed(breaker.refusal(), deps.clock()))
+        failed = stream.failed(breaker.refusal(), CIRCUIT_OPEN, deps.clock())
+        await _save_stream(deps, stream, failed)
         return
 
     async def probe_once() -> ProbeResult:
@@ -160,7 +162,7 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
         result = await _with_retries(probe_once, deps, tries)
     except MediaError as exc:
         log.warning("probe of stream %s failed: %s", stream.id, exc.reason)
-        await _save_stream(deps, stream, stream.failed(exc.reason, deps.clock()))
+        await _save_stream(deps, stream, stream.failed(exc.reason, exc.category, deps.clock()))
         await _count_failure(deps, stream.id, exc.reason)
         return
     await _save_stream(deps, stream, stream.probed(result, deps.clock()))
@@ -187,7 +189,7 @@ async def _count_failure(deps: Deps, stream_id: uuid.UUID, reason: str) -> None:
     stream = await deps.streams.load(stream_id)
     if stream is None or stream.status == "disabled":
         return
-    updated = stream.failed(after.refusal(), now)
+    updated = stream.failed(after.refusal(), CIRCUIT_OPEN, now)
     # A concurrent change wins; the breaker itself is already recorded.
     await deps.streams.save(updated, stream.version, [stream_updated(updated, deps.producer)])
 

@@ -35,11 +35,12 @@ SELECT
     (SELECT count(*) FROM snapshots
         WHERE $2 AND ($1::uuid IS NULL OR tenant_id = $1)) AS snapshot_count,
     (SELECT coalesce(jsonb_agg(j), '[]') FROM (
-        SELECT id, tenant_id, stream_id, error, attempts, finished_at FROM snapshot_jobs
+        SELECT id, tenant_id, stream_id, error, error_category, attempts, finished_at
+        FROM snapshot_jobs
         WHERE status = 'failed' AND ($1::uuid IS NULL OR tenant_id = $1)
         ORDER BY created_at DESC LIMIT $3) AS j) AS failed_jobs,
     (SELECT coalesce(jsonb_agg(s), '[]') FROM (
-        SELECT id, tenant_id, name, last_error, updated_at FROM streams
+        SELECT id, tenant_id, name, last_error, last_error_category, updated_at FROM streams
         WHERE status = 'error' AND ($1::uuid IS NULL OR tenant_id = $1)
         ORDER BY updated_at DESC LIMIT $3) AS s) AS error_streams,
     -- Every filter is on published_at IS NULL: the partial index serves it.

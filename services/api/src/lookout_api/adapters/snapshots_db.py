@@ -9,8 +9,8 @@ import asyncpg
 from lookout_shared.db import Conn
 
 JOB_COLUMNS = (
-    "id, tenant_id, stream_id, status, attempts, error, snapshot_id, version, created_at, "
-    "started_at, finished_at"
+    "id, tenant_id, stream_id, status, attempts, error, error_category, snapshot_id, version, "
+    "created_at, started_at, finished_at"
 )
 SNAPSHOT_COLUMNS = (
     "id, tenant_id, stream_id, job_id, storage_key, content_type, size_bytes, sha256, width, "

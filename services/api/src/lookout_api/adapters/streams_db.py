@@ -12,8 +12,8 @@ from lookout_shared.db import Conn
 from lookout_api.domain.streams import CHANGEABLE
 
 COLUMNS = (
-    "id, tenant_id, name, url, kind, tags, enabled, status, last_error, width, height, codec, "
-    "version, created_at, updated_at"
+    "id, tenant_id, name, url, kind, tags, enabled, status, last_error, last_error_category, "
+    "width, height, codec, version, created_at, updated_at"
 )
 
 
@@ -85,10 +85,10 @@ async def update_many(
                    tags = string_to_array(u.tags, ','),
                    version = s.version + 1, updated_at = now()
             FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                        $6::text[], $7::bool[], $8::text[], $9::text[], $10::int[],
-                        $11::int[], $12::text[])
+                        $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[],
+                        $11::int[], $12::int[], $13::text[])
                  AS u(id, version, name, url, kind, tags, enabled, status, last_error,
-                      width, height, codec)
+                      last_error_category, width, height, codec)
             WHERE s.id = u.id AND s.version = u.version
             RETURNING {", ".join("s." + c.strip() for c in COLUMNS.split(","))}""",
         [u[0] for u in updates],
@@ -101,8 +101,8 @@ async def fail_active_jobs(conn: Conn, stream_id: uuid.UUID) -> list[asyncpg.Rec
     """Fail the stream's queued or running jobs (it is being deleted); their new rows."""
     return await conn.fetch(
         """UPDATE snapshot_jobs
-              SET status = 'failed', error = 'stream deleted', version = version + 1,
-                  finished_at = now()
+              SET status = 'failed', error = 'stream deleted', error_category = 'stream_deleted',
+                  version = version + 1, finished_at = now()
             WHERE stream_id = $1 AND status IN ('queued', 'running')
         RETURNING id, tenant_id, stream_id, attempts, version""",
         stream_id,

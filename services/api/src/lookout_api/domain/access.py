@@ -8,8 +8,9 @@ as forbidden, so ids cannot be probed across tenants.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lookout_shared.tokens import Principal, Role
 
@@ -45,13 +46,24 @@ def read_scope(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID |
     return principal.tenant_id
 
 
-def visible_fields(principal: Principal, wanted: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The stream fields a principal may receive, of those wanted (None: every field).
+# Fields that say where a camera is: a stream's url, and the detail of a failure (ffmpeg's
+# words name the host and path). Viewers only watch, so they never receive these; they get
+# a failure's category (``error_category``, ``last_error_category``) instead.
+OPERATOR_FIELDS = frozenset({"url", "last_error", "error"})
 
-    Viewers only watch: a stream's url says where the camera is, so they never receive it.
-    """
-    hidden = ("url",) if RANK[principal.role] < RANK["operator"] else ()
-    return tuple(f for f in (FIELDS if wanted is None else wanted) if f not in hidden)
+
+def visible_fields(
+    principal: Principal, wanted: Sequence[str] | None = None, fields: Sequence[str] = FIELDS
+) -> tuple[str, ...]:
+    """The fields of ``fields`` (a stream's by default) a principal may receive, of those
+    wanted (None: every field)."""
+    hidden = OPERATOR_FIELDS if RANK[principal.role] < RANK["operator"] else frozenset()
+    return tuple(f for f in (fields if wanted is None else wanted) if f not in hidden)
+
+
+def visible(principal: Principal, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``row`` (a job, a dashboard entry) the principal may receive."""
+    return {f: row[f] for f in visible_fields(principal, fields=tuple(row.keys()))}
 
 
 def tenant_filter(principal: Principal) -> uuid.UUID | None:

@@ -26,6 +26,7 @@ FIELDS = (
     "enabled",
     "status",
     "last_error",
+    "last_error_category",
     "width",
     "height",
     "codec",

@@ -112,7 +112,14 @@ def apply_changes(current: Row, changes: Mapping[str, Any], media_dir: str | Non
     if not values["enabled"]:
         values["status"] = "disabled"
     elif url_changed or reenabled:
-        values.update(status="pending", last_error=None, width=None, height=None, codec=None)
+        values.update(
+            status="pending",
+            last_error=None,
+            last_error_category=None,
+            width=None,
+            height=None,
+            codec=None,
+        )
     changed = tuple(k for k in CHANGEABLE if values[k] != current[k])
     return Change(values, changed, probe=bool(values["enabled"] and (url_changed or reenabled)))
 
@@ -126,6 +133,7 @@ CHANGEABLE = (
     "enabled",
     "status",
     "last_error",
+    "last_error_category",
     "width",
     "height",
     "codec",

@@ -6,9 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from lookout_shared.contracts import ErrorCategory
 from pydantic import BaseModel, ConfigDict, Field
 
 from lookout_api.domain import quotas
+from lookout_api.entrypoints.stream_schemas import LAST_ERROR, LAST_ERROR_CATEGORY
+
+ERROR = "why the job failed, in detail (host, path); never sent to viewers"
+ERROR_CATEGORY = "why the job failed, in one word; sent to every role"
 
 
 class JobOut(BaseModel):
@@ -17,7 +22,8 @@ class JobOut(BaseModel):
     stream_id: uuid.UUID | None = Field(description="null once the stream is deleted")
     status: str
     attempts: int
-    error: str | None
+    error: str | None = Field(None, description=ERROR)
+    error_category: ErrorCategory | None = Field(None, description=ERROR_CATEGORY)
     snapshot_id: uuid.UUID | None
     version: int
     created_at: datetime
@@ -91,7 +97,8 @@ class FailedJobOut(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
     stream_id: uuid.UUID | None
-    error: str | None
+    error: str | None = Field(None, description=ERROR)
+    error_category: ErrorCategory | None = Field(None, description=ERROR_CATEGORY)
     attempts: int
     finished_at: datetime | None
 
@@ -100,7 +107,8 @@ class ErrorStreamOut(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
     name: str
-    last_error: str | None
+    last_error: str | None = Field(None, description=LAST_ERROR)
+    last_error_category: ErrorCategory | None = Field(None, description=LAST_ERROR_CATEGORY)
     updated_at: datetime
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from lookout_shared.contracts import ErrorCategory
 from lookout_shared.stream_urls import mask_credentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,8 @@ Url = Field(
     description="rtsp(s), rtmp, http(s); file: only in the media directory",
 )
 Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
+LAST_ERROR = "why the source last failed, in detail (host, path); never sent to viewers"
+LAST_ERROR_CATEGORY = "why the source last failed, in one word; sent to every role"
 
 
 class Body(BaseModel):
@@ -56,7 +59,8 @@ class StreamOut(BaseModel):
     tags: list[str]
     enabled: bool
     status: str
-    last_error: str | None
+    last_error: str | None = Field(None, description=LAST_ERROR)
+    last_error_category: ErrorCategory | None = Field(None, description=LAST_ERROR_CATEGORY)
     width: int | None
     height: int | None
     codec: str | None
@@ -66,7 +70,8 @@ class StreamOut(BaseModel):
 
     @classmethod
     def of(cls, row: Any, fields: Sequence[str] = FIELDS) -> StreamOut:
-        """The row's ``fields`` (every field but ``url`` at least); ``url`` masked."""
+        """The row's ``fields`` (every field but those for operators at least); ``url``
+        masked."""
         data = {k: row[k] for k in fields}
         if "url" in data:
             data["url"] = mask_credentials(data["url"])
@@ -84,7 +89,8 @@ class StreamItem(BaseModel):
     tags: list[str] | None = None
     enabled: bool | None = None
     status: str | None = None
-    last_error: str | None = None
+    last_error: str | None = Field(None, description=LAST_ERROR)
+    last_error_category: ErrorCategory | None = Field(None, description=LAST_ERROR_CATEGORY)
     width: int | None = None
     height: int | None = None
     codec: str | None = None

@@ -62,7 +62,7 @@ def stream_deleted_cascade(jobs: Sequence[Row], snapshots: Sequence[Row]) -> lis
                 stream_id=j["stream_id"],
                 status="failed",
                 attempts=j["attempts"],
-                error="stream deleted",
+                error="stream_deleted",  # events carry the category (contracts.py)
             ),
             j,
         )

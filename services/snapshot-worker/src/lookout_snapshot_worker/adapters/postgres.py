@@ -24,7 +24,7 @@ from lookout_snapshot_worker.ports import FileStore, LoadedJob, Pruned
 _UPDATE_JOB = """
 UPDATE snapshot_jobs
    SET status = $3, attempts = $4, error = $5, snapshot_id = $6, version = $7,
-       started_at = $8, finished_at = $9
+       started_at = $8, finished_at = $9, error_category = $10
  WHERE id = $1 AND version = $2 AND status IN ('queued', 'running')
 """
 
@@ -58,7 +58,7 @@ class PostgresJobStore:
     async def load(self, job_id: uuid.UUID) -> LoadedJob | None:
         row = await self._pool.fetchrow(
             """SELECT j.id, j.tenant_id, j.stream_id, j.status, j.attempts, j.version, j.error,
-                      j.snapshot_id, j.started_at, j.finished_at, s.url
+                      j.error_category, j.snapshot_id, j.started_at, j.finished_at, s.url
                  FROM snapshot_jobs j JOIN streams s ON s.id = j.stream_id
                 WHERE j.id = $1""",
             job_id,
@@ -68,7 +68,8 @@ class PostgresJobStore:
         job = Job(
             id=row["id"], tenant_id=row["tenant_id"], stream_id=row["stream_id"],
             status=row["status"], attempts=row["attempts"], version=row["version"],
-            error=row["error"], snapshot_id=row["snapshot_id"], started_at=row["started_at"],
+            error=row["error"], error_category=row["error_category"],
+            snapshot_id=row["snapshot_id"], started_at=row["started_at"],
             finished_at=row["finished_at"],
         )  # fmt: skip
         return LoadedJob(job, row["url"])
@@ -130,7 +131,7 @@ class _AlreadyHasSnapshot(Exception):
 async def _update_job(conn: Conn, job: Job, expected_version: int) -> bool:
     status: str = await conn.execute(
         _UPDATE_JOB, job.id, expected_version, job.status, job.attempts, job.error,
-        job.snapshot_id, job.version, job.started_at, job.finished_at,
+        job.snapshot_id, job.version, job.started_at, job.finished_at, job.error_category,
     )  # fmt: skip
     return status == "UPDATE 1"
 
@@ -142,7 +143,7 @@ class PostgresStreamStore:
     async def load(self, stream_id: uuid.UUID) -> Stream | None:
         row = await self._pool.fetchrow(
             """SELECT id, tenant_id, name, url, kind, status, enabled, version, tags, width,
-                      height, codec, fps, last_error, updated_at
+                      height, codec, fps, last_error, last_error_category, updated_at
                  FROM streams WHERE id = $1""",
             stream_id,
         )
@@ -155,10 +156,11 @@ class PostgresStreamStore:
             status: str = await conn.execute(
                 """UPDATE streams
                       SET width = $3, height = $4, codec = $5, status = $6, last_error = $7,
-                          version = $8, updated_at = $9, fps = $10
+                          version = $8, updated_at = $9, fps = $10, last_error_category = $11
                     WHERE id = $1 AND version = $2""",
                 stream.id, expected_version, stream.width, stream.height, stream.codec,
                 stream.status, stream.last_error, stream.version, stream.updated_at, stream.fps,
+                stream.last_error_category,
             )  # fmt: skip
             if status != "UPDATE 1":
                 return False

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from lookout_shared.contracts import ErrorCategory
+
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 FINISHED: frozenset[JobStatus] = frozenset({"succeeded", "failed"})
 MAX_ERROR_LENGTH = 1000
@@ -24,7 +26,8 @@ class Job:
     status: JobStatus
     attempts: int
     version: int
-    error: str | None = None
+    error: str | None = None  # the detail, for operators
+    error_category: ErrorCategory | None = None  # what anyone may know of the failure
     snapshot_id: uuid.UUID | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -51,17 +54,21 @@ class Job:
             status="succeeded",
             snapshot_id=snapshot_id,
             error=None,
+            error_category=None,
             attempts=self.attempts + extra_attempts,
             version=self.version + 1,
             finished_at=now,
         )
 
-    def fail(self, reason: str, now: datetime, extra_attempts: int = 0) -> Job:
+    def fail(
+        self, reason: str, category: ErrorCategory, now: datetime, extra_attempts: int = 0
+    ) -> Job:
         self._require_unfinished("fail")
         return replace(
             self,
             status="failed",
             error=reason[:MAX_ERROR_LENGTH],
+            error_category=category,
             attempts=self.attempts + extra_attempts,
             version=self.version + 1,
             finished_at=now,

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from lookout_shared.contracts import StreamStatus
+from lookout_shared.contracts import ErrorCategory, StreamStatus
 
 MAX_ERROR_LENGTH = 1000
 MAX_FPS = 1000.0  # beyond this a rate is a container's time base, not a frame rate
@@ -49,7 +49,8 @@ class Stream:
     height: int | None = None
     codec: str | None = None
     fps: float | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # the detail, for operators
+    last_error_category: ErrorCategory | None = None  # what anyone may know of the failure
     updated_at: datetime | None = None
 
     def probed(self, result: ProbeResult, now: datetime) -> Stream:
@@ -61,16 +62,18 @@ class Stream:
             fps=result.fps,
             status=self._status_when("online"),
             last_error=None,
+            last_error_category=None,
             version=self.version + 1,
             updated_at=now,
         )
 
-    def failed(self, reason: str, now: datetime) -> Stream:
+    def failed(self, reason: str, category: ErrorCategory, now: datetime) -> Stream:
         """The source failed (a probe, or a capture that opened the circuit breaker)."""
         return replace(
             self,
             status=self._status_when("error"),
             last_error=reason[:MAX_ERROR_LENGTH],
+            last_error_category=category,
             version=self.version + 1,
             updated_at=now,
         )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from lookout_api import handlers
+from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem
 from lookout_api.entrypoints.snapshot_schemas import (
@@ -29,7 +30,12 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/dashboard/summary", response_model=DashboardOut, responses=UNAVAILABLE)
+@router.get(
+    "/dashboard/summary",
+    response_model=DashboardOut,
+    response_model_exclude_unset=True,
+    responses=UNAVAILABLE,
+)
 async def summary(
     deps: DepsDep,
     principal: PrincipalDep,
@@ -37,12 +43,18 @@ async def summary(
         uuid.UUID | None, Query(description="superusers: one tenant (default: the platform)")
     ] = None,
 ) -> DashboardOut:
+    """Viewers receive failures by category only (``error_category``,
+    ``last_error_category``), without the detail (``error``, ``last_error``)."""
     d = await handlers.dashboard(deps, principal, tenant_id)
     return DashboardOut(
         scope="platform" if d.scope is None else str(d.scope),
         counts=DashboardCounts(source=d.counts_source, counts=d.counts),
-        failed_jobs=[FailedJobOut.model_validate(j) for j in d.failed_jobs],
-        error_streams=[ErrorStreamOut.model_validate(s) for s in d.error_streams],
+        failed_jobs=[
+            FailedJobOut.model_validate(access.visible(principal, j)) for j in d.failed_jobs
+        ],
+        error_streams=[
+            ErrorStreamOut.model_validate(access.visible(principal, s)) for s in d.error_streams
+        ],
         queues=QueuesOut(
             outbox=OutboxOut(
                 unpublished=d.outbox_unpublished, oldest_age_seconds=d.outbox_oldest_age_seconds

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from lookout_api import handlers
 from lookout_api.bootstrap import Deps
+from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem, problems
 from lookout_api.entrypoints.ranged_file import file_response
@@ -71,9 +72,11 @@ async def request_snapshot(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_unset=True)
 async def get_job(deps: DepsDep, principal: PrincipalDep, job_id: uuid.UUID) -> JobOut:
-    return JobOut.model_validate(dict(await handlers.get_job(deps, principal, job_id)))
+    """Viewers receive every field but ``error`` (its category, ``error_category``, they do)."""
+    row = await handlers.get_job(deps, principal, job_id)
+    return JobOut.model_validate(access.visible(principal, dict(row)))
 
 
 @router.get("/streams/{stream_id}/snapshots", response_model=SnapshotPage)

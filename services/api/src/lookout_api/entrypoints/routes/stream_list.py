@@ -46,7 +46,8 @@ async def list_streams(
     ] = None,
     tenant_id: Annotated[uuid.UUID | None, Query(description="superusers only")] = None,
 ) -> OrjsonResponse:
-    """Viewers receive every field but ``url`` (``fields=url`` is ignored for them). Served
+    """Viewers receive every field but ``url`` and ``last_error`` (asking for them with
+    ``fields=`` is ignored); they get ``last_error_category``. Served
     from the read cache when it can be (entrypoints/cached_reads.py);
     ``X-Lookout-Degraded: redis`` says Redis was down and Postgres answered."""
     order = listing.Sort.parse(sort)

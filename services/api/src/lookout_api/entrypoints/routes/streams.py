@@ -53,7 +53,8 @@ async def get_stream(
     stream_id: uuid.UUID,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Viewers receive every field but ``url``. Served from the read cache when it can be
+    """Viewers receive every field but ``url`` and ``last_error`` (they get
+    ``last_error_category``). Served from the read cache when it can be
     (entrypoints/cached_reads.py)."""
     row = await handlers.get_stream(deps, principal, stream_id)
     headers = {"ETag": etags.etag(stream_id, row["version"])}
