@@ -73,16 +73,19 @@ async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def make_tenant(system: System, client: httpx.AsyncClient) -> Fleet:
-    """A tenant of its own with an admin and a viewer."""
-    root_email = f"root-{uuid.uuid4().hex[:8]}@example.com"
-    subprocess.run(
-        [str(BIN / "lookout-api"), "create-superuser", root_email],
-        env=system.env,
-        check=True,
-        capture_output=True,
-    )
-    root = await login(client, root_email)
+async def make_tenant(
+    system: System, client: httpx.AsyncClient, root: dict[str, str] | None = None
+) -> Fleet:
+    """A tenant of its own with an admin and a viewer (and a superuser, unless ``root``)."""
+    if root is None:
+        root_email = f"root-{uuid.uuid4().hex[:8]}@example.com"
+        subprocess.run(
+            [str(BIN / "lookout-api"), "create-superuser", root_email],
+            env=system.env,
+            check=True,
+            capture_output=True,
+        )
+        root = await login(client, root_email)
     r = await client.post(
         "/api/v1/tenants", json={"name": f"ui-{uuid.uuid4().hex[:6]}"}, headers=root
     )

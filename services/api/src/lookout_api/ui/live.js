@@ -7,7 +7,7 @@
 // history no longer covers the gap, and the room's owner then refetches over REST.
 // Listeners get "state" events: {state: "connecting" | "live" | "down", since, recovered}.
 
-const MAX_BACKOFF_MS = 10000;
+const MAX_BACKOFF_MS = 5000;
 
 export class Live extends EventTarget {
   constructor(url, token) {

@@ -137,7 +137,7 @@ export function mountStream(view, ctx, id) {
 
   function showJob(status, detail) {
     job.dataset.status = status;
-    job.replaceChildren(h("span", { class: `badge j-${status}` }, status), " ", detail);
+    job.replaceChildren("Snapshot job ", h("span", { class: `badge j-${status}` }, status), " ", detail);
   }
 
   function editForm() {
