@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from .conftest import ROOT, System
 from .ui_browser import (
+    CAMERAS,
     CHROMIUM,
     LAUNCH_ARGS,
     Fleet,
@@ -198,6 +199,44 @@ async def test_viewer_sees_no_urls_and_no_write_controls(fleet: Fleet, browser: 
     await page.context.close()
 
 
+async def test_token_stays_in_memory_and_logout_forgets_it(fleet: Fleet, browser: Browser) -> None:
+    tab = await open_page(browser, fleet, fleet.admin)
+    page = tab.page
+    await page.wait_for_selector(".tile")
+    ws = [u for u in tab.requests if u.startswith("ws")]
+    assert len(ws) == 1 and ws[0].endswith("/ws")  # the token went as a subprotocol
+    assert not [u for u in tab.requests if "token=" in u or "eyJ" in u]
+    stored = "localStorage.length + sessionStorage.length + document.cookie.length"
+    assert await page.evaluate(stored) == 0
+    await page.click("#logout")
+    await page.wait_for_selector("#login-form", state="visible")
+    assert await page.locator(".tile").count() == 0
+    assert await page.evaluate("location.hash") == ""
+    assert tab.errors == []
+    await page.context.close()
+
+
+async def test_grid_filters_by_search_status_and_tag(fleet: Fleet, browser: Browser) -> None:
+    tab = await open_page(browser, fleet, fleet.admin)
+    page = tab.page
+    await page.wait_for_selector(".tile")
+    shown = "n => document.querySelectorAll('.tile').length === n"
+    await page.fill("input[name=q]", "dock")
+    await page.wait_for_function(shown, arg=1)
+    assert "dock" in (await page.inner_text(".tile .name")).lower()
+    assert "q=dock" in await page.evaluate("location.hash")
+    await page.fill("input[name=q]", "")
+    await page.fill("input[name=tag]", "indoor")
+    indoor = [n for n, _, tags in CAMERAS if "indoor" in tags]
+    await page.wait_for_function(shown, arg=len(indoor))
+    await page.fill("input[name=tag]", "")
+    await page.select_option("select[name=status]", "error")
+    await page.wait_for_selector("text=No streams match.")
+    assert await page.locator(".tile").count() == 0
+    assert tab.errors == []
+    await page.context.close()
+
+
 async def test_admin_sees_the_operations_panel(fleet: Fleet, browser: Browser) -> None:
     tab = await open_page(browser, fleet, fleet.admin)
     page = tab.page
@@ -249,6 +288,33 @@ async def test_page_recovers_after_the_notifier_restarts(
         )
     # Chromium reports the refused reconnection attempts while the notifier was down.
     assert [e for e in tab.errors if "WebSocket" not in e] == []
+    await page.context.close()
+
+
+async def test_failed_job_is_listed_live_with_a_link_to_its_stream(
+    system: System, fleet: Fleet, browser: Browser
+) -> None:
+    tab = await open_page(browser, fleet, fleet.admin)
+    page = tab.page
+    await page.wait_for_selector(".tile")
+    broken = system.media / "broken.mp4"
+    broken.write_bytes(b"this is not a video")
+    async with httpx.AsyncClient(base_url=fleet.api) as client:
+        headers = await login(client, fleet.admin)
+        body = {"name": "Roof camera", "url": broken.as_uri()}
+        r = await client.post("/api/v1/streams", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        stream_id = r.json()["id"]
+        r = await client.post(f"/api/v1/streams/{stream_id}/snapshots", headers=headers)
+        assert r.status_code == 202, r.text
+    link = f'#attention a[href="#/streams/{stream_id}"]'
+    await page.wait_for_selector(link, timeout=60_000)  # from counts.changed, no reload
+    await page.wait_for_selector("[data-count='jobs_status:failed']")
+    await page.click(link)
+    await page.wait_for_function(
+        "() => document.querySelector('.stream-head .name')?.textContent.startsWith('Roof camera')"
+    )
+    assert [e for e in tab.errors if "404" not in e] == []  # it has no image: a 404
     await page.context.close()
 
 

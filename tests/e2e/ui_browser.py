@@ -156,6 +156,7 @@ async def open_page(browser: Browser, fleet: Fleet, email: str) -> Tab:
     page.on("console", console)
     page.on("pageerror", lambda exc: tab.errors.append(f"uncaught: {exc}"))
     page.on("request", lambda request: tab.requests.append(request.url))
+    page.on("websocket", lambda ws: tab.requests.append(ws.url))
     await page.goto(f"{fleet.api}/ui")
     await page.fill("input[name=username]", email)
     await page.fill("input[name=password]", PASSWORD)

@@ -39,7 +39,11 @@ async function start(token) {
   const me = await api.getJSON("/api/v1/users/me");
   const bus = new EventTarget();
   const live = new Live((await config).notifier_ws_url, token);
-  live.addEventListener("state", (ev) => showConnection(ev.detail));
+  live.addEventListener("state", (ev) => {
+    showConnection(ev.detail);
+    // 1008: the token expired (or was refused); a REST call then ends the session on its 401.
+    if (ev.detail.code === 1008) api.getJSON("/api/v1/users/me").catch(() => {});
+  });
   // The tenant room carries every stream, job and snapshot event of the tenant and its
   // counts.changed: one subscription feeds the grid, the stream view and the counts.
   if (me.tenant_id) {
