@@ -246,6 +246,7 @@ async def test_admin_sees_the_operations_panel(fleet: Fleet, browser: Browser) -
     for expected in ("Health", "postgres", "Outbox", "unpublished", "Dead letters", "Quotas"):
         assert expected in text
     assert "snapshot.capture.dead" in text
+    await page.screenshot(path=OUT / "ops.png")
     assert tab.errors == []
     await page.context.close()
 

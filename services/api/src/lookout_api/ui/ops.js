@@ -42,7 +42,7 @@ export function mountOps(view, ctx) {
         Object.entries(queues).filter(([n]) => n.endsWith(".dead")).map(([n, v]) => row(n, v, v ? "bad" : ""))),
       d.quotas ? card("Quotas", [
         row("streams", `${d.quotas.max_streams.used ?? "?"} / ${d.quotas.max_streams.limit}`),
-        row("snapshot requests this minute",
+        row("snapshot requests / min",
           `${d.quotas.snapshot_requests_per_minute.used ?? "?"} / ${d.quotas.snapshot_requests_per_minute.limit}`),
       ]) : "",
       card("Counts", [row("source", d.counts.source, d.counts.source === "sql" ? "warn" : "")]));
