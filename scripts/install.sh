@@ -10,6 +10,8 @@ packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg
   prometheus wrk
   # A real RTSP server for the worker's tests: GStreamer's, driven from the system python.
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  # Headless browser for the operator page's tests (driven by Playwright, never downloaded).
+  chromium
   $(command -v kubectl >/dev/null || echo kubernetes-client))
 # Debian's own python3 needs python3-venv for the uv bootstrap below.
 python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)

@@ -43,6 +43,7 @@ done
 
 ".venv/bin/lookout-api" seed-demo --video "$DEMO_VIDEO" >/dev/null
 ".venv/bin/python" scripts/demo.py
+log "operator page: ${LOOKOUT_PUBLIC_URL:-http://127.0.0.1:${LOOKOUT_API_PORT:-8000}}/ui (log in as $LOOKOUT_DEMO_EMAIL)"
 
 log "running; press Ctrl-C to stop"
 # Returns only on Ctrl-C (or SIGTERM): a service that exits is restarted by its supervisor.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -106,6 +107,9 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         "LOOKOUT_WORKER_PORT": str(PORTS["snapshot-worker"]),
         "LOOKOUT_AGGREGATOR_PORT": str(PORTS["count-aggregator"]),
         "LOOKOUT_PUBLIC_URL": f"http://127.0.0.1:{PORTS['api']}",
+        # The operator page, served by the api, reaches the notifier on its own port.
+        "LOOKOUT_PUBLIC_NOTIFIER_URL": f"http://127.0.0.1:{PORTS['notifier']}",
+        "LOOKOUT_NOTIFIER_ALLOWED_ORIGINS": json.dumps([f"http://127.0.0.1:{PORTS['api']}"]),
         "LOOKOUT_SUPERUSER_PASSWORD": PASSWORD,
         # Everything is logged, so the secret scan of the logs sees all there is.
         "LOOKOUT_LOG_LEVEL": "DEBUG",

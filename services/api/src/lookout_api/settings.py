@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from lookout_shared.settings import ServiceSettings
+from pydantic import field_validator
 
 
 class ApiSettings(ServiceSettings):
@@ -12,6 +14,9 @@ class ApiSettings(ServiceSettings):
     access_token_minutes: int = 15
     # Where clients reach the api; used to build absolute links such as a job's status_url.
     public_url: str = "http://127.0.0.1:8000"
+    # Where browsers reach the notifier (http or https; the page derives ws/wss from it). The
+    # operator page at /ui learns it from /ui/config.json and its CSP allows it in connect-src.
+    public_notifier_url: str = "http://127.0.0.1:8001"
     # How long a process trusts an API key lookup: the bound on revocation.
     api_key_cache_seconds: float = 30.0
     # Login rate limits: every attempt per client IP, failed attempts per e-mail.
@@ -46,3 +51,11 @@ class ApiSettings(ServiceSettings):
     # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.
     cache_timeout_seconds: float = 0.5
     cache_breaker_seconds: float = 2.0
+
+    @field_validator("public_notifier_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("LOOKOUT_PUBLIC_NOTIFIER_URL must be an http(s) URL")
+        return value

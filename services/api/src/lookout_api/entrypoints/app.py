@@ -14,6 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
 from lookout_api.domain.errors import DomainError, ItemErrors, TooManyRequests, Unauthorized
+from lookout_api.entrypoints import ui
 from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
@@ -86,6 +87,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dashboard,
     ):
         app.include_router(module.router)
+    app.include_router(ui.router)  # the operator page at /ui
 
     # Innermost first. Cache hits skip routing and gzip (the cache keeps the encoded bytes)
     # but still get metrics and request ids.
