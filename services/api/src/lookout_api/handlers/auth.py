@@ -12,13 +12,14 @@ from redis.exceptions import RedisError
 
 from lookout_api.adapters import api_keys_db, passwords, rate_limit_redis, tenancy_db
 from lookout_api.bootstrap import Deps
-from lookout_api.domain import api_keys
+from lookout_api.domain import access, api_keys
 from lookout_api.domain.access import KeyPrincipal
 from lookout_api.domain.errors import TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 # An API key principal carries no expiry of its own; revocation is what ends it.
 _NO_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
+REVOKED = "the API key is unknown or revoked"
 
 
 async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> tuple[str, int]:
@@ -32,7 +33,9 @@ async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> 
         await _count_failure(deps, email_key)
         raise Unauthorized("wrong e-mail or password")
     ttl = timedelta(minutes=deps.settings.access_token_minutes)
-    token = deps.codec.issue(user["id"], user["tenant_id"], user["role"], ttl)
+    token = deps.codec.issue(
+        user["id"], user["tenant_id"], user["role"], ttl, version=user["token_version"]
+    )
     return token, int(ttl.total_seconds())
 
 
@@ -84,13 +87,28 @@ async def authenticate(deps: Deps, token: str) -> Principal:
     digest = api_keys.digest(token)
     hit, key = deps.key_cache.get(digest)
     if not hit:
+        epoch = deps.key_cache.epoch  # a revocation noticed during the query wins
         async with deps.pool.acquire() as conn:
             row = await api_keys_db.active_key(conn, digest)
         key = dict(row) if row is not None else None
-        deps.key_cache.put(digest, key)
+        deps.key_cache.put(digest, key, epoch)
     if key is None:
-        raise Unauthorized("the API key is unknown or revoked")
+        raise Unauthorized(REVOKED)
     return _key_principal(key)
+
+
+async def ensure_current(deps: Deps, principal: Principal) -> None:
+    """Check ``principal`` against Postgres: the key is still live, or the token's account
+    still exists with the role, tenant and token version the token names. Every write and
+    every read of accounts, keys, audit and quotas passes here; stream reads do not, and
+    trust a token until it expires."""
+    async with deps.pool.acquire() as conn:
+        if isinstance(principal, KeyPrincipal):
+            if not await api_keys_db.key_is_live(conn, principal.key_id):
+                raise Unauthorized(REVOKED)
+            return
+        account = await tenancy_db.user_standing(conn, principal.user_id)
+    access.still_current(principal, account)
 
 
 def known_principal(deps: Deps, token: str) -> Principal | None:
