@@ -17,6 +17,7 @@ import httpx
 import pytest
 from lookout_api.adapters.key_cache import APPLICATION_NAME
 from lookout_api.bootstrap import Deps
+from lookout_api.domain import api_keys
 from lookout_api.entrypoints.app import create_app
 
 from .conftest import Api
@@ -188,8 +189,8 @@ async def test_key_revoked_in_sql_elsewhere_is_refused_at_once(api: Api, db: asy
     key = r.json()
     machine = {"Authorization": f"Bearer {key['secret']}"}
     assert (await api.client.get("/api/v1/streams", headers=machine)).status_code == 200
-    digest = next(iter(api.app.state.deps.key_cache._items))
-    assert api.app.state.deps.key_cache.get(digest)[0]  # cached, so the read used no query
+    # Cached: the next read of this process asks no query.
+    assert api.app.state.deps.key_cache.get(api_keys.digest(key["secret"]))[0]
     await db.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key["id"])
     took = await until_status(lambda: api.client.get("/api/v1/streams", headers=machine), 401)
     print(f"revoked key refused after {took * 1000:.1f} ms")

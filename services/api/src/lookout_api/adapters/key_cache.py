@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHANNEL = "lookout_principals"
 APPLICATION_NAME = "lookout-api principal changes"  # how the connection shows in Postgres
+MAX_RETRY_SECONDS = 30.0
 
 
 class TtlCache(Generic[T]):
@@ -78,17 +79,21 @@ class PrincipalChanges:
         self._heartbeat = heartbeat
         self._retry = retry
         self.connected = asyncio.Event()  # set while listening (tests wait on it)
+        self._was_listening = False
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting after a failure."""
+        """Listen until cancelled, reconnecting after a failure (waits double up to 30 s)."""
+        delay = self._retry
         while True:
             try:
                 await self._listen_once()
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.warning("principal changes: listener lost (%r); keys checked in Postgres", exc)
-            await asyncio.sleep(self._retry)
+            delay = self._retry if self._was_listening else min(delay * 2, MAX_RETRY_SECONDS)
+            await asyncio.sleep(delay)
 
     async def _listen_once(self) -> None:
+        self._was_listening = False
         conn = await asyncpg.connect(
             self._dsn,
             timeout=self._heartbeat,
@@ -102,6 +107,7 @@ class PrincipalChanges:
             self._cache.clear()
             self._cache.trusted = True
             self.connected.set()
+            self._was_listening = True
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._heartbeat):
