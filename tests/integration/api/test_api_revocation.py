@@ -151,6 +151,26 @@ async def test_demoted_or_disabled_account_loses_its_power_at_once(
     assert r.status_code == 401
 
 
+async def test_account_moved_to_another_tenant_loses_its_power_at_once(
+    api: Api, db: asyncpg.Pool
+) -> None:
+    _, admin = await api.tenant_user("admin")
+    elsewhere, _ = await api.tenant_user("viewer")
+    account = await me(api, admin)
+    await db.execute(
+        "UPDATE users SET tenant_id = $2 WHERE id = $1",
+        uuid.UUID(account["id"]),
+        uuid.UUID(elsewhere),
+    )
+    # The token still names the old tenant: no write there, no read of its accounts.
+    refused(
+        await api.client.post(
+            "/api/v1/streams", json={"name": "x", "url": "rtsp://c/x"}, headers=admin
+        )
+    )
+    refused(await api.client.get("/api/v1/users", headers=admin))
+
+
 async def test_password_change_ends_older_tokens_writes(api: Api, db: asyncpg.Pool) -> None:
     _, admin = await api.tenant_user("admin")
     account = await me(api, admin)
