@@ -2,7 +2,10 @@
 
 Values come from ``LOOKOUT_*`` environment variables. The defaults suit the local stack
 (`make run`) and nothing else: outside ``development`` and ``test`` the settings refuse to
-load with a default secret or password, so a forgotten variable fails loudly at start-up.
+load with a weak JWT secret (the development value, a placeholder, under 32 bytes, a
+repeated pattern or little entropy: see :mod:`lookout_shared.weak_secrets`) or a weak
+password in a server URL (the same rules from 16 bytes), so a forgotten variable fails
+loudly at start-up. The error names the setting and never shows the value.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "lookout-development-secret-do-not-use-in-production"  # noqa: S105
-_DEV_PASSWORD = "lookout:lookout@"  # noqa: S105
+from lookout_shared.weak_secrets import DEV_JWT_SECRET, url_password, weakness
+
+__all__ = ["DEV_JWT_SECRET", "ServiceSettings"]
+JWT_SECRET_MIN_BYTES = 32
+PASSWORD_MIN_BYTES = 16
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOOKOUT_", extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise print every value, secrets too.
+    model_config = SettingsConfigDict(
+        env_prefix="LOOKOUT_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     service_name: str = "lookout"
@@ -46,12 +55,17 @@ class ServiceSettings(BaseSettings):
         if self.environment in ("development", "test"):
             return self
         problems = []
-        secret = self.jwt_secret.get_secret_value()
-        if secret == DEV_JWT_SECRET or len(secret) < 32:
-            problems.append("LOOKOUT_JWT_SECRET must be set to a random value of 32+ characters")
-        for name in ("database_url", "amqp_url"):
-            if _DEV_PASSWORD in getattr(self, name).get_secret_value():
-                problems.append(f"LOOKOUT_{name.upper()} still carries the development password")
+        why = weakness(self.jwt_secret.get_secret_value(), JWT_SECRET_MIN_BYTES)
+        if why is not None:
+            problems.append(
+                f"LOOKOUT_JWT_SECRET is too weak for production: {why}; "
+                "set a random value, e.g. `openssl rand -hex 32`"
+            )
+        for name in ("database_url", "redis_url", "amqp_url"):
+            password = url_password(getattr(self, name).get_secret_value())
+            why = None if password is None else weakness(password, PASSWORD_MIN_BYTES)
+            if why is not None:
+                problems.append(f"the password in LOOKOUT_{name.upper()} is too weak: {why}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -1,7 +1,10 @@
 """Access tokens: JWTs the api issues and every service verifies without a database query.
 
 The algorithm is pinned (HS256) and ``exp``, ``iss`` and ``aud`` are required, so a token
-signed with ``none``, another key or for another audience is refused.
+signed with ``none``, another key or for another audience is refused. A token also carries
+its user's token version (``ver``): the api compares it with the account's current one
+before any write, so a change of role, tenant or password, or a deletion, ends the token's
+write power at once; reads that need no account check trust the token until it expires.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ ROLES: tuple[Role, ...] = ("superuser", "admin", "operator", "viewer")
 # Tokens verified recently, kept so a client's next request skips the decode (pure-Python
 # base64 and JSON work that costs more than a cached read). Bounded; cleared when full.
 VERIFIED_MAX = 10_000
+# The token version of a new account (the users table's default).
+FIRST_VERSION = 1
 
 
 class InvalidToken(Exception):
@@ -27,10 +32,22 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who a request acts for. Exactly a superuser has no tenant: a principal of any other
+    role without one cannot be built, so no check downstream can mistake it for one that
+    may read every tenant."""
+
     user_id: uuid.UUID
     tenant_id: uuid.UUID | None  # None only for a platform superuser
     role: Role
     expires_at: datetime
+    # The account's token version when the token was issued (0: a token without one).
+    version: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}")
+        if (self.role == "superuser") != (self.tenant_id is None):
+            raise ValueError("only a superuser acts without a tenant, and a superuser has none")
 
     @property
     def is_superuser(self) -> bool:
@@ -50,13 +67,19 @@ class TokenCodec:
     _verified: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
 
     def issue(
-        self, user_id: uuid.UUID, tenant_id: uuid.UUID | None, role: Role, ttl: timedelta
+        self,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID | None,
+        role: Role,
+        ttl: timedelta,
+        version: int = FIRST_VERSION,
     ) -> str:
         now = datetime.now(UTC)
         claims = {
             "sub": str(user_id),
             "tid": str(tenant_id) if tenant_id else None,
             "role": role,
+            "ver": version,
             "iss": self.issuer,
             "aud": self.audience,
             "iat": now,
@@ -87,15 +110,17 @@ class TokenCodec:
                 audience=self.audience,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
-            role = claims.get("role")
-            if role not in ROLES:
-                raise InvalidToken("unknown role")
             tenant = claims.get("tid")
+            version = claims.get("ver", 0)
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise InvalidToken("the token version is not an integer")
+            # Principal refuses an unknown role, and a role that does not match the tenant.
             return Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 tenant_id=uuid.UUID(tenant) if tenant else None,
-                role=role,
+                role=claims["role"],
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                version=version,
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from None

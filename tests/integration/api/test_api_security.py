@@ -177,6 +177,7 @@ async def test_token_attacks_answer_401(api: Api) -> None:
         "forged role claim": f"{head}.{forged_body}.{sig}",
         "HS512 instead of HS256": jwt.encode(good, secret, algorithm="HS512"),
         "unknown role": jwt.encode(_claims(user, role="root"), secret, algorithm="HS256"),
+        "tenant role without a tenant": jwt.encode(_claims(user, tid=None), secret, "HS256"),
         "garbage": "not.a.token",
         "unknown API key": "lk_" + "A" * 43,
     }
@@ -192,6 +193,21 @@ async def test_token_attacks_answer_401(api: Api) -> None:
             assert r.status_code == 401, (name, path, r.text)
             assert r.headers["content-type"] == "application/problem+json"
             assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_tenantless_token_of_a_tenant_role_reads_no_tenant(api: Api) -> None:
+    """Only a superuser acts without a tenant: a viewer or admin token signed with the real
+    secret but naming no tenant once read every tenant's streams."""
+    _, alice = await api.tenant_user("admin")
+    await api.stream(alice, name="alice-cam")
+    user = (await api.client.get("/api/v1/users/me", headers=alice)).json()
+    secret = api.settings.jwt_secret.get_secret_value()
+    for role in ("viewer", "operator", "admin"):
+        token = _bearer(jwt.encode(_claims(user, tid=None, role=role), secret, "HS256"))
+        for path in ("/api/v1/streams", "/api/v1/counts", "/api/v1/dashboard/summary"):
+            r = await api.client.get(path, headers=token)
+            assert r.status_code == 401, (role, path, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
 
 
 def _bearer(token: str) -> dict[str, str]:

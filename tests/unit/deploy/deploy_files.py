@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("api", "snapshot-worker", "count-aggregator", "notifier")
@@ -53,3 +55,44 @@ def synced_package(dockerfile: Path) -> str:
     names: set[str] = set(re.findall(r"uv sync [^&]*--package (\S+)", dockerfile.read_text()))
     assert len(names) == 1, f"{dockerfile}: one --package expected, got {names}"
     return names.pop()
+
+
+# ``$$``, ``${NAME}``, ``${NAME<op>word}`` and ``$NAME``, as the compose specification spells them.
+_VARIABLE = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<word>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_]\w*))"
+)
+
+
+def interpolate(data: Any, env: Mapping[str, str]) -> tuple[Any, list[str]]:
+    """What `docker compose config` does to a parsed compose file's variables (without a
+    Docker engine): every string value with its variables replaced, and the errors that
+    ``${VAR:?msg}`` and ``${VAR?msg}`` raise (compose then refuses to start)."""
+    errors: list[str] = []
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return _VARIABLE.sub(one, node)
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    def one(match: re.Match[str]) -> str:
+        if match["dollar"]:
+            return "$"
+        name = match["braced"] or match["bare"]
+        op, word = match["op"] or "", match["word"] or ""
+        value = env.get(name)
+        present = value is not None and (value != "" or not op.startswith(":"))
+        if op.endswith("?") and not present:
+            errors.append(word or f"{name} is required")
+            return ""
+        if op.endswith("-"):
+            return value if present and value is not None else word
+        if op.endswith("+"):
+            return word if present else ""
+        return value or ""
+
+    return walk(data), errors

@@ -4,6 +4,7 @@ builds runs a command its image really has."""
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 import sys
 from importlib import metadata
@@ -12,8 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
+from lookout_shared.settings import DEV_JWT_SECRET, ServiceSettings
+from pydantic import ValidationError
 
-from tests.unit.deploy.deploy_files import PORTS, ROOT, packages, synced_package
+from tests.unit.deploy.deploy_files import PORTS, ROOT, interpolate, packages, synced_package
 
 COMPOSE = ROOT / "docker-compose.yml"
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
@@ -126,6 +130,69 @@ def test_deploy_env_example_has_every_compose_variable() -> None:
     assert used <= defined, f"missing from .env.example: {sorted(used - defined)}"
 
 
-@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "LOOKOUT_JWT_SECRET"])
-def test_deploy_compose_secrets_come_from_the_environment(secret: str) -> None:
-    assert f"${{{secret}:-" in COMPOSE.read_text()
+SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "LOOKOUT_JWT_SECRET")
+APP_SERVICES = ("api", "snapshot-worker", "count-aggregator", "notifier")
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_deploy_compose_secrets_are_required_variables(secret: str) -> None:
+    text = COMPOSE.read_text()
+    used = re.findall(rf"\$\{{{secret}(:?[-?+]?)", text)
+    assert used and set(used) == {":?"}, f"{secret}: {used}"
+
+
+def test_deploy_compose_runs_every_service_in_production() -> None:
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["LOOKOUT_ENVIRONMENT"] == "production", name
+    assert "development" not in COMPOSE.read_text()
+
+
+def example_env() -> dict[str, str]:
+    values = dotenv_values(ROOT / ".env.example")
+    return {k: v or "" for k, v in values.items()}
+
+
+@pytest.mark.parametrize("env", ["no .env", ".env.example as it is"])
+def test_deploy_compose_refuses_to_start_without_secrets(env: str) -> None:
+    _, errors = interpolate(compose(), {} if env == "no .env" else example_env())
+    assert {e.split()[0] for e in errors} == set(SECRETS), errors
+    assert all("is required" in e for e in errors)
+
+
+def rendered_services(env: dict[str, str]) -> dict[str, Any]:
+    rendered, errors = interpolate(compose(), env)
+    assert errors == []
+    services: dict[str, Any] = rendered["services"]
+    return services
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    ServiceSettings()
+
+
+def test_deploy_compose_services_start_with_generated_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = example_env() | {name: secrets.token_hex(32) for name in SECRETS}
+    services = rendered_services(env)
+    for name in APP_SERVICES:
+        load_settings(monkeypatch, services[name]["environment"])
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
+
+
+def test_deploy_compose_services_refuse_development_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = example_env() | {
+        "POSTGRES_PASSWORD": "lookout",
+        "RABBITMQ_PASSWORD": "lookout",
+        "LOOKOUT_JWT_SECRET": DEV_JWT_SECRET,
+    }
+    environment = rendered_services(env)["api"]["environment"]
+    with pytest.raises(ValidationError) as raised:
+        load_settings(monkeypatch, environment)
+    for setting in ("LOOKOUT_JWT_SECRET", "LOOKOUT_DATABASE_URL", "LOOKOUT_AMQP_URL"):
+        assert setting in str(raised.value)

@@ -7,12 +7,17 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
+from lookout_shared.settings import DEV_JWT_SECRET, ServiceSettings
+from lookout_shared.weak_secrets import url_password
+from pydantic import ValidationError
 
 from tests.unit.deploy.deploy_files import PORTS, ROOT
 
@@ -231,3 +236,54 @@ def test_deploy_k8s_secret_template_names_every_secret_setting() -> None:
     # Never rendered: a placeholder Secret must not reach a cluster.
     for target in TARGETS:
         assert not of_kind(render(target), "Secret")
+
+
+def production_config() -> dict[str, str]:
+    data: dict[str, str] = of_kind(render("overlays/production"), "ConfigMap")["lookout-config"][
+        "data"
+    ]
+    return data
+
+
+def test_deploy_k8s_ships_production_and_no_secret_values() -> None:
+    """Every pod runs as production, and secrets come only from lookout-secrets: nothing
+    rendered carries the JWT secret or a password."""
+    docs = render("overlays/production")
+    assert production_config()["LOOKOUT_ENVIRONMENT"] == "production"
+    plain: dict[str, str] = dict(production_config())
+    for deployment in [*of_kind(docs, "Deployment").values(), *of_kind(docs, "Job").values()]:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            plain |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    assert plain.get("LOOKOUT_ENVIRONMENT", "production") == "production"
+    assert "LOOKOUT_JWT_SECRET" not in plain
+    assert all(url_password(v) is None for v in plain.values()), plain
+    text = (
+        "\n".join(p.read_text() for p in K8S.rglob("*.y*ml"))
+        + (K8S / "overlays" / "production" / "secrets.env.example").read_text()
+    )
+    assert DEV_JWT_SECRET not in text and "lookout:lookout@" not in text
+
+
+def _template_values() -> dict[str, str]:
+    values: dict[str, str] = yaml.safe_load((K8S / "base" / "secret.template.yaml").read_text())[
+        "stringData"
+    ]
+    return values
+
+
+def _example_values() -> dict[str, str]:
+    path = K8S / "overlays" / "production" / "secrets.env.example"
+    return {k: v or "" for k, v in dotenv_values(path).items()}
+
+
+@pytest.mark.parametrize("values", [_template_values, _example_values], ids=["template", "example"])
+def test_deploy_k8s_placeholder_secrets_are_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch, values: Callable[[], dict[str, str]]
+) -> None:
+    for name, value in (production_config() | values()).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as raised:
+        ServiceSettings()
+    for setting in ("LOOKOUT_JWT_SECRET", "LOOKOUT_DATABASE_URL", "LOOKOUT_AMQP_URL"):
+        assert setting in str(raised.value)
+    assert "CHANGE-ME" not in str(raised.value)

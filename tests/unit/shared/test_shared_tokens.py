@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from lookout_shared.tokens import InvalidToken, TokenCodec
+from lookout_shared.tokens import InvalidToken, Principal, TokenCodec
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -54,3 +54,30 @@ def test_a_tampered_token_is_refused_even_after_the_real_one_verified() -> None:
 
 def test_the_secret_never_shows_in_the_codec_repr() -> None:
     assert SECRET not in repr(codec())
+
+
+@pytest.mark.parametrize(
+    ("role", "tenant"),
+    [("viewer", None), ("operator", None), ("admin", None), ("superuser", uuid.uuid4())],
+)
+def test_only_a_superuser_acts_without_a_tenant(role: str, tenant: uuid.UUID | None) -> None:
+    """A correctly signed token whose role needs a tenant but names none is refused: it
+    would otherwise read as a principal of every tenant."""
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {"sub": str(uuid.uuid4()), "role": role}
+    claims["tid"] = str(tenant) if tenant else None
+    claims |= {"iss": "lookout", "aud": "lookout-api", "iat": now, "exp": now + timedelta(1)}
+    with pytest.raises(InvalidToken, match="tenant"):
+        codec().verify(jwt.encode(claims, SECRET, algorithm="HS256"))
+    with pytest.raises(ValueError, match="tenant"):
+        Principal(uuid.uuid4(), tenant, role, now)  # type: ignore[arg-type]
+
+
+def test_a_token_carries_its_account_version() -> None:
+    tokens = codec()
+    token = tokens.issue(uuid.uuid4(), uuid.uuid4(), "viewer", timedelta(minutes=5), version=7)
+    assert tokens.verify(token).version == 7
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["ver"] = "7"
+    with pytest.raises(InvalidToken):
+        tokens.verify(jwt.encode(claims, SECRET, algorithm="HS256"))

@@ -14,7 +14,7 @@ from lookout_shared.storage import LocalStorage, SnapshotStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 
-from lookout_api.adapters.key_cache import TtlCache
+from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
 
@@ -30,8 +30,9 @@ class Deps:
     cache: ReadCache
     broker: Broker | None = None
     relay: OutboxRelay | None = None
-    # API key lookups (hash -> principal fields); its TTL bounds revocation.
+    # API key lookups (hash -> principal fields), trusted while principal_changes listens.
     key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
+    principal_changes: PrincipalChanges | None = None
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -55,9 +56,12 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         codec=token_codec(settings),
         storage=LocalStorage(settings.storage_dir),
         cache=read_cache(settings, redis, keys),
-        key_cache=TtlCache(settings.api_key_cache_seconds),
+        key_cache=TtlCache(settings.api_key_cache_seconds, trusted=False),
     )
     if with_broker:
+        deps.principal_changes = PrincipalChanges(
+            settings.database_url.get_secret_value(), deps.key_cache
+        )
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
         deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
     return deps

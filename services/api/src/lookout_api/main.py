@@ -14,6 +14,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from lookout_shared.telemetry import setup_process
@@ -45,10 +46,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(cli.seed_demo(settings, video_url)))
     if args.command in ops.COMMANDS:
         sys.exit(ops.run(settings, args))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.bind_host,
-        port=settings.api_port,
-        log_config=None,
-        proxy_headers=False,
-    )
+    uvicorn.run(create_app(settings), **serve_options(settings))
+
+
+def serve_options(settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's options. The client address (login rate limits) is the TCP peer's, unless
+    the peer is a proxy listed in LOOKOUT_FORWARDED_ALLOW_IPS: then uvicorn takes it from
+    X-Forwarded-For (the right-most address that is not a trusted proxy)."""
+    return {
+        "host": settings.bind_host,
+        "port": settings.api_port,
+        "log_config": None,
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+    }

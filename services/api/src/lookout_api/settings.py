@@ -19,11 +19,20 @@ class ApiSettings(ServiceSettings):
     public_notifier_url: str = "http://127.0.0.1:8001"
     # How long a process trusts an API key lookup: the bound on revocation.
     api_key_cache_seconds: float = 30.0
-    # Login rate limits: every attempt per client IP, failed attempts per e-mail.
+    # Login rate limits (domain/login_limits.py): every attempt per client address; failed
+    # attempts per e-mail from one address (that address alone is then refused); failed
+    # attempts per e-mail from all addresses (past it, an address that failed waits for the
+    # window to end, one that did not still logs in). Both failure counts share a window.
     login_ip_limit: int = 30
     login_ip_window_seconds: int = 60
-    login_email_failure_limit: int = 10
+    login_client_failure_limit: int = 10
+    login_email_failure_limit: int = 100
     login_email_window_seconds: int = 300
+    # Proxies whose X-Forwarded-For names the client address (comma-separated addresses or
+    # CIDRs, uvicorn's forwarded_allow_ips; "*" trusts every peer). Empty: the header is
+    # ignored and the client address is the TCP peer's, as it must be without a proxy that
+    # overwrites the header (a client could otherwise pick any address per request).
+    forwarded_allow_ips: str = ""
     # Larger request bodies answer 413 (a full bulk request of 500 streams fits).
     max_body_bytes: int = 2 * 1024 * 1024
     # A list total waits this long for Redis before counting in SQL instead. Like the cache

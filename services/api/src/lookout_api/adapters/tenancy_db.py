@@ -52,8 +52,17 @@ async def insert_user(
 
 async def user_for_login(conn: Conn, email: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
+        f"""SELECT {USER_COLUMNS}, password_hash, token_version FROM users
+            WHERE email = $1 AND disabled_at IS NULL""",
         email,
+    )
+
+
+async def user_standing(conn: Conn, user_id: uuid.UUID) -> asyncpg.Record | None:
+    """What a token must still match: the enabled account's role, tenant and token version."""
+    return await conn.fetchrow(
+        "SELECT role, tenant_id, token_version FROM users WHERE id = $1 AND disabled_at IS NULL",
+        user_id,
     )
 
 

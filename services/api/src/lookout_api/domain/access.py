@@ -14,8 +14,9 @@ from typing import Any
 
 from lookout_shared.tokens import Principal, Role
 
-from lookout_api.domain.errors import Forbidden, InvalidInput
+from lookout_api.domain.errors import Forbidden, InvalidInput, Unauthorized
 from lookout_api.domain.listing import FIELDS
+from lookout_api.domain.rows import Row
 
 RANK: dict[Role, int] = {"viewer": 0, "operator": 1, "admin": 2, "superuser": 3}
 
@@ -25,13 +26,23 @@ def require_role(principal: Principal, minimum: Role) -> None:
         raise Forbidden(f"this action needs the {minimum} role; you are {principal.role}")
 
 
+def still_current(principal: Principal, account: Row | None) -> None:
+    """Refuse a token whose account is gone or disabled, or changed since it was issued
+    (role, tenant or password: each raises the account's token version)."""
+    if account is None:
+        raise Unauthorized("the account behind this token no longer exists; log in again")
+    claimed = (principal.role, principal.tenant_id, principal.version)
+    if claimed != (account["role"], account["tenant_id"], account["token_version"]):
+        raise Unauthorized("the account changed since this token was issued; log in again")
+
+
 def acting_tenant(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
     """The tenant a write lands in: the principal's own, or the one a superuser names."""
     if principal.is_superuser:
         if requested is None:
             raise InvalidInput("a superuser must name the tenant_id to act in")
         return requested
-    assert principal.tenant_id is not None
+    assert principal.tenant_id is not None  # Principal: only a superuser has none
     if requested is not None and requested != principal.tenant_id:
         raise Forbidden("you can only act in your own tenant")
     return principal.tenant_id

@@ -39,15 +39,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         deps = await bootstrap.build(settings)
         assert deps.broker is not None and deps.relay is not None
+        assert deps.principal_changes is not None
         app.state.deps = deps
         # The api answers while RabbitMQ is down: writes wait in the outbox, and the robust
         # connection (and so the relay) catches up once the broker is back.
         broker_task = asyncio.create_task(deps.broker.connect_with_retry())
         relay_task = asyncio.create_task(deps.relay.run())
+        changes_task = asyncio.create_task(deps.principal_changes.run())
         try:
             yield
         finally:
-            for task in (relay_task, broker_task):
+            for task in (changes_task, relay_task, broker_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

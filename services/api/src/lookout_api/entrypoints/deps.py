@@ -1,4 +1,10 @@
-"""FastAPI dependencies: the app's Deps and the authenticated principal."""
+"""FastAPI dependencies: the app's Deps and the authenticated principal.
+
+Revocation: a request that may change anything (every method but GET, HEAD and OPTIONS,
+so also every route added later) has its principal checked against Postgres first, and so
+do the reads behind :data:`CheckedPrincipalDep` (accounts, keys, audit, quotas). Stream,
+snapshot, count and dashboard reads trust a valid token until it expires, without a query.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +35,27 @@ async def get_deps(request: Request) -> Deps:
     return app_deps(request)
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """A JWT is verified locally (no database query on a read); an API key by its hash."""
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_principal(request: Request, credentials: Credentials) -> Principal:
+    """A JWT is verified locally (no database query on a read); an API key by its hash.
+    Anything but a read is checked against the account too."""
+    principal = await _authenticate(request, credentials)
+    if request.method not in _READS:
+        await handlers.ensure_current(app_deps(request), principal)
+    return principal
+
+
+async def get_checked_principal(request: Request, credentials: Credentials) -> Principal:
+    """The principal, checked against the account whatever the method."""
+    principal = await _authenticate(request, credentials)
+    await handlers.ensure_current(app_deps(request), principal)
+    return principal
+
+
+async def _authenticate(request: Request, credentials: Credentials) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an access token or API key as 'Authorization: Bearer <token>'")
     principal = await handlers.authenticate(app_deps(request), credentials.credentials)
@@ -47,3 +69,4 @@ def client_ip(request: Request) -> str:
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+CheckedPrincipalDep = Annotated[Principal, Depends(get_checked_principal)]

@@ -4,7 +4,7 @@ transaction through the outbox."""
 
 from lookout_api.handlers.api_keys import create_api_key, list_api_keys, revoke_api_key
 from lookout_api.handlers.audit import list_audit
-from lookout_api.handlers.auth import authenticate, login
+from lookout_api.handlers.auth import authenticate, ensure_current, login
 from lookout_api.handlers.bulk import BulkItem, BulkResult, bulk_upsert
 from lookout_api.handlers.counts import Counts, counts
 from lookout_api.handlers.dashboard import dashboard
@@ -47,6 +47,7 @@ __all__ = [
     "dashboard",
     "delete_stream",
     "delete_user",
+    "ensure_current",
     "get_job",
     "get_quota_usage",
     "get_stream",

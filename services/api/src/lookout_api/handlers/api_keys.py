@@ -55,6 +55,7 @@ async def revoke_api_key(deps: Deps, principal: Principal, key_id: uuid.UUID) ->
             raise NotFound("no such API key")
         entry = Entry("api_key.revoked", "api_key", key_id, row["tenant_id"], {"name": row["name"]})
         await commit(conn, principal, [entry], [])
-    # This process stops accepting it now; the others within the cache TTL.
+    # This process stops accepting it now; every other (and this one again) when the
+    # lookout_principals notification of the commit arrives.
     deps.key_cache.evict(row["secret_hash"])
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,64 +13,79 @@ from redis.exceptions import RedisError
 
 from lookout_api.adapters import api_keys_db, passwords, rate_limit_redis, tenancy_db
 from lookout_api.bootstrap import Deps
-from lookout_api.domain import api_keys
+from lookout_api.domain import access, api_keys, login_limits
 from lookout_api.domain.access import KeyPrincipal
-from lookout_api.domain.errors import TooManyRequests, Unauthorized
+from lookout_api.domain.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 # An API key principal carries no expiry of its own; revocation is what ends it.
 _NO_EXPIRY = datetime(9999, 1, 1, tzinfo=UTC)
+REVOKED = "the API key is unknown or revoked"
 
 
 async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> tuple[str, int]:
-    """An access token and its lifetime in seconds; the same error for any bad credential."""
-    ip_key, email_key = _limit_keys(deps, email, client_ip)
-    await _check_limits(deps, ip_key, email_key)
+    """An access token and its lifetime in seconds; the same error for any bad credential.
+    Rate-limited per client address and per e-mail (domain/login_limits.py)."""
+    keys = _limit_keys(deps, email, client_ip)
+    await _check_limits(deps, keys)
     async with deps.pool.acquire() as conn:
         user = await tenancy_db.user_for_login(conn, email)
     ok = await passwords.verify_password(user["password_hash"] if user else None, password)
     if not ok or user is None:
-        await _count_failure(deps, email_key)
+        await _count_failure(deps, keys)
         raise Unauthorized("wrong e-mail or password")
     ttl = timedelta(minutes=deps.settings.access_token_minutes)
-    token = deps.codec.issue(user["id"], user["tenant_id"], user["role"], ttl)
+    token = deps.codec.issue(
+        user["id"], user["tenant_id"], user["role"], ttl, version=user["token_version"]
+    )
     return token, int(ttl.total_seconds())
 
 
-def _limit_keys(deps: Deps, email: str, client_ip: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _LimitKeys:
+    address: str  # every attempt from the client address
+    failures: str  # failures for the e-mail from the client address
+    email: str  # failures for the e-mail from every address
+
+
+def _limit_keys(deps: Deps, email: str, client_ip: str) -> _LimitKeys:
     # Hash the e-mail: key names show up in Redis tooling, addresses should not.
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    return deps.keys("ratelimit", "login", "ip", client_ip), deps.keys(
-        "ratelimit", "login", "email", digest
+    return _LimitKeys(
+        deps.keys("ratelimit", "login", "ip", client_ip),
+        deps.keys("ratelimit", "login", "email-ip", digest, client_ip),
+        deps.keys("ratelimit", "login", "email", digest),
     )
 
 
-async def _check_limits(deps: Deps, ip_key: str, email_key: str) -> None:
-    """Every attempt counts against the client IP; only failures against the e-mail, so a
-    user who types the right password is never locked out by their own logins."""
+async def _check_limits(deps: Deps, keys: _LimitKeys) -> None:
+    """Every attempt counts against the client address; only failures against the e-mail,
+    so a user who types the right password is never limited by their own logins."""
     s = deps.settings
     try:
-        attempts, ip_wait = await rate_limit_redis.hit(
-            deps.redis, ip_key, s.login_ip_window_seconds
+        attempts, attempts_wait = await rate_limit_redis.hit(
+            deps.redis, keys.address, s.login_ip_window_seconds
         )
-        failures, email_wait = await rate_limit_redis.current(deps.redis, email_key)
+        failures, failures_wait = await rate_limit_redis.current(deps.redis, keys.failures)
+        email_failures, _ = await rate_limit_redis.current(deps.redis, keys.email)
     except (RedisError, OSError) as exc:
         # Fail open: logins keep working without Redis; argon2's cost still slows guessing.
         log.warning("login rate limit unavailable: %r", exc)
         return
-    if attempts > s.login_ip_limit:
-        raise TooManyRequests(
-            f"too many login attempts from this address; retry in {ip_wait} s", ip_wait
-        )
-    if failures >= s.login_email_failure_limit:
-        raise TooManyRequests(
-            f"too many failed logins for this account; retry in {email_wait} s", email_wait
-        )
+    limits = login_limits.LoginLimits(
+        s.login_ip_limit, s.login_client_failure_limit, s.login_email_failure_limit
+    )
+    seen = login_limits.LoginCounters(
+        attempts, attempts_wait, failures, failures_wait, email_failures
+    )
+    login_limits.check(limits, seen)
 
 
-async def _count_failure(deps: Deps, email_key: str) -> None:
+async def _count_failure(deps: Deps, keys: _LimitKeys) -> None:
+    window = deps.settings.login_email_window_seconds
     try:
-        await rate_limit_redis.hit(deps.redis, email_key, deps.settings.login_email_window_seconds)
+        await rate_limit_redis.hit(deps.redis, keys.failures, window)
+        await rate_limit_redis.hit(deps.redis, keys.email, window)
     except (RedisError, OSError) as exc:
         log.warning("login rate limit unavailable: %r", exc)
 
@@ -84,13 +100,28 @@ async def authenticate(deps: Deps, token: str) -> Principal:
     digest = api_keys.digest(token)
     hit, key = deps.key_cache.get(digest)
     if not hit:
+        epoch = deps.key_cache.epoch  # a revocation noticed during the query wins
         async with deps.pool.acquire() as conn:
             row = await api_keys_db.active_key(conn, digest)
         key = dict(row) if row is not None else None
-        deps.key_cache.put(digest, key)
+        deps.key_cache.put(digest, key, epoch)
     if key is None:
-        raise Unauthorized("the API key is unknown or revoked")
+        raise Unauthorized(REVOKED)
     return _key_principal(key)
+
+
+async def ensure_current(deps: Deps, principal: Principal) -> None:
+    """Check ``principal`` against Postgres: the key is still live, or the token's account
+    still exists with the role, tenant and token version the token names. Every write and
+    every read of accounts, keys, audit and quotas passes here; stream reads do not, and
+    trust a token until it expires."""
+    async with deps.pool.acquire() as conn:
+        if isinstance(principal, KeyPrincipal):
+            if not await api_keys_db.key_is_live(conn, principal.key_id):
+                raise Unauthorized(REVOKED)
+            return
+        account = await tenancy_db.user_standing(conn, principal.user_id)
+    access.still_current(principal, account)
 
 
 def known_principal(deps: Deps, token: str) -> Principal | None:

@@ -75,7 +75,8 @@ async def list_users(deps: Deps, principal: Principal, limit: int) -> list[async
 
 
 async def delete_user(deps: Deps, principal: Principal, user_id: uuid.UUID) -> None:
-    """Its API keys go with it; its access tokens lapse within their lifetime."""
+    """Its API keys go with it, on every api process at once; its access tokens lose every
+    write and account read at once and keep stream reads until they expire."""
     access.require_role(principal, "admin")
     if user_id == principal.user_id:
         raise Conflict("you cannot delete your own account")

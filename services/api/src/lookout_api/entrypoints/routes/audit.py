@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from lookout_api import handlers
 from lookout_api.domain.errors import InvalidInput
-from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.schemas import AuditOut, AuditPage
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"], responses=COMMON)
 @router.get("/audit", response_model=AuditPage)
 async def list_audit(
     deps: DepsDep,
-    principal: PrincipalDep,
+    principal: CheckedPrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]+$")] = None,
     entity_id: uuid.UUID | None = None,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from lookout_api import handlers
-from lookout_api.entrypoints.deps import DepsDep, PrincipalDep, client_ip
+from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep, client_ip
 from lookout_api.entrypoints.problems import COMMON, problems
 from lookout_api.entrypoints.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut, TokenOut
 
@@ -44,7 +44,7 @@ async def create_api_key(deps: DepsDep, principal: PrincipalDep, body: ApiKeyIn)
 
 @router.get("/api-keys", response_model=ApiKeyList, tags=["auth"], responses=COMMON)
 async def list_api_keys(
-    deps: DepsDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    deps: DepsDep, principal: CheckedPrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> ApiKeyList:
     rows = await handlers.list_api_keys(deps, principal, limit)
     return ApiKeyList(items=[ApiKeyOut.model_validate(dict(r)) for r in rows])

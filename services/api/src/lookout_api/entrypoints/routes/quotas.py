@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter
 
 from lookout_api import handlers
-from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.snapshot_schemas import QuotasIn, QuotasOut
 
@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/v1", tags=["tenants"], responses=COMMON)
 
 
 @router.get("/tenants/{tenant_id}/quotas", response_model=QuotasOut)
-async def get_quotas(deps: DepsDep, principal: PrincipalDep, tenant_id: uuid.UUID) -> QuotasOut:
+async def get_quotas(
+    deps: DepsDep, principal: CheckedPrincipalDep, tenant_id: uuid.UUID
+) -> QuotasOut:
     return QuotasOut.of(await handlers.get_quota_usage(deps, principal, tenant_id))
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from lookout_api import handlers
-from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
+from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, problems
 from lookout_api.entrypoints.schemas import TenantIn, TenantOut, UserIn, UserList, UserOut
 
@@ -43,14 +43,14 @@ async def create_user(deps: DepsDep, principal: PrincipalDep, body: UserIn) -> U
 
 @router.get("/users", response_model=UserList, tags=["users"])
 async def list_users(
-    deps: DepsDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    deps: DepsDep, principal: CheckedPrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> UserList:
     rows = await handlers.list_users(deps, principal, limit)
     return UserList(items=[UserOut.model_validate(dict(r)) for r in rows])
 
 
 @router.get("/users/me", response_model=UserOut, tags=["users"])
-async def me(deps: DepsDep, principal: PrincipalDep) -> UserOut:
+async def me(deps: DepsDep, principal: CheckedPrincipalDep) -> UserOut:
     return UserOut.model_validate(dict(await handlers.current_user(deps, principal)))
 
 
