@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
 from lookout_notifier.app import create_app, server_config
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker
@@ -28,8 +29,8 @@ TIMEOUT = 10.0
 
 
 class Notifier:
-    def __init__(self, port: int, settings: NotifierSettings) -> None:
-        self.port, self.settings = port, settings
+    def __init__(self, port: int, settings: NotifierSettings, server: uvicorn.Server) -> None:
+        self.port, self.settings, self.server = port, settings, server
         self.codec = TokenCodec(
             settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
         )
@@ -60,7 +61,7 @@ async def serve_notifier(prefix: str, **overrides: Any) -> AsyncIterator[Notifie
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield Notifier(port, settings)
+        yield Notifier(port, settings, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, TIMEOUT)
@@ -377,6 +378,50 @@ async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker
             assert seqs == list(range(2, count + 2))
             # The slow client now reads what was in flight, then the close frame.
             assert await closed_code(slow) == 1013
+
+
+async def test_client_that_never_reads_is_dropped_with_1013_long_before_the_heartbeat(
+    prefix: str, broker: Broker
+) -> None:
+    """The kernel's and the transport's buffers absorb megabytes before a send blocks: the
+    bound counts what the transport holds, and the close neither waits for the client to
+    drain it nor leaves the socket open when it never does."""
+    tenant, count = uuid.uuid4(), 200
+    big = "x" * 65536
+    heartbeat = {"heartbeat_seconds": 60, "idle_timeout_seconds": 180}
+    async with serve_notifier(prefix, max_unsent_bytes=262144, **heartbeat) as notifier:
+        stream = await new_stream(broker, tenant)
+        room = f"stream:{stream}"
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", notifier.port))
+        # No pings of its own and a one-message queue: it reads nothing after its ack.
+        stalled = notifier.connect(tenant, sock=sock, max_queue=1, ping_interval=None)
+        async with stalled as slow, notifier.connect(tenant) as fast:
+            await subscribe(slow, room)
+            await subscribe(fast, room)
+            (server_side,) = [
+                p
+                for p in notifier.server.server_state.connections
+                if isinstance(p, BoundedWebSocketProtocol) and p.client == sock.getsockname()
+            ]
+            started = asyncio.get_running_loop().time()
+            for start in range(0, count, 50):
+                await asyncio.gather(
+                    *(
+                        broker.publish_envelope(job_event(stream, tenant, big))
+                        for _ in range(start, start + 50)
+                    )
+                )
+            seqs = [(await recv(fast))["seq"] for _ in range(count)]
+            assert seqs == list(range(2, count + 2))  # the others keep receiving
+            deadline = started + notifier.settings.heartbeat_seconds / 2
+            while not server_side.disconnected:
+                assert asyncio.get_running_loop().time() < deadline, "stalled client still open"
+                await asyncio.sleep(0.1)
+            close_sent = server_side.conn.close_sent
+            assert close_sent is not None and close_sent.code == 1013
 
 
 # Operations ------------------------------------------------------------------------------

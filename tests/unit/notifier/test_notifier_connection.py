@@ -23,12 +23,17 @@ TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
 
 
 class FakeTransport:
-    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading)."""
+    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading);
+    ``held`` is what its buffer holds for the peer."""
 
-    def __init__(self, stalled: bool = False) -> None:
+    def __init__(self, stalled: bool = False, held: int = 0) -> None:
         self.sent: list[dict[str, object]] = []
         self.closed_with: int | None = None
+        self.held = held
         self._stalled = stalled
+
+    def buffered(self) -> int:
+        return self.held
 
     async def send_text(self, text: str) -> None:
         if self._stalled:
@@ -68,7 +73,7 @@ async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
     rooms = Rooms(Hub(), history)
     history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
-    slow, fast = Connection(principal(), slow_t, 2), Connection(principal(), fast_t, 2)
+    slow, fast = (Connection(principal(), t, 2, 1 << 20) for t in (slow_t, fast_t))
     serving = [asyncio.create_task(c.serve(never_reads())) for c in (slow, fast)]
     for conn in (slow, fast):
         rooms.hub.connect(conn)
@@ -85,11 +90,24 @@ async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
 
 
 async def test_offer_refuses_beyond_the_bound_without_waiting() -> None:
-    conn = Connection(principal(), FakeTransport(stalled=True), 3)
+    conn = Connection(principal(), FakeTransport(stalled=True), 3, 1 << 20)
     assert all(conn.offer("{}") for _ in range(3))
     assert not conn.offer("{}")
     assert conn.close_code == 1013
     assert not conn.offer("{}")  # closing: nothing more is queued
+
+
+async def test_bytes_held_by_the_transport_count_toward_the_unsent_bound() -> None:
+    """A client that stopped reading fills the transport's buffer before the queue: the
+    bound counts both, so it is closed while its queue still holds few frames."""
+    transport = FakeTransport(stalled=True, held=900)
+    conn = Connection(principal(), transport, 256, 1000)
+    assert conn.offer("x" * 50) and conn.offer("x" * 50)
+    assert not conn.offer("x")
+    assert conn.close_code == 1013
+    roomy = Connection(principal(), FakeTransport(stalled=True), 256, 1000)
+    assert all(roomy.offer("x" * 50) for _ in range(20))  # 1000 bytes queued: still within
+    assert not roomy.offer("x") and roomy.close_code == 1013
 
 
 async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
@@ -98,7 +116,7 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     for _ in range(3):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
-    conn = Connection(principal(), transport, 16)
+    conn = Connection(principal(), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
@@ -117,7 +135,7 @@ async def test_trimmed_history_answers_recovered_false() -> None:
     for _ in range(5):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
-    conn = Connection(principal(), transport, 16)
+    conn = Connection(principal(), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
@@ -134,7 +152,7 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
     rooms = Rooms(Hub(), history)
     history.owners[stream] = TENANT
     transport = FakeTransport()
-    conn = Connection(principal(TENANT), transport, 16)
+    conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     room = f"stream:{stream}"
     await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), rooms)
@@ -164,7 +182,7 @@ async def test_replay_is_filtered_by_tenant_too() -> None:
     await handlers.handle_event(job_event(stream, tenant=TENANT), rooms)
     history.owners[stream] = TENANT
     transport = FakeTransport()
-    conn = Connection(principal(TENANT), transport, 16)
+    conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), rooms

@@ -34,6 +34,9 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[dict[str, object]] = []
 
+    def buffered(self) -> int:
+        return 0
+
     async def send_text(self, text: str) -> None:
         self.sent.append(json.loads(text))
 
@@ -105,7 +108,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
     user = uuid.uuid4()
     old = CODEC.verify(CODEC.issue(user, TENANT, "viewer", timedelta(seconds=1)))
     transport = Recorder()
-    conn = Connection(old, transport, 8)
+    conn = Connection(old, transport, 8, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     conn.expire_at(old.expires_at)
     rooms = Rooms(Hub(), MemoryRoomHistory())
@@ -127,7 +130,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
 
 
 async def test_expiry_closes_with_1008() -> None:
-    conn = Connection(viewer(), Recorder(), 8)
+    conn = Connection(viewer(), Recorder(), 8, 1 << 20)
     conn.expire_at(datetime.now(UTC))
     await asyncio.sleep(0.01)
     assert conn.close_code == 1008

@@ -13,6 +13,7 @@ from lookout_shared.redis import create_redis
 
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
+from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
 from lookout_notifier.bootstrap import Notifier, bootstrap, running
 from lookout_notifier.entrypoints import consumer, sse, ws
 from lookout_notifier.settings import NotifierSettings
@@ -64,7 +65,9 @@ def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object)
     options: dict[str, object] = {
         "host": settings.bind_host,
         "port": settings.notifier_port,
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio, exposing its write buffer and never waiting on a
+        # peer that stopped reading (see adapters.uvicorn_ws).
+        "ws": BoundedWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,
         # A frame is serialised once for all its room's clients; compressing it again per
         # client would undo that (and deflate contexts cost memory per connection).

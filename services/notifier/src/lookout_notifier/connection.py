@@ -1,9 +1,12 @@
 """One client connection: a bounded send queue drained by its own sender task.
 
-Fan-out never waits on a client: frames are offered with ``put_nowait``; a client whose queue
-is full is closed with 1013 (try again later) and everyone else keeps receiving. Frames of a
-room being subscribed are held back until its replay has been queued, so a client sees the
-replay and the live frames in seq order, without gap or duplicate.
+Fan-out never waits on a client: frames are offered with ``put_nowait``. What a connection
+has not sent is bounded twice: ``queue_size`` live frames in its queue, and
+``max_unsent_bytes`` counting the queue's live frames and what the transport still holds
+for the peer (the kernel's socket buffers come on top). A client past either bound is
+closed with 1013 (try again later) and everyone else keeps receiving. Frames of a room being
+subscribed are held back until its replay has been queued, so a client sees the replay and
+the live frames in seq order, without gap or duplicate.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 class Transport(Protocol):
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the peer's socket (0 where unknown)."""
+        ...
+
     async def send_text(self, text: str) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
@@ -43,14 +50,19 @@ class _Subscription:
 
 
 class Connection:
-    def __init__(self, principal: Principal, transport: Transport, queue_size: int) -> None:
+    def __init__(
+        self, principal: Principal, transport: Transport, queue_size: int, max_unsent_bytes: int
+    ) -> None:
         self.id = uuid.uuid4()
         self.principal = principal
         self._transport = transport
-        # Bounded by offer(): queue_size live frames. A replay goes in on top (it is bounded
-        # by the history size) so a client that asks for one is not closed for it.
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # Bounded by offer(): queue_size live frames, max_unsent_bytes with the transport's
+        # buffer. A replay goes in on top (it is bounded by the history size) so a client
+        # that asks for one is not closed for it. Items: (text, counted in _live_bytes).
+        self._queue: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._queue_size = queue_size
+        self._max_unsent_bytes = max_unsent_bytes
+        self._live_bytes = 0  # frames are ASCII JSON: len() is their size in bytes
         self._subscriptions: dict[str, _Subscription] = {}
         self._closing = asyncio.Event()
         self.close_code: int | None = None
@@ -69,14 +81,16 @@ class Connection:
     # Sending -------------------------------------------------------------------------------
 
     def offer(self, text: str) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection with 1013."""
+        """Queue a frame without waiting; past a bound the connection is closed with 1013."""
         if self.is_closing:
             return False
-        if self._queue.qsize() >= self._queue_size:
+        unsent = self._live_bytes + len(text) + self._transport.buffered()
+        if self._queue.qsize() >= self._queue_size or unsent > self._max_unsent_bytes:
             metrics.SLOW_CLIENTS.inc()
             self.close(TRY_AGAIN_LATER, "send queue full")
             return False
-        self._queue.put_nowait(text)
+        self._live_bytes += len(text)
+        self._queue.put_nowait((text, True))
         return True
 
     def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> bool:
@@ -115,11 +129,11 @@ class Connection:
         if self.is_closing:
             return
         for text in first:
-            self._queue.put_nowait(text)
+            self._queue.put_nowait((text, False))
         for seq, text in replayed:
             if seq > sub.last_seq:
                 sub.last_seq = seq
-                self._queue.put_nowait(text)
+                self._queue.put_nowait((text, False))
         for seq, text in held:  # live frames: bounded like any other
             if seq > sub.last_seq:
                 sub.last_seq = seq
@@ -179,7 +193,9 @@ class Connection:
 
     async def _send_loop(self) -> None:
         while True:
-            text = await self._queue.get()
+            text, counted = await self._queue.get()
+            if counted:
+                self._live_bytes -= len(text)
             await self._transport.send_text(text)
             metrics.FRAMES_SENT.inc()
 

@@ -26,6 +26,9 @@ class SseTransport:
         # Each room's last seq the client has (from Last-Event-ID, then acks and events).
         self._seqs = dict(seqs)
 
+    def buffered(self) -> int:
+        return 0  # the ASGI server's buffer is out of reach: the send queue alone is counted
+
     async def send_text(self, text: str) -> None:
         if text == HEARTBEAT:
             await self._write(_COMMENT)
