@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -114,8 +115,11 @@ async def send(ws: ClientConnection, **frame: Any) -> None:
     await ws.send(json.dumps(frame))
 
 
-async def subscribe(ws: ClientConnection, room: str, since: int | None = None) -> dict[str, Any]:
-    await send(ws, op="subscribe", room=room, **({} if since is None else {"since": since}))
+async def subscribe(
+    ws: ClientConnection, room: str, since: int | None = None, epoch: str | None = None
+) -> dict[str, Any]:
+    resume = {"since": since, "epoch": epoch}
+    await send(ws, op="subscribe", room=room, **{k: v for k, v in resume.items() if v is not None})
     return await recv(ws)
 
 
@@ -201,7 +205,8 @@ async def test_event_reaches_its_tenant_and_never_another(
     refused = {"op": "error", "code": "forbidden_room", "detail": "room not available"}
     async with notifier.connect(tenant) as mine, notifier.connect(other) as theirs:
         # Subscribed at once after the creation: the subscription waits for its event.
-        assert await subscribe(mine, room) == {"op": "subscribed", "room": room, "seq": 1}
+        ack = await subscribe(mine, room)
+        assert ack == {"op": "subscribed", "room": room, "seq": 1, "epoch": ANY}
         assert (await subscribe(mine, f"tenant:{tenant}"))["op"] == "subscribed"
         assert await subscribe(theirs, room) == {**refused, "room": room}
         assert await subscribe(theirs, f"tenant:{tenant}") == {
@@ -216,6 +221,7 @@ async def test_event_reaches_its_tenant_and_never_another(
         assert frame == {
             "room": room,
             "seq": 2,
+            "epoch": ack["epoch"],
             "type": "snapshot_job.succeeded",
             "entity_id": str(event.entity_id),
             "data": event.data,
@@ -312,14 +318,20 @@ async def check_replay_after_reconnect(first: Notifier, second: Notifier, broker
     async with first.connect(tenant) as observer:
         await subscribe(observer, room)  # seq 1 is the stream's creation
         async with first.connect(tenant) as client:
-            await subscribe(client, room)
+            epoch = (await subscribe(client, room))["epoch"]
             assert await publish_and_observe(broker, observer, stream, tenant, 2) == [2, 3]
             assert [(await recv(client))["seq"] for _ in range(2)] == [2, 3]
         # Disconnected: three frames are missed.
         assert await publish_and_observe(broker, observer, stream, tenant, 3) == [4, 5, 6]
         async with second.connect(tenant) as client:
-            ack = await subscribe(client, room, since=3)
-            assert ack == {"op": "subscribed", "room": room, "seq": 6, "recovered": True}
+            ack = await subscribe(client, room, since=3, epoch=epoch)
+            assert ack == {
+                "op": "subscribed",
+                "room": room,
+                "seq": 6,
+                "epoch": epoch,
+                "recovered": True,
+            }
             assert [(await recv(client))["seq"] for _ in range(3)] == [4, 5, 6]
             await publish_and_observe(broker, observer, stream, tenant, 1)
             assert (await recv(client))["seq"] == 7  # then live, no gap, no duplicate
@@ -342,6 +354,7 @@ async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Brok
                 "op": "subscribed",
                 "room": room,
                 "seq": 6,
+                "epoch": ANY,
                 "recovered": False,
             }
             assert (await subscribe(client, room, since=4))["recovered"] is True

@@ -11,7 +11,7 @@ from lookout_notifier import handlers
 from lookout_notifier.adapters.memory import MemoryRoomHistory
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain.frames import Subscribe
-from lookout_notifier.domain.history import StoredFrame, replay_from
+from lookout_notifier.domain.history import Position, StoredFrame, replay_from
 from lookout_notifier.domain.rooms import parse_room
 from lookout_notifier.handlers import Rooms
 from lookout_notifier.hub import Hub
@@ -124,7 +124,14 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     await handlers.handle_event(job_event(stream), rooms)
     await settle()
     ack, *events = transport.sent
-    assert ack == {"op": "subscribed", "room": f"stream:{stream}", "seq": 3, "recovered": True}
+    room = parse_room(f"stream:{stream}")
+    assert ack == {
+        "op": "subscribed",
+        "room": str(room),
+        "seq": 3,
+        "epoch": history.epochs[room],
+        "recovered": True,
+    }
     assert [e["seq"] for e in events] == [2, 3, 4]
     serving.cancel()
 
@@ -141,8 +148,10 @@ async def test_trimmed_history_answers_recovered_false() -> None:
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
     await settle()
+    room = parse_room(f"stream:{stream}")
+    epoch = history.epochs[room]
     assert transport.sent == [
-        {"op": "subscribed", "room": f"stream:{stream}", "seq": 5, "recovered": False}
+        {"op": "subscribed", "room": str(room), "seq": 5, "epoch": epoch, "recovered": False}
     ]
     serving.cancel()
 
@@ -192,12 +201,50 @@ async def test_replay_is_filtered_by_tenant_too() -> None:
     serving.cancel()
 
 
+async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() -> None:
+    """The history forgets the room (a flushed Redis) and numbers it from 1 again: the
+    subscriber is told, and gets every frame of the new numbering."""
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms, room = Rooms(Hub(), history), parse_room(f"stream:{stream}")
+    history.owners[stream] = TENANT
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 16, 1 << 20)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    await handlers.handle_event(job_event(stream), rooms)
+    await handlers.subscribe(conn, Subscribe(room), rooms)
+    old_epoch = history.epochs[room]
+    for _ in range(2):
+        await handlers.handle_event(job_event(stream), rooms)
+    history.lose()
+    for _ in range(2):
+        await handlers.handle_event(job_event(stream), rooms)
+    await settle()
+    ack, *frames = transport.sent
+    assert ack == {"op": "subscribed", "room": str(room), "seq": 1, "epoch": old_epoch}
+    new_epoch = history.epochs[room]
+    assert new_epoch != old_epoch
+    assert [(f.get("op"), f["epoch"], f["seq"]) for f in frames] == [
+        (None, old_epoch, 2),
+        (None, old_epoch, 3),
+        ("reset", new_epoch, 0),
+        (None, new_epoch, 1),
+        (None, new_epoch, 2),
+    ]
+    assert frames[2]["recovered"] is False
+    replay = await history.replay(room, 3, old_epoch)  # a resume from before the loss
+    assert not replay.recovered and replay.current.epoch == new_epoch
+    serving.cancel()
+
+
 def test_replay_rules() -> None:
     history = [StoredFrame(seq, None, str(seq)) for seq in (3, 4, 5)]
-    assert replay_from(5, history, 2).frames == history and replay_from(5, history, 2).recovered
-    assert [f.seq for f in replay_from(5, history, 3).frames] == [4, 5]
-    assert replay_from(5, history, 5).recovered and not replay_from(5, history, 5).frames
-    assert not replay_from(5, history, 1).recovered  # 2 was trimmed
-    assert not replay_from(5, [], 2).recovered  # history expired
-    assert not replay_from(5, history, 9).recovered  # counter restarted
-    assert replay_from(0, [], 0).recovered
+    at = Position("e1", 5)
+    assert replay_from(at, history, 2).frames == history and replay_from(at, history, 2).recovered
+    assert [f.seq for f in replay_from(at, history, 3).frames] == [4, 5]
+    assert replay_from(at, history, 5).recovered and not replay_from(at, history, 5).frames
+    assert not replay_from(at, history, 1).recovered  # 2 was trimmed
+    assert not replay_from(at, [], 2).recovered  # history expired
+    assert not replay_from(at, history, 9).recovered  # counter restarted
+    assert replay_from(Position(None, 0), [], 0).recovered
+    assert replay_from(at, history, 3, "e1").recovered  # the client's epoch is the room's
+    assert not replay_from(at, history, 3, "e0").recovered  # numbering lost since

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from lookout_shared.tokens import Principal
 
 from lookout_notifier import metrics
+from lookout_notifier.domain import frames
+from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.rooms import may_receive
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,12 @@ class Transport(Protocol):
 
 @dataclass
 class _Subscription:
+    # Where the client is in the room's numbering: the epoch its seqs count in (None until
+    # the room's first event) and the last seq it was given.
+    epoch: str | None = None
     last_seq: int = 0
-    # Live frames that arrived while the replay was being read: (seq, text).
-    pending: list[tuple[int, str]] | None = field(default_factory=list)
+    # Live frames that arrived while the replay was being read: (epoch, seq, text).
+    pending: list[tuple[str | None, int, str]] | None = field(default_factory=list)
 
 
 class Connection:
@@ -93,19 +98,36 @@ class Connection:
         self._queue.put_nowait((text, True))
         return True
 
-    def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> bool:
+    def deliver(
+        self, room: str, epoch: str | None, seq: int, tenant_id: uuid.UUID | None, text: str
+    ) -> bool:
         """A live frame of ``room``: filtered by tenant before it is ever queued. True when
         it was queued (or held for the subscription being set up)."""
         sub = self._subscriptions.get(room)
         if sub is None or not may_receive(self.principal, tenant_id):
             return False
         if sub.pending is not None:
-            sub.pending.append((seq, text))
+            sub.pending.append((epoch, seq, text))
             return True
-        if seq > sub.last_seq:
-            sub.last_seq = seq
-            return self.offer(text)
-        return False
+        return self._advance(room, sub, epoch, seq, text)
+
+    def _advance(
+        self, room: str, sub: _Subscription, epoch: str | None, seq: int, text: str
+    ) -> bool:
+        """Queue a live frame the client does not have yet. A frame of another epoch than
+        the client's means the room's numbering was lost: the client is told (reset) and
+        follows the new numbering from this frame on, rather than having it dropped as
+        already seen."""
+        if epoch != sub.epoch:
+            if sub.epoch is not None:  # None: the room had no numbering yet, nothing lost
+                if not self.offer(frames.reset(room, epoch, seq - 1)):
+                    return False
+                sub.last_seq = seq - 1
+            sub.epoch = epoch
+        if seq <= sub.last_seq:
+            return False  # already given (a replayed frame, or one event delivered twice)
+        sub.last_seq = seq
+        return self.offer(text)
 
     # Subscriptions -------------------------------------------------------------------------
 
@@ -113,19 +135,26 @@ class Connection:
         """Start holding ``room``'s live frames while its seq and replay are read."""
         self._subscriptions[room] = _Subscription()
 
-    def held_seqs(self, room: str) -> list[int]:
+    def held_seqs(self, room: str, epoch: str | None) -> list[int]:
+        """The seqs of the frames of ``epoch`` held for a subscription being set up."""
         sub = self._subscriptions.get(room)
-        return [seq for seq, _ in sub.pending] if sub and sub.pending else []
+        held = sub.pending if sub and sub.pending else []
+        return [seq for held_epoch, seq, _ in held if held_epoch == epoch]
 
     def finish_subscription(
-        self, room: str, first: list[str], replayed: list[tuple[int, str]], last_seq: int
+        self,
+        room: str,
+        first: list[str],
+        replayed: list[tuple[int, str]],
+        at: Position,
     ) -> None:
-        """Queue ``first`` (the ack), the replayed frames, then the held live frames newer than
-        ``last_seq`` (the last seq the client has), and go live."""
+        """Queue ``first`` (the ack), the replayed frames, then the held live frames after
+        ``at`` (where the client is), and go live."""
         sub = self._subscriptions.get(room)
         if sub is None or sub.pending is None:
             return
-        held, sub.pending, sub.last_seq = sub.pending, None, last_seq
+        held, sub.pending = sub.pending, None
+        sub.epoch, sub.last_seq = at.epoch, at.seq
         if self.is_closing:
             return
         for text in first:
@@ -134,10 +163,8 @@ class Connection:
             if seq > sub.last_seq:
                 sub.last_seq = seq
                 self._queue.put_nowait((text, False))
-        for seq, text in held:  # live frames: bounded like any other
-            if seq > sub.last_seq:
-                sub.last_seq = seq
-                self.offer(text)
+        for epoch, seq, text in held:  # live frames: bounded like any other
+            self._advance(room, sub, epoch, seq, text)
 
     def drop_subscription(self, room: str) -> None:
         self._subscriptions.pop(room, None)

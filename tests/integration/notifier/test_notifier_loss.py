@@ -1,0 +1,133 @@
+"""Redis losing the rooms' numbering under live subscribers: flushed, or restarted from an
+older snapshot. Every event after the loss reaches the subscriber behind a ``reset``
+frame (never dropped as already seen), seqs never go back, and a resume from before the
+loss answers ``recovered: false``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from lookout_shared.broker import Broker
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from websockets.asyncio.client import ClientConnection
+
+from .test_notifier_ws import (
+    Notifier,
+    job_event,
+    new_stream,
+    notifier,
+    recv,
+    subscribe,
+)
+
+__all__ = ["notifier"]  # the fixture
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def publish(broker: Broker, stream: uuid.UUID, tenant: uuid.UUID, n: int) -> list[str]:
+    """Publish n job events of the stream, one at a time; their entity ids."""
+    ids = []
+    for _ in range(n):
+        event = job_event(stream, tenant)
+        await broker.publish_envelope(event)
+        ids.append(str(event.entity_id))
+    return ids
+
+
+async def frames_of(ws: ClientConnection, n: int) -> list[dict[str, Any]]:
+    return [await recv(ws) for _ in range(n)]
+
+
+Step = Callable[[], Awaitable[None]]
+
+
+async def nothing() -> None:
+    pass
+
+
+async def check_loss_is_never_silent(
+    notifier: Notifier, broker: Broker, at_seq_4: Step, at_seq_7: Step
+) -> None:
+    """A subscriber sees seqs 1..7 (the stream's creation, then six events), with
+    ``at_seq_4`` and ``at_seq_7`` run when it has seen those; Redis has lost the room's
+    numbering after the latter; three more events follow."""
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
+    room = f"stream:{stream}"
+    async with notifier.connect(tenant) as live:
+        old_epoch = (await subscribe(live, room))["epoch"]
+        await publish(broker, stream, tenant, 3)
+        assert [f["seq"] for f in await frames_of(live, 3)] == [2, 3, 4]
+        await at_seq_4()
+        await publish(broker, stream, tenant, 3)
+        assert [f["seq"] for f in await frames_of(live, 3)] == [5, 6, 7]
+        await at_seq_7()
+
+        after = await publish(broker, stream, tenant, 3)
+        reset, *frames = await frames_of(live, 4)
+        new_epoch = reset["epoch"]
+        assert reset == {
+            "op": "reset",
+            "room": room,
+            "epoch": new_epoch,
+            "seq": 7,
+            "recovered": False,
+        }
+        assert new_epoch != old_epoch
+        # Every event after the loss, numbered on from where the client was (the first may
+        # come last: a handler that met the restarted Redis failed and was redelivered).
+        assert [f["seq"] for f in frames] == [8, 9, 10]
+        assert sorted(f["entity_id"] for f in frames) == sorted(after)
+
+    async with notifier.connect(tenant) as back:
+        for since in (4, 7):  # from before the loss: it cannot be told what it missed
+            ack = await subscribe(back, room, since=since, epoch=old_epoch)
+            assert (ack["recovered"], ack["epoch"], ack["seq"]) == (False, new_epoch, 10)
+        ack = await subscribe(back, room, since=8, epoch=new_epoch)
+        assert (ack["recovered"], ack["seq"]) == (True, 10)
+        assert await frames_of(back, 2) == frames[1:]
+
+
+async def test_flushed_redis_resets_subscribers_instead_of_dropping_events(
+    notifier: Notifier, broker: Broker, redis: Redis
+) -> None:
+    async def flush() -> None:
+        await redis.flushdb()
+
+    await check_loss_is_never_silent(notifier, broker, nothing, flush)
+
+
+async def test_redis_restarted_from_an_older_snapshot_resets_subscribers(
+    notifier: Notifier, broker: Broker, redis: Redis
+) -> None:
+    """SAVE at seq 4, three more events, then Redis stops without saving and starts again
+    from that snapshot: the room's counter is back at 4 in the same epoch."""
+    config = {**await redis.config_get("dir"), **await redis.config_get("dbfilename")}
+    dump = Path(str(config["dir"])) / str(config["dbfilename"])
+
+    async def snapshot() -> None:
+        await redis.save()
+
+    async def restart_from_snapshot() -> None:
+        with contextlib.suppress(RedisConnectionError):
+            await redis.shutdown(nosave=True)
+        await asyncio.to_thread(run_stack, "start-redis")
+
+    try:
+        await check_loss_is_never_silent(notifier, broker, snapshot, restart_from_snapshot)
+    finally:
+        dump.unlink(missing_ok=True)  # later starts of this stack's Redis begin empty
+
+
+def run_stack(command: str) -> None:
+    env = {**os.environ, "LOOKOUT_STACK": os.environ.get("LOOKOUT_STACK", "test")}
+    subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), command], env=env, check=True)
