@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from lookout_shared.broker import Broker
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
+from .test_notifier_limits import sse_events, take
 from .test_notifier_ws import (
+    TIMEOUT,
     Notifier,
     job_event,
     new_stream,
@@ -131,3 +134,38 @@ async def test_redis_restarted_from_an_older_snapshot_resets_subscribers(
 def run_stack(command: str) -> None:
     env = {**os.environ, "LOOKOUT_STACK": os.environ.get("LOOKOUT_STACK", "test")}
     subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), command], env=env, check=True)
+
+
+async def test_sse_stream_is_reset_and_its_ids_follow_the_new_epoch(
+    notifier: Notifier, broker: Broker, redis: Redis
+) -> None:
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
+    room = f"stream:{stream}"
+    url = f"http://127.0.0.1:{notifier.port}/sse"
+    params = {"rooms": room, "token": notifier.token(tenant)}
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        async with client.stream("GET", url, params=params) as response:
+            events = sse_events(response)
+            (ack,) = await take(events, 1)
+            old_epoch = ack["data"]["epoch"]
+            await publish(broker, stream, tenant, 2)
+            before = await take(events, 2)
+            assert before[-1]["id"] == f"{room}={old_epoch}:3"
+            await redis.flushdb()
+            after = await publish(broker, stream, tenant, 2)
+            reset, *frames = await take(events, 3)
+            new_epoch = reset["data"]["epoch"]
+            assert reset["data"] == {
+                "op": "reset",
+                "room": room,
+                "epoch": new_epoch,
+                "seq": 3,
+                "recovered": False,
+            }
+            assert [f["data"]["entity_id"] for f in frames] == after
+            assert [f["id"] for f in frames] == [f"{room}={new_epoch}:{n}" for n in (4, 5)]
+        headers = {"Last-Event-ID": before[-1]["id"]}  # from before the loss
+        async with client.stream("GET", url, params=params, headers=headers) as response:
+            (ack,) = await take(sse_events(response), 1)
+            assert (ack["data"]["recovered"], ack["data"]["epoch"]) == (False, new_epoch)
