@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import uuid
@@ -15,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from lookout_notifier.adapters.redis_history import RedisRoomHistory
+from lookout_notifier.domain.frames import event_frame
+from lookout_notifier.domain.history import Position
+from lookout_notifier.domain.rooms import Room
+from lookout_notifier.ports import Record
 from lookout_shared.broker import Broker
+from lookout_shared.redis import Keys
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
@@ -169,3 +176,25 @@ async def test_sse_stream_is_reset_and_its_ids_follow_the_new_epoch(
         async with client.stream("GET", url, params=params, headers=headers) as response:
             (ack,) = await take(sse_events(response), 1)
             assert (ack["data"]["recovered"], ack["data"]["epoch"]) == (False, new_epoch)
+
+
+async def test_event_numbered_before_the_loss_is_not_numbered_again(
+    redis: Redis, prefix: str
+) -> None:
+    """Only the room's hash is lost (evicted): the next event starts a new epoch above the
+    seq this instance saw, and a redelivery of an event numbered in the old epoch is not
+    given a seq of the new one (its subscribers had it already)."""
+    history = RedisRoomHistory(redis, prefix, history_size=10, history_ttl=60)
+    room = Room("tenant", uuid.uuid4())
+    frame = event_frame(room, ',"type":"t","entity_id":"e","data":{}}')
+    first, second = uuid.uuid4(), uuid.uuid4()
+    (old,) = await history.record(first, [Record(room, None, frame)], [])
+    await redis.delete(Keys(prefix)("notifier", "room", room))
+    (new,) = await history.record(second, [Record(room, None, frame)], [])
+    assert (new.seq, old.seq) == (2, 1) and new.epoch != old.epoch
+    assert await history.record(first, [Record(room, None, frame)], []) == [Position(new.epoch, 0)]
+    replay = await history.replay(room, 0, new.epoch)
+    assert not replay.recovered  # seq 1 of the new epoch never existed
+    replay = await history.replay(room, 1, new.epoch)
+    assert replay.recovered and [f.seq for f in replay.frames] == [2]
+    assert json.loads(replay.frames[0].text)["epoch"] == new.epoch

@@ -23,7 +23,9 @@ class MemoryRoomHistory:
         self._seen: dict[tuple[uuid.UUID, Room], Position] = {}
 
     def lose(self) -> None:
-        """Forget every room's numbering and history, as a flushed Redis would."""
+        """Forget every room's numbering and history, as a flushed Redis would: the next
+        event of a room starts a new epoch at 1 (the Redis adapter would continue above
+        the highest seq its instance saw)."""
         self.seqs.clear()
         self.epochs.clear()
         self.frames.clear()

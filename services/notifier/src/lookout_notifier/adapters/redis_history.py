@@ -62,12 +62,12 @@ for i = 0, n - 1 do
   local room_key, hist_key, seen_key = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local a = 7 + i * 5
   local epoch = redis.call('HGET', room_key, 'epoch')
-  local seen = redis.call('GET', seen_key)
+  local seen, given, given_epoch = redis.call('GET', seen_key), nil, nil
+  if seen then given, given_epoch = string.match(seen, '^(%d+) (.+)$') end
   local seq
-  if seen then
-    local given, given_epoch = string.match(seen, '^(%d+) (.+)$')
+  if given_epoch then
     seq = (given_epoch == epoch) and tonumber(given) or 0
-  else
+  else  -- not numbered yet (or by a version without epochs: numbered afresh)
     local known_epoch, known_seq = ARGV[a + 3], tonumber(ARGV[a + 4])
     local counter = tonumber(redis.call('HGET', room_key, 'seq') or '0')
     if not epoch or (epoch == known_epoch and counter < known_seq) then
