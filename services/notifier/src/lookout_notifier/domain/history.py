@@ -37,10 +37,6 @@ class Replay:
     frames: list[StoredFrame]  # the frames after ``since``, oldest first
     recovered: bool  # False: the history no longer covers since+1, the client must refetch
 
-    @property
-    def seq(self) -> int:
-        return self.current.seq
-
 
 def replay_from(
     current: Position, history: Sequence[StoredFrame], since: int, epoch: str | None = None
