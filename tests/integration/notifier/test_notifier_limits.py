@@ -190,7 +190,8 @@ async def test_sse_delivers_and_resumes_from_last_event_id(
             first = await take(events, 2)
             assert [e["data"]["room"] for e in first] == [f"stream:{stream}", f"tenant:{tenant}"]
             last_id = first[-1]["id"]
-            assert last_id.startswith(f"stream:{stream}=2,tenant:{tenant}=")
+            epoch = acks[0]["data"]["epoch"]
+            assert last_id.startswith(f"stream:{stream}={epoch}:2,tenant:{tenant}=")
         missed = [job_event(stream, tenant) for _ in range(2)]
         for event in missed:
             await broker.publish_envelope(event)
@@ -211,7 +212,7 @@ async def test_sse_delivers_and_resumes_from_last_event_id(
             assert sorted(replayed) == sorted(
                 (room, i) for room in (f"stream:{stream}", f"tenant:{tenant}") for i in ids
             )
-            assert got[-1]["id"].startswith(f"stream:{stream}=4,")
+            assert got[-1]["id"].startswith(f"stream:{stream}={epoch}:4,")
 
 
 async def test_sse_sends_heartbeat_comments(prefix: str) -> None:

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
 import uvicorn
+from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
 from lookout_notifier.app import create_app, server_config
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker
@@ -28,8 +30,8 @@ TIMEOUT = 10.0
 
 
 class Notifier:
-    def __init__(self, port: int, settings: NotifierSettings) -> None:
-        self.port, self.settings = port, settings
+    def __init__(self, port: int, settings: NotifierSettings, server: uvicorn.Server) -> None:
+        self.port, self.settings, self.server = port, settings, server
         self.codec = TokenCodec(
             settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
         )
@@ -60,7 +62,7 @@ async def serve_notifier(prefix: str, **overrides: Any) -> AsyncIterator[Notifie
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield Notifier(port, settings)
+        yield Notifier(port, settings, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, TIMEOUT)
@@ -113,8 +115,11 @@ async def send(ws: ClientConnection, **frame: Any) -> None:
     await ws.send(json.dumps(frame))
 
 
-async def subscribe(ws: ClientConnection, room: str, since: int | None = None) -> dict[str, Any]:
-    await send(ws, op="subscribe", room=room, **({} if since is None else {"since": since}))
+async def subscribe(
+    ws: ClientConnection, room: str, since: int | None = None, epoch: str | None = None
+) -> dict[str, Any]:
+    resume = {"since": since, "epoch": epoch}
+    await send(ws, op="subscribe", room=room, **{k: v for k, v in resume.items() if v is not None})
     return await recv(ws)
 
 
@@ -200,7 +205,8 @@ async def test_event_reaches_its_tenant_and_never_another(
     refused = {"op": "error", "code": "forbidden_room", "detail": "room not available"}
     async with notifier.connect(tenant) as mine, notifier.connect(other) as theirs:
         # Subscribed at once after the creation: the subscription waits for its event.
-        assert await subscribe(mine, room) == {"op": "subscribed", "room": room, "seq": 1}
+        ack = await subscribe(mine, room)
+        assert ack == {"op": "subscribed", "room": room, "seq": 1, "epoch": ANY}
         assert (await subscribe(mine, f"tenant:{tenant}"))["op"] == "subscribed"
         assert await subscribe(theirs, room) == {**refused, "room": room}
         assert await subscribe(theirs, f"tenant:{tenant}") == {
@@ -215,6 +221,7 @@ async def test_event_reaches_its_tenant_and_never_another(
         assert frame == {
             "room": room,
             "seq": 2,
+            "epoch": ack["epoch"],
             "type": "snapshot_job.succeeded",
             "entity_id": str(event.entity_id),
             "data": event.data,
@@ -311,14 +318,20 @@ async def check_replay_after_reconnect(first: Notifier, second: Notifier, broker
     async with first.connect(tenant) as observer:
         await subscribe(observer, room)  # seq 1 is the stream's creation
         async with first.connect(tenant) as client:
-            await subscribe(client, room)
+            epoch = (await subscribe(client, room))["epoch"]
             assert await publish_and_observe(broker, observer, stream, tenant, 2) == [2, 3]
             assert [(await recv(client))["seq"] for _ in range(2)] == [2, 3]
         # Disconnected: three frames are missed.
         assert await publish_and_observe(broker, observer, stream, tenant, 3) == [4, 5, 6]
         async with second.connect(tenant) as client:
-            ack = await subscribe(client, room, since=3)
-            assert ack == {"op": "subscribed", "room": room, "seq": 6, "recovered": True}
+            ack = await subscribe(client, room, since=3, epoch=epoch)
+            assert ack == {
+                "op": "subscribed",
+                "room": room,
+                "seq": 6,
+                "epoch": epoch,
+                "recovered": True,
+            }
             assert [(await recv(client))["seq"] for _ in range(3)] == [4, 5, 6]
             await publish_and_observe(broker, observer, stream, tenant, 1)
             assert (await recv(client))["seq"] == 7  # then live, no gap, no duplicate
@@ -341,6 +354,7 @@ async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Brok
                 "op": "subscribed",
                 "room": room,
                 "seq": 6,
+                "epoch": ANY,
                 "recovered": False,
             }
             assert (await subscribe(client, room, since=4))["recovered"] is True
@@ -377,6 +391,50 @@ async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker
             assert seqs == list(range(2, count + 2))
             # The slow client now reads what was in flight, then the close frame.
             assert await closed_code(slow) == 1013
+
+
+async def test_client_that_never_reads_is_dropped_with_1013_long_before_the_heartbeat(
+    prefix: str, broker: Broker
+) -> None:
+    """The kernel's and the transport's buffers absorb megabytes before a send blocks: the
+    bound counts what the transport holds, and the close neither waits for the client to
+    drain it nor leaves the socket open when it never does."""
+    tenant, count = uuid.uuid4(), 200
+    big = "x" * 65536
+    heartbeat = {"heartbeat_seconds": 60, "idle_timeout_seconds": 180}
+    async with serve_notifier(prefix, max_unsent_bytes=262144, **heartbeat) as notifier:
+        stream = await new_stream(broker, tenant)
+        room = f"stream:{stream}"
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", notifier.port))
+        # No pings of its own and a one-message queue: it reads nothing after its ack.
+        stalled = notifier.connect(tenant, sock=sock, max_queue=1, ping_interval=None)
+        async with stalled as slow, notifier.connect(tenant) as fast:
+            await subscribe(slow, room)
+            await subscribe(fast, room)
+            (server_side,) = [
+                p
+                for p in notifier.server.server_state.connections
+                if isinstance(p, BoundedWebSocketProtocol) and p.client == sock.getsockname()
+            ]
+            started = asyncio.get_running_loop().time()
+            for start in range(0, count, 50):
+                await asyncio.gather(
+                    *(
+                        broker.publish_envelope(job_event(stream, tenant, big))
+                        for _ in range(start, start + 50)
+                    )
+                )
+            seqs = [(await recv(fast))["seq"] for _ in range(count)]
+            assert seqs == list(range(2, count + 2))  # the others keep receiving
+            deadline = started + notifier.settings.heartbeat_seconds / 2
+            while not server_side.disconnected:
+                assert asyncio.get_running_loop().time() < deadline, "stalled client still open"
+                await asyncio.sleep(0.1)
+            close_sent = server_side.conn.close_sent
+            assert close_sent is not None and close_sent.code == 1013
 
 
 # Operations ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from lookout_notifier import handlers
 from lookout_notifier.adapters.memory import MemoryRoomHistory
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain.frames import Subscribe
-from lookout_notifier.domain.history import StoredFrame, replay_from
+from lookout_notifier.domain.history import Position, StoredFrame, replay_from
 from lookout_notifier.domain.rooms import parse_room
 from lookout_notifier.handlers import Rooms
 from lookout_notifier.hub import Hub
@@ -23,12 +23,17 @@ TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
 
 
 class FakeTransport:
-    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading)."""
+    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading);
+    ``held`` is what its buffer holds for the peer."""
 
-    def __init__(self, stalled: bool = False) -> None:
+    def __init__(self, stalled: bool = False, held: int = 0) -> None:
         self.sent: list[dict[str, object]] = []
         self.closed_with: int | None = None
+        self.held = held
         self._stalled = stalled
+
+    def buffered(self) -> int:
+        return self.held
 
     async def send_text(self, text: str) -> None:
         if self._stalled:
@@ -68,7 +73,7 @@ async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
     rooms = Rooms(Hub(), history)
     history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
-    slow, fast = Connection(principal(), slow_t, 2), Connection(principal(), fast_t, 2)
+    slow, fast = (Connection(principal(), t, 2, 1 << 20) for t in (slow_t, fast_t))
     serving = [asyncio.create_task(c.serve(never_reads())) for c in (slow, fast)]
     for conn in (slow, fast):
         rooms.hub.connect(conn)
@@ -85,11 +90,24 @@ async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
 
 
 async def test_offer_refuses_beyond_the_bound_without_waiting() -> None:
-    conn = Connection(principal(), FakeTransport(stalled=True), 3)
+    conn = Connection(principal(), FakeTransport(stalled=True), 3, 1 << 20)
     assert all(conn.offer("{}") for _ in range(3))
     assert not conn.offer("{}")
     assert conn.close_code == 1013
     assert not conn.offer("{}")  # closing: nothing more is queued
+
+
+async def test_bytes_held_by_the_transport_count_toward_the_unsent_bound() -> None:
+    """A client that stopped reading fills the transport's buffer before the queue: the
+    bound counts both, so it is closed while its queue still holds few frames."""
+    transport = FakeTransport(stalled=True, held=900)
+    conn = Connection(principal(), transport, 256, 1000)
+    assert conn.offer("x" * 50) and conn.offer("x" * 50)
+    assert not conn.offer("x")
+    assert conn.close_code == 1013
+    roomy = Connection(principal(), FakeTransport(stalled=True), 256, 1000)
+    assert all(roomy.offer("x" * 50) for _ in range(20))  # 1000 bytes queued: still within
+    assert not roomy.offer("x") and roomy.close_code == 1013
 
 
 async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
@@ -98,7 +116,7 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     for _ in range(3):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
-    conn = Connection(principal(), transport, 16)
+    conn = Connection(principal(), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
@@ -106,7 +124,14 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     await handlers.handle_event(job_event(stream), rooms)
     await settle()
     ack, *events = transport.sent
-    assert ack == {"op": "subscribed", "room": f"stream:{stream}", "seq": 3, "recovered": True}
+    room = parse_room(f"stream:{stream}")
+    assert ack == {
+        "op": "subscribed",
+        "room": str(room),
+        "seq": 3,
+        "epoch": history.epochs[room],
+        "recovered": True,
+    }
     assert [e["seq"] for e in events] == [2, 3, 4]
     serving.cancel()
 
@@ -117,14 +142,16 @@ async def test_trimmed_history_answers_recovered_false() -> None:
     for _ in range(5):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
-    conn = Connection(principal(), transport, 16)
+    conn = Connection(principal(), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
     await settle()
+    room = parse_room(f"stream:{stream}")
+    epoch = history.epochs[room]
     assert transport.sent == [
-        {"op": "subscribed", "room": f"stream:{stream}", "seq": 5, "recovered": False}
+        {"op": "subscribed", "room": str(room), "seq": 5, "epoch": epoch, "recovered": False}
     ]
     serving.cancel()
 
@@ -134,7 +161,7 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
     rooms = Rooms(Hub(), history)
     history.owners[stream] = TENANT
     transport = FakeTransport()
-    conn = Connection(principal(TENANT), transport, 16)
+    conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     room = f"stream:{stream}"
     await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), rooms)
@@ -164,7 +191,7 @@ async def test_replay_is_filtered_by_tenant_too() -> None:
     await handlers.handle_event(job_event(stream, tenant=TENANT), rooms)
     history.owners[stream] = TENANT
     transport = FakeTransport()
-    conn = Connection(principal(TENANT), transport, 16)
+    conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), rooms
@@ -174,12 +201,50 @@ async def test_replay_is_filtered_by_tenant_too() -> None:
     serving.cancel()
 
 
+async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() -> None:
+    """The history forgets the room (a flushed Redis) and numbers it from 1 again: the
+    subscriber is told, and gets every frame of the new numbering."""
+    history, stream = MemoryRoomHistory(), uuid.uuid4()
+    rooms, room = Rooms(Hub(), history), parse_room(f"stream:{stream}")
+    history.owners[stream] = TENANT
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 16, 1 << 20)
+    serving = asyncio.create_task(conn.serve(never_reads()))
+    await handlers.handle_event(job_event(stream), rooms)
+    await handlers.subscribe(conn, Subscribe(room), rooms)
+    old_epoch = history.epochs[room]
+    for _ in range(2):
+        await handlers.handle_event(job_event(stream), rooms)
+    history.lose()
+    for _ in range(2):
+        await handlers.handle_event(job_event(stream), rooms)
+    await settle()
+    ack, *frames = transport.sent
+    assert ack == {"op": "subscribed", "room": str(room), "seq": 1, "epoch": old_epoch}
+    new_epoch = history.epochs[room]
+    assert new_epoch != old_epoch
+    assert [(f.get("op"), f["epoch"], f["seq"]) for f in frames] == [
+        (None, old_epoch, 2),
+        (None, old_epoch, 3),
+        ("reset", new_epoch, 0),
+        (None, new_epoch, 1),
+        (None, new_epoch, 2),
+    ]
+    assert frames[2]["recovered"] is False
+    replay = await history.replay(room, 3, old_epoch)  # a resume from before the loss
+    assert not replay.recovered and replay.current.epoch == new_epoch
+    serving.cancel()
+
+
 def test_replay_rules() -> None:
     history = [StoredFrame(seq, None, str(seq)) for seq in (3, 4, 5)]
-    assert replay_from(5, history, 2).frames == history and replay_from(5, history, 2).recovered
-    assert [f.seq for f in replay_from(5, history, 3).frames] == [4, 5]
-    assert replay_from(5, history, 5).recovered and not replay_from(5, history, 5).frames
-    assert not replay_from(5, history, 1).recovered  # 2 was trimmed
-    assert not replay_from(5, [], 2).recovered  # history expired
-    assert not replay_from(5, history, 9).recovered  # counter restarted
-    assert replay_from(0, [], 0).recovered
+    at = Position("e1", 5)
+    assert replay_from(at, history, 2).frames == history and replay_from(at, history, 2).recovered
+    assert [f.seq for f in replay_from(at, history, 3).frames] == [4, 5]
+    assert replay_from(at, history, 5).recovered and not replay_from(at, history, 5).frames
+    assert not replay_from(at, history, 1).recovered  # 2 was trimmed
+    assert not replay_from(at, [], 2).recovered  # history expired
+    assert not replay_from(at, history, 9).recovered  # counter restarted
+    assert replay_from(Position(None, 0), [], 0).recovered
+    assert replay_from(at, history, 3, "e1").recovered  # the client's epoch is the room's
+    assert not replay_from(at, history, 3, "e0").recovered  # numbering lost since

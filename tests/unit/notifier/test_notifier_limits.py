@@ -13,6 +13,7 @@ from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHi
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain.event_ids import BadEventId, encode_event_id, parse_event_id
 from lookout_notifier.domain.frames import event_body, event_frame, frame_position
+from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.ratelimit import TokenBucket
 from lookout_notifier.domain.rooms import GONE, Room
 from lookout_notifier.domain.routing import OwnerFact
@@ -33,6 +34,9 @@ async def never_reads() -> None:
 class Recorder:
     def __init__(self) -> None:
         self.sent: list[dict[str, object]] = []
+
+    def buffered(self) -> int:
+        return 0
 
     async def send_text(self, text: str) -> None:
         self.sent.append(json.loads(text))
@@ -105,7 +109,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
     user = uuid.uuid4()
     old = CODEC.verify(CODEC.issue(user, TENANT, "viewer", timedelta(seconds=1)))
     transport = Recorder()
-    conn = Connection(old, transport, 8)
+    conn = Connection(old, transport, 8, 1 << 20)
     serving = asyncio.create_task(conn.serve(never_reads()))
     conn.expire_at(old.expires_at)
     rooms = Rooms(Hub(), MemoryRoomHistory())
@@ -127,7 +131,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
 
 
 async def test_expiry_closes_with_1008() -> None:
-    conn = Connection(viewer(), Recorder(), 8)
+    conn = Connection(viewer(), Recorder(), 8, 1 << 20)
     conn.expire_at(datetime.now(UTC))
     await asyncio.sleep(0.01)
     assert conn.close_code == 1008
@@ -138,19 +142,20 @@ async def test_expiry_closes_with_1008() -> None:
 
 def test_event_ids_round_trip_and_refuse_garbage() -> None:
     a, b = Room("stream", uuid.uuid4()), Room("tenant", TENANT)
-    text = encode_event_id({str(a): 12, str(b): 40})
-    assert text == f"{a}=12,{b}=40"
-    assert parse_event_id(text, 16) == {a: 12, b: 40}
-    for bad in ("stream:x=1", f"{a}=-1", f"{a}", f"{a}=1,{b}=2"):
+    text = encode_event_id({str(a): Position("e1", 12), str(b): Position(None, 40)})
+    assert text == f"{a}=e1:12,{b}=40"
+    assert parse_event_id(text, 16) == {a: Position("e1", 12), b: Position(None, 40)}
+    assert parse_event_id(f"{a}=12", 16) == {a: Position(None, 12)}  # an id from before epochs
+    for bad in ("stream:x=1", f"{a}=-1", f"{a}", f"{a}=1,{b}=2", f"{a}=e-1:2", f"{a}=e1:x"):
         with pytest.raises(BadEventId):
             parse_event_id(bad, 1 if bad.count(",") else 16)
 
 
-def test_frame_position_reads_room_and_seq_without_parsing() -> None:
+def test_frame_position_reads_room_seq_and_epoch_without_parsing() -> None:
     room = Room("stream", uuid.uuid4())
     envelope = stream_event("stream.created", room.id)
-    text = event_frame(room, event_body(envelope)).text(42)
-    assert frame_position(text) == (str(room), 42)
+    text = event_frame(room, event_body(envelope)).text(42, "e1")
+    assert frame_position(text) == (str(room), Position("e1", 42))
     assert frame_position('{"op":"pong"}') is None
 
 

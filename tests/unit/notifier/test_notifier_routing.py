@@ -106,10 +106,11 @@ def test_frame_carries_room_seq_type_entity_and_data() -> None:
         SnapshotJobState(stream_id=stream, status="failed", error='a "quoted" error'),
         job,
     )
-    text = event_frame(Room("stream", stream), event_body(event)).text(7)
+    text = event_frame(Room("stream", stream), event_body(event)).text(7, "e1")
     assert json.loads(text) == {
         "room": f"stream:{stream}",
         "seq": 7,
+        "epoch": "e1",
         "type": "snapshot_job.failed",
         "entity_id": str(job),
         "data": event.data,

@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from lookout_shared.broker import Broker
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.redis import create_redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
+from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
 from lookout_notifier.bootstrap import Notifier, bootstrap, running
 from lookout_notifier.entrypoints import consumer, sse, ws
 from lookout_notifier.settings import NotifierSettings
@@ -23,6 +26,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             redis = create_redis(settings.redis_url.get_secret_value())
+            # A restarted Redis leaves every pooled connection stale: a command retries on a
+            # fresh one rather than failing a subscribe or an event. Safe, as each of the
+            # notifier's commands is idempotent (events by their seen keys, slots by id).
+            redis.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
             stack.push_async_callback(redis.aclose)
             broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
             stack.push_async_callback(broker.close)
@@ -64,7 +71,9 @@ def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object)
     options: dict[str, object] = {
         "host": settings.bind_host,
         "port": settings.notifier_port,
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio, exposing its write buffer and never waiting on a
+        # peer that stopped reading (see adapters.uvicorn_ws).
+        "ws": BoundedWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,
         # A frame is serialised once for all its room's clients; compressing it again per
         # client would undo that (and deflate contexts cost memory per connection).

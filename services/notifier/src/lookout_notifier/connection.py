@@ -1,9 +1,12 @@
 """One client connection: a bounded send queue drained by its own sender task.
 
-Fan-out never waits on a client: frames are offered with ``put_nowait``; a client whose queue
-is full is closed with 1013 (try again later) and everyone else keeps receiving. Frames of a
-room being subscribed are held back until its replay has been queued, so a client sees the
-replay and the live frames in seq order, without gap or duplicate.
+Fan-out never waits on a client: frames are offered with ``put_nowait``. What a connection
+has not sent is bounded twice: ``queue_size`` live frames in its queue, and
+``max_unsent_bytes`` counting the queue's live frames and what the transport still holds
+for the peer (the kernel's socket buffers come on top). A client past either bound is
+closed with 1013 (try again later) and everyone else keeps receiving. Frames of a room being
+subscribed are held back until its replay has been queued, so a client sees the replay and
+the live frames in seq order, without gap or duplicate.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any, Protocol
 from lookout_shared.tokens import Principal
 
 from lookout_notifier import metrics
+from lookout_notifier.domain import frames
+from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.rooms import may_receive
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,10 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 class Transport(Protocol):
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the peer's socket (0 where unknown)."""
+        ...
+
     async def send_text(self, text: str) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
@@ -37,20 +46,28 @@ class Transport(Protocol):
 
 @dataclass
 class _Subscription:
+    # Where the client is in the room's numbering: the epoch its seqs count in (None until
+    # the room's first event) and the last seq it was given.
+    epoch: str | None = None
     last_seq: int = 0
-    # Live frames that arrived while the replay was being read: (seq, text).
-    pending: list[tuple[int, str]] | None = field(default_factory=list)
+    # Live frames that arrived while the replay was being read: (epoch, seq, text).
+    pending: list[tuple[str | None, int, str]] | None = field(default_factory=list)
 
 
 class Connection:
-    def __init__(self, principal: Principal, transport: Transport, queue_size: int) -> None:
+    def __init__(
+        self, principal: Principal, transport: Transport, queue_size: int, max_unsent_bytes: int
+    ) -> None:
         self.id = uuid.uuid4()
         self.principal = principal
         self._transport = transport
-        # Bounded by offer(): queue_size live frames. A replay goes in on top (it is bounded
-        # by the history size) so a client that asks for one is not closed for it.
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # Bounded by offer(): queue_size live frames, max_unsent_bytes with the transport's
+        # buffer. A replay goes in on top (it is bounded by the history size) so a client
+        # that asks for one is not closed for it. Items: (text, counted in _live_bytes).
+        self._queue: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._queue_size = queue_size
+        self._max_unsent_bytes = max_unsent_bytes
+        self._live_bytes = 0  # frames are ASCII JSON: len() is their size in bytes
         self._subscriptions: dict[str, _Subscription] = {}
         self._closing = asyncio.Event()
         self.close_code: int | None = None
@@ -69,29 +86,48 @@ class Connection:
     # Sending -------------------------------------------------------------------------------
 
     def offer(self, text: str) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection with 1013."""
+        """Queue a frame without waiting; past a bound the connection is closed with 1013."""
         if self.is_closing:
             return False
-        if self._queue.qsize() >= self._queue_size:
+        unsent = self._live_bytes + len(text) + self._transport.buffered()
+        if self._queue.qsize() >= self._queue_size or unsent > self._max_unsent_bytes:
             metrics.SLOW_CLIENTS.inc()
             self.close(TRY_AGAIN_LATER, "send queue full")
             return False
-        self._queue.put_nowait(text)
+        self._live_bytes += len(text)
+        self._queue.put_nowait((text, True))
         return True
 
-    def deliver(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> bool:
+    def deliver(
+        self, room: str, epoch: str | None, seq: int, tenant_id: uuid.UUID | None, text: str
+    ) -> bool:
         """A live frame of ``room``: filtered by tenant before it is ever queued. True when
         it was queued (or held for the subscription being set up)."""
         sub = self._subscriptions.get(room)
         if sub is None or not may_receive(self.principal, tenant_id):
             return False
         if sub.pending is not None:
-            sub.pending.append((seq, text))
+            sub.pending.append((epoch, seq, text))
             return True
-        if seq > sub.last_seq:
-            sub.last_seq = seq
-            return self.offer(text)
-        return False
+        return self._advance(room, sub, epoch, seq, text)
+
+    def _advance(
+        self, room: str, sub: _Subscription, epoch: str | None, seq: int, text: str
+    ) -> bool:
+        """Queue a live frame the client does not have yet. A frame of another epoch than
+        the client's means the room's numbering was lost: the client is told (reset) and
+        follows the new numbering from this frame on, rather than having it dropped as
+        already seen."""
+        if epoch != sub.epoch:
+            if sub.epoch is not None:  # None: the room had no numbering yet, nothing lost
+                if not self.offer(frames.reset(room, epoch, seq - 1)):
+                    return False
+                sub.last_seq = seq - 1
+            sub.epoch = epoch
+        if seq <= sub.last_seq:
+            return False  # already given (a replayed frame, or one event delivered twice)
+        sub.last_seq = seq
+        return self.offer(text)
 
     # Subscriptions -------------------------------------------------------------------------
 
@@ -99,31 +135,36 @@ class Connection:
         """Start holding ``room``'s live frames while its seq and replay are read."""
         self._subscriptions[room] = _Subscription()
 
-    def held_seqs(self, room: str) -> list[int]:
+    def held_seqs(self, room: str, epoch: str | None) -> list[int]:
+        """The seqs of the frames of ``epoch`` held for a subscription being set up."""
         sub = self._subscriptions.get(room)
-        return [seq for seq, _ in sub.pending] if sub and sub.pending else []
+        held = sub.pending if sub and sub.pending else []
+        return [seq for held_epoch, seq, _ in held if held_epoch == epoch]
 
     def finish_subscription(
-        self, room: str, first: list[str], replayed: list[tuple[int, str]], last_seq: int
+        self,
+        room: str,
+        first: list[str],
+        replayed: list[tuple[int, str]],
+        at: Position,
     ) -> None:
-        """Queue ``first`` (the ack), the replayed frames, then the held live frames newer than
-        ``last_seq`` (the last seq the client has), and go live."""
+        """Queue ``first`` (the ack), the replayed frames, then the held live frames after
+        ``at`` (where the client is), and go live."""
         sub = self._subscriptions.get(room)
         if sub is None or sub.pending is None:
             return
-        held, sub.pending, sub.last_seq = sub.pending, None, last_seq
+        held, sub.pending = sub.pending, None
+        sub.epoch, sub.last_seq = at.epoch, at.seq
         if self.is_closing:
             return
         for text in first:
-            self._queue.put_nowait(text)
+            self._queue.put_nowait((text, False))
         for seq, text in replayed:
             if seq > sub.last_seq:
                 sub.last_seq = seq
-                self._queue.put_nowait(text)
-        for seq, text in held:  # live frames: bounded like any other
-            if seq > sub.last_seq:
-                sub.last_seq = seq
-                self.offer(text)
+                self._queue.put_nowait((text, False))
+        for epoch, seq, text in held:  # live frames: bounded like any other
+            self._advance(room, sub, epoch, seq, text)
 
     def drop_subscription(self, room: str) -> None:
         self._subscriptions.pop(room, None)
@@ -179,7 +220,9 @@ class Connection:
 
     async def _send_loop(self) -> None:
         while True:
-            text = await self._queue.get()
+            text, counted = await self._queue.get()
+            if counted:
+                self._live_bytes -= len(text)
             await self._transport.send_text(text)
             metrics.FRAMES_SENT.inc()
 

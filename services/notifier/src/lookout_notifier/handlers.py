@@ -13,6 +13,7 @@ from lookout_notifier import metrics
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.frames import Auth, Ping, Subscribe, Unsubscribe
+from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.rooms import OWNED_KINDS, Owner, Room, may_join, may_receive
 from lookout_notifier.domain.routing import owner_facts, rooms_for
 from lookout_notifier.hub import Hub
@@ -39,10 +40,12 @@ async def handle_event(envelope: Envelope, rooms: Rooms) -> None:
         Record(d.room, d.tenant_id, frames.event_frame(d.room, body)) for d in rooms_for(envelope)
     ]
     facts = owner_facts(envelope)
-    seqs = await rooms.history.record(envelope.id, records, facts)
+    positions = await rooms.history.record(envelope.id, records, facts)
     rooms.owners.learned(fact.entity_id for fact in facts)
-    for record, seq in zip(records, seqs, strict=True):
-        rooms.hub.fan_out(str(record.room), seq, record.tenant_id, record.frame.text(seq))
+    for record, at in zip(records, positions, strict=True):
+        if at.seq and at.epoch:  # seq 0: numbered in an epoch the room has left
+            text = record.frame.text(at.seq, at.epoch)
+            rooms.hub.fan_out(str(record.room), at, record.tenant_id, text)
     metrics.EVENTS.inc()
 
 
@@ -87,28 +90,35 @@ async def subscribe(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
 
 
 async def join(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
-    """Join an authorised room, replaying from ``since`` when asked."""
+    """Join an authorised room, replaying from ``since`` (of ``epoch``) when asked."""
     room, history = str(frame.room), rooms.history
     # Join first: live frames are held from here on, so whatever the reads below miss
     # arrives live, and whatever they include is not delivered twice.
     rooms.hub.join(room, conn)
     if frame.since is not None:
-        replay = await history.replay(frame.room, frame.since)
+        replay = await history.replay(frame.room, frame.since, frame.epoch)
+        current = replay.current
         if replay.recovered:
             replayed = [
                 (f.seq, f.text) for f in replay.frames if may_receive(conn.principal, f.tenant_id)
             ]
-            ack = frames.control("subscribed", room=room, seq=replay.seq, recovered=True)
-            conn.finish_subscription(room, [ack], replayed, frame.since)
+            ack = _ack(room, current, recovered=True)
+            conn.finish_subscription(room, [ack], replayed, Position(current.epoch, frame.since))
             return
-        current, recovered = replay.seq, False
+        recovered: bool | None = False
     else:
-        current, recovered = await history.current_seq(frame.room), None
+        current, recovered = await history.current(frame.room), None
     # No replay: the client starts from the ack's seq, which must precede any held frame.
-    last = min([current, *(seq - 1 for seq in conn.held_seqs(room))])
-    extra = {} if recovered is None else {"recovered": recovered}
-    ack = frames.control("subscribed", room=room, seq=last, **extra)
-    conn.finish_subscription(room, [ack], [], last)
+    last = min([current.seq, *(seq - 1 for seq in conn.held_seqs(room, current.epoch))])
+    at = Position(current.epoch, last)
+    conn.finish_subscription(room, [_ack(room, at, recovered)], [], at)
+
+
+def _ack(room: str, at: Position, recovered: bool | None) -> str:
+    extra: dict[str, object] = {} if at.epoch is None else {"epoch": at.epoch}
+    if recovered is not None:
+        extra["recovered"] = recovered
+    return frames.control("subscribed", room=room, seq=at.seq, **extra)
 
 
 def unsubscribe(conn: Connection, frame: Unsubscribe, hub: Hub) -> None:

@@ -10,6 +10,7 @@ from opentelemetry.trace import SpanKind
 
 from lookout_notifier import metrics
 from lookout_notifier.connection import Connection
+from lookout_notifier.domain.history import Position
 
 _tracer = telemetry.tracer(__name__)
 
@@ -44,7 +45,7 @@ class Hub:
     def has_members(self, room: str) -> bool:
         return room in self._rooms
 
-    def fan_out(self, room: str, seq: int, tenant_id: uuid.UUID | None, text: str) -> int:
+    def fan_out(self, room: str, at: Position, tenant_id: uuid.UUID | None, text: str) -> int:
         """Offer a frame to the room's local connections; how many took it. A room with
         local members gets a span (a child of the consumed message's)."""
         members = self._rooms.get(room)
@@ -59,11 +60,14 @@ class Hub:
                 "messaging.operation.type": "send",
                 "messaging.destination.name": room,
                 "messaging.destination.template": template,
-                "lookout.room.seq": seq,
+                "lookout.room.epoch": at.epoch or "",
+                "lookout.room.seq": at.seq,
                 "lookout.room.members": len(members),
             },
         ) as span:
             # A copy: a connection closing on overflow must not resize the set mid-loop.
-            received = sum(conn.deliver(room, seq, tenant_id, text) for conn in list(members))
+            received = sum(
+                conn.deliver(room, at.epoch, at.seq, tenant_id, text) for conn in list(members)
+            )
             span.set_attribute("lookout.room.recipients", received)
         return received

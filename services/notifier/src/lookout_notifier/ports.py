@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lookout_notifier.domain.frames import EventFrame
-from lookout_notifier.domain.history import Replay
+from lookout_notifier.domain.history import Position, Replay
 from lookout_notifier.domain.rooms import Owner, Room
 from lookout_notifier.domain.routing import OwnerFact
 
@@ -25,15 +25,20 @@ class Record:
 class RoomHistory(Protocol):
     async def record(
         self, event_id: uuid.UUID, records: Sequence[Record], owners: Sequence[OwnerFact]
-    ) -> list[int]:
-        """Assign each record the next seq of its room and append it to the room's history;
-        apply ``owners`` (see OwnerFact). Idempotent per (event, room): every
-        notifier instance sees every event and all must agree on its seq."""
+    ) -> list[Position]:
+        """Assign each record the next seq of its room (in the room's epoch, a new one when
+        the numbering was lost) and append it to the room's history; apply ``owners`` (see
+        OwnerFact). Idempotent per (event, room): every notifier instance sees every event
+        and all must agree on its position. Seq 0: the event was numbered in an epoch the
+        room has left, it is not delivered again."""
         ...
 
-    async def current_seq(self, room: Room) -> int: ...
+    async def current(self, room: Room) -> Position: ...
 
-    async def replay(self, room: Room, since: int) -> Replay: ...
+    async def replay(self, room: Room, since: int, epoch: str | None = None) -> Replay:
+        """The frames after ``since``; recovered=false when they are not all kept, or when
+        ``epoch`` (the client's) is not the room's."""
+        ...
 
     async def owner_of(self, entity_id: uuid.UUID) -> Owner:
         """The tenant an event said owns this stream or job, GONE once the stream was

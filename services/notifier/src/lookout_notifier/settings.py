@@ -14,6 +14,10 @@ class NotifierSettings(ServiceSettings):
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
     )
     send_queue_size: int = Field(default=256, ge=1)
+    # Bytes a connection may have unsent: its queued live frames plus what the transport
+    # still holds for the peer (WebSocket). Above it: close 1013, so a client that stopped
+    # reading is dropped by this bound long before the heartbeat notices.
+    max_unsent_bytes: int = Field(default=1_048_576, ge=4096)
     history_size: int = Field(default=500, ge=1)
     history_ttl_seconds: int = Field(default=300, ge=1)
     # uvicorn pings every heartbeat_seconds; a peer that has not answered within

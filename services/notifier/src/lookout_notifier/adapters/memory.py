@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
 
-from lookout_notifier.domain.history import Replay, StoredFrame, replay_from
+from lookout_notifier.domain.history import Position, Replay, StoredFrame, replay_from
 from lookout_notifier.domain.rooms import GONE, Owner, Room
 from lookout_notifier.domain.routing import OwnerFact
 from lookout_notifier.ports import Record
@@ -15,36 +15,49 @@ from lookout_notifier.ports import Record
 class MemoryRoomHistory:
     def __init__(self, history_size: int = 500) -> None:
         self.seqs: dict[Room, int] = defaultdict(int)
+        self.epochs: dict[Room, str] = {}
         self.frames: dict[Room, deque[StoredFrame]] = defaultdict(
             lambda: deque(maxlen=history_size)
         )
         self.owners: dict[uuid.UUID, Owner] = {}
-        self._seen: dict[tuple[uuid.UUID, Room], int] = {}
+        self._seen: dict[tuple[uuid.UUID, Room], Position] = {}
+
+    def lose(self) -> None:
+        """Forget every room's numbering and history, as a flushed Redis would: the next
+        event of a room starts a new epoch at 1 (the Redis adapter would continue above
+        the highest seq its instance saw)."""
+        self.seqs.clear()
+        self.epochs.clear()
+        self.frames.clear()
+        self._seen.clear()
 
     async def record(
         self, event_id: uuid.UUID, records: Sequence[Record], owners: Sequence[OwnerFact]
-    ) -> list[int]:
-        seqs = []
+    ) -> list[Position]:
+        positions = []
         for rec in records:
             key = (event_id, rec.room)
             if key not in self._seen:
+                epoch = self.epochs.setdefault(rec.room, uuid.uuid4().hex[:12])
                 self.seqs[rec.room] += 1
-                seq = self._seen[key] = self.seqs[rec.room]
-                self.frames[rec.room].append(StoredFrame(seq, rec.tenant_id, rec.frame.text(seq)))
-            seqs.append(self._seen[key])
+                seq = self.seqs[rec.room]
+                self._seen[key] = Position(epoch, seq)
+                text = rec.frame.text(seq, epoch)
+                self.frames[rec.room].append(StoredFrame(seq, rec.tenant_id, text))
+            positions.append(self._seen[key])
         for fact in owners:
             known = self.owners.get(fact.entity_id)
             if fact.action == "forget":
                 self.owners[fact.entity_id] = GONE
             elif (fact.action == "keep" and known != GONE) or known is None:
                 self.owners[fact.entity_id] = fact.tenant_id
-        return seqs
+        return positions
 
-    async def current_seq(self, room: Room) -> int:
-        return self.seqs[room]
+    async def current(self, room: Room) -> Position:
+        return Position(self.epochs.get(room), self.seqs[room])
 
-    async def replay(self, room: Room, since: int) -> Replay:
-        return replay_from(self.seqs[room], list(self.frames[room]), since)
+    async def replay(self, room: Room, since: int, epoch: str | None = None) -> Replay:
+        return replay_from(await self.current(room), list(self.frames[room]), since, epoch)
 
     async def owner_of(self, entity_id: uuid.UUID) -> Owner:
         return self.owners.get(entity_id)

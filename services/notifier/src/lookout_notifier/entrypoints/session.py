@@ -22,7 +22,7 @@ async def session(
 ) -> AsyncIterator[Connection | None]:
     """A registered connection, or None when the user already holds every slot."""
     settings = notifier.settings
-    conn = Connection(principal, transport, settings.send_queue_size)
+    conn = Connection(principal, transport, settings.send_queue_size, settings.max_unsent_bytes)
     user = principal.user_id
     if not await notifier.slots.acquire(user, conn.id, settings.max_connections_per_user):
         metrics.REFUSED.labels("connection_cap").inc()

@@ -22,6 +22,7 @@ from lookout_notifier.bootstrap import Notifier
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.event_ids import BadEventId, parse_event_id
+from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.policy import origin_allowed
 from lookout_notifier.domain.rooms import BadRoom, Room, parse_room
 from lookout_notifier.entrypoints.auth import credentials
@@ -80,7 +81,7 @@ def _rooms(text: str, limit: int) -> list[Room]:
         raise Problem(400, "Bad Request", str(exc), code=frames.BAD_ROOM) from None
 
 
-def _last_event_ids(request: Request, limit: int) -> dict[Room, int]:
+def _last_event_ids(request: Request, limit: int) -> dict[Room, Position]:
     text = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if not text:
         return {}
@@ -97,7 +98,10 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, notifier: Notifier, principal: Principal, rooms: list[tuple[Room, int | None]]
+        self,
+        notifier: Notifier,
+        principal: Principal,
+        rooms: list[tuple[Room, Position | None]],
     ) -> None:
         super().__init__(headers=HEADERS, media_type=self.media_type)
         # A stream has no length: drop the content-length Response computed for no body.
@@ -105,8 +109,8 @@ class EventStream(Response):
         self._notifier, self._principal, self._rooms = notifier, principal, rooms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        seqs = {str(room): seq for room, seq in self._rooms if seq is not None}
-        transport = SseTransport(send, seqs)
+        resumed = {str(room): at for room, at in self._rooms if at is not None}
+        transport = SseTransport(send, resumed)
         async with session(self._notifier, self._principal, transport) as conn:
             if conn is None:
                 response = Response(
@@ -118,8 +122,13 @@ class EventStream(Response):
                 await response(scope, receive, send)
                 return
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            for room, since in self._rooms:
-                await handlers.join(conn, frames.Subscribe(room, since), self._notifier.rooms)
+            for room, at in self._rooms:
+                subscribe = (
+                    frames.Subscribe(room)
+                    if at is None
+                    else frames.Subscribe(room, at.seq, at.epoch)
+                )
+                await handlers.join(conn, subscribe, self._notifier.rooms)
             await conn.serve(self._watch(conn, receive))
 
     async def _watch(self, conn: Connection, receive: Receive) -> None:
