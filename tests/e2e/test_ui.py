@@ -269,7 +269,7 @@ async def test_page_recovers_after_the_notifier_restarts(
         room = f"tenant:{fleet.tenant_id}"
         redis = Redis.from_url(system.env["LOOKOUT_REDIS_URL"])
         await redis.delete(
-            f"{redis_prefix}notifier:seq:{room}", f"{redis_prefix}notifier:history:{room}"
+            f"{redis_prefix}notifier:room:{room}", f"{redis_prefix}notifier:history:{room}"
         )
         await redis.aclose()
         system.start("notifier")

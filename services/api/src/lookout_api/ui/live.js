@@ -2,9 +2,11 @@
 //
 // The token travels as the subprotocols ["bearer", token] (a browser cannot set headers on a
 // WebSocket, and a token in the URL would end up in logs and history). Each room remembers
-// the last seq it saw: after a drop, the page reconnects with backoff and subscribes with
-// `since`, and the notifier replays what was missed, or answers `recovered: false` when its
-// history no longer covers the gap, and the room's owner then refetches over REST.
+// the last seq it saw and the epoch that seq belongs to: after a drop, the page reconnects
+// with backoff and subscribes with `since` and `epoch`, and the notifier replays what was
+// missed, or answers `recovered: false` when its history no longer covers the gap (or the
+// room's numbering started a new epoch), and the room's owner then refetches over REST. A
+// `reset` frame says the same about a room while connected.
 // Listeners get "state" events: {state: "connecting" | "live" | "down", since, recovered}.
 
 const MAX_BACKOFF_MS = 5000;
@@ -14,7 +16,7 @@ export class Live extends EventTarget {
     super();
     this.url = url;
     this.token = token;
-    this.rooms = new Map(); // room -> {seq, onEvent, onResync, onRefused}
+    this.rooms = new Map(); // room -> {seq, epoch, onEvent, onResync, onRefused}
     this.ws = null;
     this.closed = false;
     this.attempt = 0;
@@ -31,7 +33,7 @@ export class Live extends EventTarget {
 
   // Joins `room`; since: 0 replays the room's whole history (a job room that just began).
   join(room, { onEvent, onResync = () => {}, onRefused = () => {}, since = null }) {
-    this.rooms.set(room, { seq: since, onEvent, onResync, onRefused });
+    this.rooms.set(room, { seq: since, epoch: null, onEvent, onResync, onRefused });
     this.#subscribe(room);
   }
 
@@ -69,24 +71,35 @@ export class Live extends EventTarget {
       if (frame.recovered === true) return;
       const gap = entry.seq !== null && frame.recovered === false;
       entry.seq = frame.seq;
-      if (gap) {
-        entry.onResync();
-        this.#emit({ state: "live", resynced: frame.room });
-      }
+      entry.epoch = frame.epoch ?? null;
+      if (gap) this.#resync(frame.room, entry);
+    } else if (frame.op === "reset" && entry) {
+      // The room's numbering was lost and restarted: events may be missing.
+      entry.seq = frame.seq;
+      entry.epoch = frame.epoch;
+      this.#resync(frame.room, entry);
     } else if (frame.op === "error" && frame.code === "forbidden_room" && entry) {
       this.rooms.delete(frame.room);
       entry.onRefused(frame);
     } else if (frame.type && entry) {
-      if (entry.seq !== null && frame.seq <= entry.seq) return; // already seen
+      const sameEpoch = !entry.epoch || !frame.epoch || frame.epoch === entry.epoch;
+      if (sameEpoch && entry.seq !== null && frame.seq <= entry.seq) return; // already seen
       entry.seq = frame.seq;
+      entry.epoch = frame.epoch ?? entry.epoch;
       entry.onEvent(frame);
     }
+  }
+
+  #resync(room, entry) {
+    entry.onResync();
+    this.#emit({ state: "live", resynced: room });
   }
 
   #subscribe(room) {
     const entry = this.rooms.get(room);
     const frame = { op: "subscribe", room };
     if (entry && entry.seq !== null) frame.since = entry.seq;
+    if (entry && entry.epoch) frame.epoch = entry.epoch;
     this.#send(frame);
   }
 
