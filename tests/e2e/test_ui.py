@@ -203,6 +203,7 @@ async def test_token_stays_in_memory_and_logout_forgets_it(fleet: Fleet, browser
     tab = await open_page(browser, fleet, fleet.admin)
     page = tab.page
     await page.wait_for_selector(".tile")
+    await page.wait_for_selector('#conn[data-state="live"]')  # the WebSocket is open
     ws = [u for u in tab.requests if u.startswith("ws")]
     assert len(ws) == 1 and ws[0].endswith("/ws")  # the token went as a subprotocol
     assert not [u for u in tab.requests if "token=" in u or "eyJ" in u]
