@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts and stops the profile's own Postgres, Redis and RabbitMQ on 127.0.0.1, with their
 # data under var/<profile>/. Usage: stack.sh start|stop|fresh|env|start-rabbitmq|stop-rabbitmq|
-# start-redis|stop-redis
+# start-redis|stop-redis|start-postgres|stop-postgres
 source "$(dirname "$0")/lib.sh"
 
 # Postgres runs as the `postgres` user when we are root; that user must be able to reach
@@ -142,6 +142,8 @@ case "${1:-}" in
   stop-rabbitmq) stop_rabbitmq ;;
   start-redis) start_redis ;;
   stop-redis) stop_redis ;;
+  start-postgres) start_postgres ;;
+  stop-postgres) stop_postgres ;;
   env) env | grep '^LOOKOUT_' | sort ;;
-  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2; exit 2 ;;
 esac

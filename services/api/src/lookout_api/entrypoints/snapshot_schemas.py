@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lookout_api.domain import quotas
+from lookout_api.entrypoints.schemas import Body
 
 
 class JobOut(BaseModel):
@@ -51,10 +52,8 @@ class SnapshotPage(BaseModel):
     next_cursor: str | None = Field(description="send as ?cursor= for the next page; null: last")
 
 
-class QuotasIn(BaseModel):
+class QuotasIn(Body):
     """Only the fields sent change; null resets one to the api's default."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
     snapshot_requests_per_minute: int | None = Field(None, ge=0, le=quotas.SNAPSHOT_RATE_CEILING)

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from lookout_shared.stream_urls import mask_credentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lookout_api.domain.listing import FIELDS
+from lookout_api.entrypoints.schemas import Body
 
 Name = Field(min_length=1, max_length=200)
 Url = Field(
@@ -19,10 +20,6 @@ Url = Field(
     description="rtsp(s), rtmp, http(s); file: only in the media directory",
 )
 Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class StreamIn(Body):
