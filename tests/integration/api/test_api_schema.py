@@ -85,11 +85,13 @@ def with_control_characters(cases: st.SearchStrategy[Any]) -> st.SearchStrategy[
         holders = [
             (holder, key) for part in (case.query, case.body) for holder, key in _strings(part)
         ]
-        if holders and draw(st.booleans()):
-            holder, key = draw(st.sampled_from(holders))
-            text = holder[key]
-            at = draw(st.integers(0, len(text)))
-            holder[key] = text[:at] + draw(st.sampled_from(CONTROL)) + text[at:]
+        inject: bool = draw(st.booleans())
+        if not holders or not inject:
+            return case
+        holder, key = draw(st.sampled_from(holders))
+        text = holder[key]
+        at = draw(st.integers(0, len(text)))
+        holder[key] = text[:at] + draw(st.sampled_from(CONTROL)) + text[at:]
         return case
 
     return strategy()
