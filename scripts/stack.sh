@@ -53,8 +53,15 @@ start_redis() {
   # The dev profile keeps its data across runs; the test profile needs none.
   local save=(--save "60 1")
   [ "$PROFILE" = dev ] || save=(--save "")
+  # Test stacks let tests stall Redis for real (DEBUG SLEEP), from loopback only; Redis 7
+  # refuses DEBUG unless told (older versions allow it and do not know the option).
+  local debug=()
+  if [ "$PROFILE" != dev ] && redis-server --version | grep -q ' v=[7-9]'; then
+    debug=(--enable-debug-command local)
+  fi
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$VAR/redis" --daemonize yes \
-    --pidfile "$VAR/redis/redis.pid" --logfile "$VAR/redis/redis.log" "${save[@]}" --protected-mode yes
+    --pidfile "$VAR/redis/redis.pid" --logfile "$VAR/redis/redis.log" "${save[@]}" "${debug[@]}" \
+    --protected-mode yes
   for _ in $(seq 50); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
     sleep 0.1

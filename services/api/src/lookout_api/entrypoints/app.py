@@ -83,6 +83,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # but still get metrics and request ids.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     app.add_middleware(CachedReads)
-    add_ops_routes(app, lambda: bootstrap.readiness_checks(app.state.deps))
+    add_ops_routes(
+        app,
+        lambda: bootstrap.readiness_checks(app.state.deps),
+        check_timeout=settings.readiness_timeout_seconds,
+        failures=settings.readiness_failures,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
