@@ -13,13 +13,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from lookout_api.entrypoints.app import create_app
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
+from lookout_api.settings import ApiSettings
 from lookout_shared.db import DatabaseUnreachable
+from pydantic import SecretStr
 
 from .conftest import PASSWORD, Api
 
@@ -167,3 +171,48 @@ async def test_an_interface_error_that_is_a_bug_stays_a_500() -> None:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         assert (await client.get("/read")).status_code == 500
+
+
+@contextlib.asynccontextmanager
+async def role_with_one_connection(db: asyncpg.Pool, dsn: str) -> AsyncIterator[str]:
+    """A Postgres role allowed one connection at a time, with the api's privileges: its DSN."""
+    name = f"one_conn_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    await db.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' CONNECTION LIMIT 1")
+    await db.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {name}")
+    await db.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {name}")
+    url = urlsplit(dsn)
+    try:
+        yield url._replace(netloc=f"{name}:{password}@{url.hostname}:{url.port}").geturl()
+    finally:
+        await db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+        )
+        await db.execute(f"DROP OWNED BY {name}")
+        await db.execute(f"DROP ROLE {name}")
+
+
+async def test_postgres_out_of_connection_slots_answers_503_not_500(
+    db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Requests that need a second connection from a role Postgres allows only one get
+    'too many connections' from Postgres itself: 503, like an outage."""
+    base = ApiSettings(storage_dir=str(tmp_path), redis_prefix=f"t-{uuid.uuid4().hex[:8]}:")
+    async with role_with_one_connection(db, base.database_url.get_secret_value()) as dsn:
+        settings = base.model_copy(
+            update={"database_url": SecretStr(dsn), "db_pool_min": 1, "db_pool_max": 8}
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                form = {"username": "nobody@example.com", "password": "x"}
+                # Each login holds a connection while it queries; several at once need more.
+                answers = await asyncio.gather(
+                    *(client.post("/api/v1/auth/token", data=form) for _ in range(8))
+                )
+    statuses = sorted(r.status_code for r in answers)
+    assert set(statuses) <= {401, 503} and 503 in statuses, statuses
+    refused = [r for r in answers if r.status_code == 503]
+    assert all(r.headers["retry-after"] == "5" for r in refused)
+    assert all(r.headers["content-type"] == PROBLEM for r in refused)
