@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -43,3 +44,32 @@ def test_production_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", "postgresql://app:strong@db/lookout")
     monkeypatch.setenv("LOOKOUT_AMQP_URL", "amqp://app:strong@mq/lookout")
     assert ServiceSettings().environment == "production"
+
+
+def test_asyncpg_pool_retries_log_one_line_without_a_traceback() -> None:
+    from lookout_shared.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("api", "INFO")
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except ConnectionRefusedError:
+            logging.getLogger("asyncpg.pool").warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True
+            )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert "exc" not in entry
+    assert entry["msg"] == (
+        "Failed to restore the pool connection floor; retrying: "
+        "ConnectionRefusedError(111, 'Connect call failed')"
+    )
