@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from lookout_api.entrypoints.app import create_app
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
@@ -216,3 +218,51 @@ async def test_postgres_out_of_connection_slots_answers_503_not_500(
     refused = [r for r in answers if r.status_code == 503]
     assert all(r.headers["retry-after"] == "5" for r in refused)
     assert all(r.headers["content-type"] == PROBLEM for r in refused)
+
+
+async def http_exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, token: str
+) -> tuple[int, dict[str, str]]:
+    """One keep-alive HTTP/1.1 GET on an open connection: (status, headers)."""
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in head[1:] if line)
+    await reader.readexactly(int(headers["content-length"]))
+    return int(head[0].split()[1]), headers
+
+
+async def test_postgres_down_keeps_http_connections_open_not_dropped(api: Api) -> None:
+    """Through a real HTTP server: every request of one keep-alive connection is answered,
+    during the outage and after it, on that same connection."""
+    _, admin = await api.tenant_user("admin")
+    token = admin["Authorization"].removeprefix("Bearer ")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api.settings), log_level="warning", log_config=None)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            assert not serving.done(), serving.result()
+            await asyncio.sleep(0.02)
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        async with postgres_stopped():
+            for i in range(10):
+                status, headers = await http_exchange(
+                    reader, writer, f"/api/v1/streams?limit={i + 1}", token
+                )
+                assert (status, headers["retry-after"]) == (503, "5")
+                assert headers.get("connection") != "close"
+        deadline = time.monotonic() + 30
+        while (await http_exchange(reader, writer, "/api/v1/audit", token))[0] != 200:
+            assert time.monotonic() < deadline, "never served again"
+            await asyncio.sleep(0.2)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 30)
+        sock.close()
