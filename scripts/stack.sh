@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts and stops the profile's own Postgres, Redis and RabbitMQ on 127.0.0.1, with their
 # data under var/<profile>/. Usage: stack.sh start|stop|fresh|env|start-rabbitmq|stop-rabbitmq|
-# start-redis|stop-redis
+# start-redis|stop-redis|start-postgres|stop-postgres
 source "$(dirname "$0")/lib.sh"
 
 # Postgres runs as the `postgres` user when we are root; that user must be able to reach
@@ -53,8 +53,15 @@ start_redis() {
   # The dev profile keeps its data across runs; the test profile needs none.
   local save=(--save "60 1")
   [ "$PROFILE" = dev ] || save=(--save "")
+  # Test stacks let tests stall Redis for real (DEBUG SLEEP), from loopback only; Redis 7
+  # refuses DEBUG unless told (older versions allow it and do not know the option).
+  local debug=()
+  if [ "$PROFILE" != dev ] && redis-server --version | grep -q ' v=[7-9]'; then
+    debug=(--enable-debug-command local)
+  fi
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$VAR/redis" --daemonize yes \
-    --pidfile "$VAR/redis/redis.pid" --logfile "$VAR/redis/redis.log" "${save[@]}" --protected-mode yes
+    --pidfile "$VAR/redis/redis.pid" --logfile "$VAR/redis/redis.log" "${save[@]}" "${debug[@]}" \
+    --protected-mode yes
   for _ in $(seq 50); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
     sleep 0.1
@@ -142,6 +149,8 @@ case "${1:-}" in
   stop-rabbitmq) stop_rabbitmq ;;
   start-redis) start_redis ;;
   stop-redis) stop_redis ;;
+  start-postgres) start_postgres ;;
+  stop-postgres) stop_postgres ;;
   env) env | grep '^LOOKOUT_' | sort ;;
-  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2; exit 2 ;;
 esac

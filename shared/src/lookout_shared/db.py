@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -14,6 +14,20 @@ log = logging.getLogger(__name__)
 
 # What adapters take: a plain connection or one borrowed from the pool.
 Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+
+class DatabaseUnreachable(ConnectionError):
+    """A new connection to Postgres failed at the network level (refused, reset, timed out,
+    no route, unknown host). asyncpg raises the bare OSError; this names where it came
+    from, so a caller can tell it from a file error. A ConnectionError (an OSError), so
+    ``except OSError`` still catches it."""
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnreachable(f"cannot connect to Postgres: {exc!r}") from exc
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -28,7 +42,12 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     the server answers before the service says it is ready.
     """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        connect=_connect,
+        command_timeout=30,
     )
     await pool.fetchval("SELECT 1")
     return pool

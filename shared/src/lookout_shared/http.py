@@ -98,13 +98,21 @@ def _title(status: int) -> str:
         return "Error"
 
 
-def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> None:
-    """``/healthz`` (the process answers), ``/readyz`` (every dependency answers) and
-    ``/metrics`` (Prometheus); also request ids, request metrics and (if configured) traces
-    for every route of ``app``. ``checks`` is called per request so it can read app state."""
+def add_ops_routes(
+    app: FastAPI,
+    checks: Callable[[], Mapping[str, Check]],
+    *,
+    check_timeout: float = 2.0,
+    failures: int = 3,
+) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (every dependency answers, see
+    :class:`Readiness`) and ``/metrics`` (Prometheus); also request ids, request metrics and
+    (if configured) traces for every route of ``app``. ``checks`` is called per request so
+    it can read app state."""
     record_http(app)
     app.add_middleware(RequestId)  # outside record_http: its lines carry the id too
     instrument_app(app)
+    readiness = Readiness(check_timeout, failures)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -112,11 +120,10 @@ def add_ops_routes(app: FastAPI, checks: Callable[[], Mapping[str, Check]]) -> N
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        results = await run_checks(checks())
-        ready = all(results.values())
-        status = {name: "ok" if ok else "unavailable" for name, ok in results.items()}
+        states = await readiness.probe(checks())
+        ready = all(state != "unavailable" for state in states.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": status},
+            {"status": "ready" if ready else "not ready", "checks": states},
             status_code=200 if ready else 503,
         )
 
@@ -157,6 +164,35 @@ def request_id_of(scope: Scope) -> str:
                 return text
             break
     return uuid.uuid4().hex
+
+
+class Readiness:
+    """Which dependencies answer, with hysteresis. A check that fails or takes longer than
+    ``timeout`` is one failure; a dependency that has answered before is reported
+    ``unavailable`` only after ``failures`` failed checks in a row, and ``failing`` (still
+    ready) until then, so one slow answer under load does not take the process out of its
+    load balancer, while a sustained outage does. One that has never answered is
+    ``unavailable`` at once: a process is not ready before each dependency has answered."""
+
+    def __init__(self, timeout: float = 2.0, failures: int = 3) -> None:
+        self.timeout = timeout
+        self.failures = max(1, failures)
+        self._in_a_row: dict[str, int] = {}
+        self._answered: set[str] = set()
+
+    async def probe(self, checks: Mapping[str, Check]) -> dict[str, str]:
+        """``ok``, ``failing`` or ``unavailable`` for each check."""
+        states = {}
+        for name, ok in (await run_checks(checks, self.timeout)).items():
+            if ok:
+                self._in_a_row[name] = 0
+                self._answered.add(name)
+                states[name] = "ok"
+                continue
+            self._in_a_row[name] = failed = self._in_a_row.get(name, 0) + 1
+            grace = name in self._answered and failed < self.failures
+            states[name] = "failing" if grace else "unavailable"
+        return states
 
 
 async def run_checks(checks: Mapping[str, Check], seconds: float = 2.0) -> dict[str, bool]:

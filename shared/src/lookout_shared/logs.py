@@ -125,6 +125,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class OneLine(logging.Filter):
+    """Folds a record's traceback into its line: the exception's repr after the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args = None
+            record.exc_info = None
+        return True
+
+
+_ONE_LINE = OneLine()
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
@@ -137,3 +151,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # aiormq logs every reconnect attempt with a traceback; one line is enough.
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    # While Postgres is down, asyncpg's pool logs each attempt to restore its connection
+    # floor (backing off to a minute) with a traceback; the exception's repr says enough.
+    logging.getLogger("asyncpg.pool").addFilter(_ONE_LINE)

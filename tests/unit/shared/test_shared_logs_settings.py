@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
@@ -102,3 +103,32 @@ def test_production_refuses_weak_server_passwords(
     with pytest.raises(ValidationError, match="password in LOOKOUT_DATABASE_URL") as raised:
         ServiceSettings()
     assert f":{password}@" not in str(raised.value)
+
+
+def test_asyncpg_pool_retries_log_one_line_without_a_traceback() -> None:
+    from lookout_shared.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("api", "INFO")
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except ConnectionRefusedError:
+            logging.getLogger("asyncpg.pool").warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True
+            )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert "exc" not in entry
+    assert entry["msg"] == (
+        "Failed to restore the pool connection floor; retrying: "
+        "ConnectionRefusedError(111, 'Connect call failed')"
+    )

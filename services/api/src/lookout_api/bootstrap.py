@@ -75,6 +75,7 @@ def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
         enabled=settings.cache == "on",
         ttl=settings.cache_ttl_seconds,
         timeout=settings.cache_timeout_seconds,
+        invalidate_timeout=settings.cache_invalidate_timeout_seconds,
         local_seconds=settings.cache_local_seconds,
         local_max_bytes=settings.cache_local_max_bytes,
     )
@@ -95,5 +96,6 @@ def readiness_checks(deps: Deps) -> dict[str, Check]:
 async def close(deps: Deps) -> None:
     if deps.broker is not None:
         await deps.broker.close()
+    await deps.cache.close()
     await deps.redis.aclose()
     await close_pool(deps.pool)

@@ -60,6 +60,14 @@ class ApiSettings(ServiceSettings):
     # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.
     cache_timeout_seconds: float = 0.5
     cache_breaker_seconds: float = 2.0
+    # A generation bump after a write waits this long for Redis: longer than a read, since
+    # a write can wait and a stale read cannot be taken back. A bump Redis still does not
+    # take is retried until it is made (adapters/cache_generations.py).
+    cache_invalidate_timeout_seconds: float = 2.0
+    # /readyz: each dependency check waits this long, and a dependency that answered before
+    # is reported unavailable only after this many failed checks in a row.
+    readiness_timeout_seconds: float = 2.0
+    readiness_failures: int = 3
 
     @field_validator("public_notifier_url")
     @classmethod

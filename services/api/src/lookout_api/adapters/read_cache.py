@@ -1,12 +1,13 @@
-"""The read cache of stream reads in Redis (cache-aside, whole responses), and the breaker
-that keeps the api fast while Redis is down.
+"""The read cache of stream reads in Redis (cache-aside, whole responses). The breaker that
+keeps the api fast while Redis is down is in breaker.py, the generation bumps of writes in
+cache_generations.py.
 
 Keys, under the deployment's prefix:
 
 - ``cache:gen:<tenant id>`` and ``cache:gen:platform``: generations. Every committed stream
   write bumps its tenant's and the platform's (a superuser's cross-tenant reads).
-- ``cache:epoch``: bumped once Redis answers again after a bump was lost, which makes every
-  entry stale at once (an outage is rare; a cold cache after one is cheap).
+- ``cache:epoch``: bumped as soon as Redis answers again after a bump was lost, which makes
+  every entry stale at once (an outage is rare; a cold cache after one is cheap).
 - ``cache:<kind>:<scope>:<digest>``: an entry: one JSON header line (the ``epoch.generation``
   it was computed under, the count fields its total came from and their values then, its
   response headers) and the final response bytes, so a hit skips Postgres and pydantic.
@@ -20,27 +21,26 @@ worker's probe results).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from lookout_shared.redis import Keys
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from lookout_api.adapters import counts_redis
+from lookout_api.adapters.breaker import Breaker as Breaker
+from lookout_api.adapters.breaker import RedisUnavailable as RedisUnavailable
+from lookout_api.adapters.cache_generations import Generations, epoch_key, generation_key
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 REQUESTS = Counter(
     "lookout_cache_requests_total",
@@ -72,44 +72,6 @@ if #head.f > 0 then
 end
 return {stamp, entry}
 """
-
-
-class RedisUnavailable(Exception):
-    """Redis failed, was too slow, or is skipped because it failed a moment ago."""
-
-    def __init__(self, reason: str, *, skipped: bool = False) -> None:
-        super().__init__(reason)
-        self.skipped = skipped
-
-
-class Breaker:
-    """After a Redis failure, skip Redis for ``cooldown`` seconds instead of paying the
-    timeout on every request; the first call after that tries again."""
-
-    def __init__(self, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cooldown = cooldown
-        self._clock = clock
-        self._open_until = 0.0
-
-    @property
-    def closed(self) -> bool:
-        return self._clock() >= self._open_until
-
-    def trip(self, reason: str) -> None:
-        if self.closed:
-            log.warning("Redis unavailable, skipping it for %.1fs: %s", self.cooldown, reason)
-        self._open_until = self._clock() + self.cooldown
-
-    async def call(self, op: Callable[[], Awaitable[T]], seconds: float) -> T:
-        """``op()``'s result, if Redis answers within ``seconds``."""
-        if not self.closed:
-            raise RedisUnavailable("Redis failed less than a moment ago", skipped=True)
-        try:
-            async with asyncio.timeout(seconds):
-                return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.trip(repr(exc))
-            raise RedisUnavailable(repr(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -149,6 +111,7 @@ class ReadCache:
         enabled: bool,
         ttl: float,
         timeout: float,
+        invalidate_timeout: float | None = None,
         local_seconds: float = 0.0,
         local_max_bytes: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -164,18 +127,18 @@ class ReadCache:
         self._local: OrderedDict[str, _Local] = OrderedDict()
         self._local_bytes = 0
         self._clock = clock
-        # A generation bump was lost: bump the epoch as soon as Redis answers again.
-        self._owed = False
+        # Generation bumps, and the epoch bump owed when one is lost.
+        self.generations = Generations(redis, keys, breaker, invalidate_timeout or timeout)
         self._writes = 0
         self._lookup_script = redis.register_script(LOOKUP)
 
     # Keys -------------------------------------------------------------------------------
 
     def _epoch_key(self) -> str:
-        return self.keys("cache", "epoch")
+        return epoch_key(self.keys)
 
     def _gen_key(self, scope: uuid.UUID | None) -> str:
-        return self.keys("cache", "gen", "platform" if scope is None else scope)
+        return generation_key(self.keys, scope)
 
     def entry_key(self, key: CacheKey) -> str:
         digest = hashlib.sha256(orjson.dumps(key.parts, default=str)).hexdigest()[:32]
@@ -192,7 +155,7 @@ class ReadCache:
         if local is not None:
             return Lookup("", local)
         writes = self._writes
-        owed = self._owed
+        owed = self.generations.owed
         keys = [
             self._epoch_key(),
             self._gen_key(key.scope),
@@ -207,8 +170,7 @@ class ReadCache:
             )
         finally:
             SECONDS.labels(key.kind).observe(time.perf_counter() - started)
-        if owed:
-            self._owed = False
+        self.generations.paid(owed)
         stamp = _text(stamp) or ""
         if raw is None:
             return Lookup(stamp, None, writes)
@@ -244,31 +206,16 @@ class ReadCache:
 
     async def invalidate(self, tenant_ids: Iterable[uuid.UUID]) -> None:
         """Called after a stream write commits, before its response: the next read of these
-        tenants (and of the platform) misses. When Redis cannot take the bump, the write
-        still succeeds; the entries' TTL bounds the staleness, and the epoch is bumped (every
-        entry stale) as soon as Redis answers again."""
+        tenants (and of the platform) misses, in every api process. A bump Redis does not
+        take is owed and made up as soon as Redis answers (cache_generations.py); the
+        write still succeeds."""
         tenants = {*tenant_ids}
         self._writes += 1
         self._local_drop_scopes([*tenants, None])
-        owed = self._owed
+        await self.generations.bump(tenants)
 
-        async def op() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                if owed:
-                    pipe.incr(self._epoch_key())
-                for tenant_id in tenants:
-                    pipe.incr(self._gen_key(tenant_id))
-                pipe.incr(self._gen_key(None))
-                await pipe.execute()
-
-        try:
-            await self.breaker.call(op, self.timeout)
-        except RedisUnavailable as exc:
-            self._owed = True
-            log.warning("read cache generation not bumped (entries expire on their TTL): %s", exc)
-            return
-        if owed:
-            self._owed = False
+    async def close(self) -> None:
+        await self.generations.close()
 
     # The optional in-process layer: a plain TTL cache in front of Redis. It saves the round
     # trip, so a write made through another api process shows here only once the copy

@@ -7,12 +7,13 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
 
 from lookout_api.domain.errors import InvalidInput
+from lookout_api.domain.text import text_problem
 
 SortKey = Literal["created_at", "name"]
 SORTS = ("-created_at", "created_at", "-name", "name")
@@ -92,24 +93,36 @@ def encode_cursor(sort: Sort, value: datetime | str, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str, sort: Sort) -> Position:
+    """The position a cursor of ``encode_cursor`` names. Anything else (bad base64 or JSON,
+    a field of the wrong type, text Postgres cannot store, a timestamp it cannot compare) is
+    an InvalidInput naming the cursor, never a value handed on to the database."""
     try:
         raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(raw, dict) or not isinstance(raw.get("v"), str):
-            raise ValueError("not an object")
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in "svi"):
+            raise ValueError("not an object of strings")
         made_for = raw["s"]
         if made_for != str(sort):
             raise InvalidInput(f"cursor: it was made for sort={made_for}; send the same sort")
         row_id = uuid.UUID(raw["i"])
         value: datetime | str = raw["v"]
+        if text_problem(raw["v"]) is not None:
+            raise ValueError("not storable text")
         if sort.key == "created_at":
-            value = datetime.fromisoformat(raw["v"])
-            if value.tzinfo is None:
-                raise ValueError("naive timestamp")
+            value = _timestamp(raw["v"])
     except InvalidInput:
         raise
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidInput("cursor: not a cursor this API returned") from None
     return Position(value, row_id)
+
+
+def _timestamp(text: str) -> datetime:
+    """An aware timestamp that stays within datetime's range in UTC (asyncpg sends it as
+    UTC: 0001-01-01T00:00+14:00 parses but cannot be sent)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return value.astimezone(UTC)
 
 
 def page_offset(offset: int | None, page: int | None, limit: int, cursor: str | None) -> int:

@@ -7,15 +7,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from lookout_shared.http import add_ops_routes, install_problem_handlers, problem_response
+from fastapi import Depends, FastAPI
+from lookout_shared.http import add_ops_routes, install_problem_handlers
 from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
-from lookout_api.domain.errors import DomainError, ItemErrors, TooManyRequests, Unauthorized
 from lookout_api.entrypoints import ui
 from lookout_api.entrypoints.cached_reads import CachedReads
+from lookout_api.entrypoints.deps import storable_query
+from lookout_api.entrypoints.errors import Outage, install_error_handlers
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
     audit,
@@ -41,6 +41,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         assert deps.broker is not None and deps.relay is not None
         assert deps.principal_changes is not None
         app.state.deps = deps
+        app.state.postgres_outage = Outage(lambda: deps.pool.fetchval("SELECT 1"))
         # The api answers while RabbitMQ is down: writes wait in the outbox, and the robust
         # connection (and so the relay) catches up once the broker is back.
         broker_task = asyncio.create_task(deps.broker.connect_with_retry())
@@ -53,6 +54,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.postgres_outage.close()
             await bootstrap.close(deps)
 
     app = FastAPI(
@@ -60,20 +62,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="0.2.0",
         lifespan=lifespan,
         description="Streams, snapshots and counts per tenant. Errors are RFC 7807 problems.",
+        dependencies=[Depends(storable_query)],
     )
     install_problem_handlers(app)
-
-    @app.exception_handler(DomainError)
-    async def _domain_error(request: Request, exc: DomainError) -> Response:
-        extra = {"errors": exc.errors} if isinstance(exc, ItemErrors) else {}
-        response = problem_response(
-            exc.status, exc.title, exc.detail, instance=request.url.path, **extra
-        )
-        if isinstance(exc, Unauthorized):
-            response.headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    install_error_handlers(app)
 
     # stream_list before streams: "" and "/{id}" do not clash, but keep the list first.
     for module in (
@@ -95,6 +87,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # but still get metrics and request ids.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     app.add_middleware(CachedReads)
-    add_ops_routes(app, lambda: bootstrap.readiness_checks(app.state.deps))
+    add_ops_routes(
+        app,
+        lambda: bootstrap.readiness_checks(app.state.deps),
+        check_timeout=settings.readiness_timeout_seconds,
+        failures=settings.readiness_failures,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

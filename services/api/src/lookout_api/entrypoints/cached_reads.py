@@ -7,8 +7,9 @@ route answer as usual and keeps the response for the next read.
 
 An entry is keyed by what the response depends on: the kind of read, the tenant it covers
 (``platform`` for a superuser), the fields the caller's role may see, the path, the query
-parameters (sorted) and whether the client takes gzip (the entry holds the bytes as sent). So no tenant ever receives another's entry and no role a field it may not
-see. The caller must be known without I/O (a valid JWT, or an API key this process looked up
+parameters as the route reads them (``route_query``) and whether the client takes gzip (the
+entry holds the bytes as sent). So no tenant ever receives another's entry and no role a
+field it may not see. The caller must be known without I/O (a valid JWT, or an API key this process looked up
 recently); anyone else, and anything the route would refuse, takes the normal path. Only
 ``200`` answers are kept.
 
@@ -60,7 +61,7 @@ class CachedReads:
             await self.app(scope, receive, send)
             return
         bind_tenant(principal.tenant_id)
-        query = sorted(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        query = route_query(scope["query_string"])
         key = CacheKey(
             kind,
             access.tenant_filter(principal),
@@ -113,6 +114,15 @@ def _kind(scope: Scope) -> str | None:
     if STREAM_PATH.fullmatch(path):
         return "stream"
     return None
+
+
+def route_query(query_string: bytes) -> list[tuple[str, str]]:
+    """The query parameters as the route sees them, parsed as Starlette parses them: in
+    order of name, so ``a=1&b=2`` and ``b=2&a=1`` share an entry, but a repeated name's
+    values in the order sent, since the order decides the answer (a single-valued
+    parameter takes the last: ``limit=1&limit=3`` is not ``limit=3&limit=1``)."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return sorted(pairs, key=lambda pair: pair[0])  # stable: a name's values keep their order
 
 
 def _gzip(headers: dict[bytes, bytes]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lookout_shared.logs import bind_tenant
 from lookout_shared.tokens import Principal
@@ -18,6 +19,7 @@ from lookout_shared.tokens import Principal
 from lookout_api import handlers
 from lookout_api.bootstrap import Deps
 from lookout_api.domain.errors import Unauthorized
+from lookout_api.domain.text import text_problem
 
 _bearer = HTTPBearer(
     auto_error=False, description="an access token from /api/v1/auth/token, or an API key"
@@ -61,6 +63,18 @@ async def _authenticate(request: Request, credentials: Credentials) -> Principal
     principal = await handlers.authenticate(app_deps(request), credentials.credentials)
     bind_tenant(principal.tenant_id)  # the request's log lines name the tenant
     return principal
+
+
+async def storable_query(request: Request) -> None:
+    """Every route's query parameters, declared or not, hold text Postgres can store
+    (domain/text.py): one app-wide check, so no route can forget it."""
+    errors = [
+        {"loc": ("query", name), "msg": problem, "type": "unstorable_text"}
+        for name, value in request.query_params.multi_items()
+        if (problem := text_problem(name) or text_problem(value)) is not None
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def client_ip(request: Request) -> str:

@@ -31,6 +31,7 @@ _TITLES = {
     413: "Request body too large",
     422: "Invalid input; errors[] lists field paths",
     429: "Rate limited; see Retry-After",
+    503: "The database is unavailable; see Retry-After",
 }
 
 
@@ -45,4 +46,4 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # What any authenticated route may answer.
-COMMON = problems(401, 403, 404, 413, 422, 429)
+COMMON = problems(401, 403, 404, 413, 422, 429, 503)

@@ -6,11 +6,41 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from lookout_api.domain.text import check_text
 
 
-class Body(BaseModel):
+class TextChecked(BaseModel):
+    """Refuses, in every field of every subclass, text Postgres cannot store (a NUL
+    character, an unpaired surrogate): a 422 naming the field instead of a database error.
+    Nested models check their own fields, so the error names the exact path."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        try:
+            return check_text(value)
+        except ValueError as exc:
+            raise PydanticCustomError("unstorable_text", str(exc)) from None
+
+
+class Body(TextChecked):
+    """A JSON request body: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class LoginForm(TextChecked):
+    """The OAuth2 password grant form of ``POST /auth/token``."""
+
+    grant_type: str | None = Field(None, pattern="^password$")
+    username: str = Field(description="the e-mail address")
+    password: str
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 class TokenOut(BaseModel):

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Literal
 
 from lookout_shared.contracts import ErrorCategory
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lookout_api.domain import quotas
+from lookout_api.entrypoints.schemas import Body
 from lookout_api.entrypoints.stream_schemas import LAST_ERROR, LAST_ERROR_CATEGORY
 
 ERROR = "why the job failed, in detail (host, path); never sent to viewers"
@@ -57,10 +58,8 @@ class SnapshotPage(BaseModel):
     next_cursor: str | None = Field(description="send as ?cursor= for the next page; null: last")
 
 
-class QuotasIn(BaseModel):
+class QuotasIn(Body):
     """Only the fields sent change; null resets one to the api's default."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
     snapshot_requests_per_minute: int | None = Field(None, ge=0, le=quotas.SNAPSHOT_RATE_CEILING)

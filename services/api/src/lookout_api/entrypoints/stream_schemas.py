@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from lookout_shared.contracts import ErrorCategory
 from lookout_shared.stream_urls import mask_credentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lookout_api.domain.listing import FIELDS
+from lookout_api.entrypoints.schemas import Body
 
 Name = Field(min_length=1, max_length=200)
 Url = Field(
@@ -22,10 +23,6 @@ Url = Field(
 Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
 LAST_ERROR = "why the source last failed, in detail (host, path); never sent to viewers"
 LAST_ERROR_CATEGORY = "why the source last failed, in one word; sent to every role"
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class StreamIn(Body):

@@ -23,7 +23,7 @@ from lookout_api.adapters import counts_redis, dashboard_db
 from lookout_api.adapters.read_cache import RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, quotas
-from lookout_api.domain.errors import NotFound, Unavailable
+from lookout_api.domain.errors import NotFound
 from lookout_api.handlers.quotas import effective, snapshot_rate_key
 from lookout_api.ops.dead_letters import dead_queues
 
@@ -55,18 +55,16 @@ async def dashboard(
     redis_values = await _read_redis(deps, scope)
     # No hash yet (the aggregator has not seen the scope): count in SQL, as /counts does.
     count_in_sql = redis_values is None or not redis_values[0]
-    try:
-        async with asyncio.timeout(SQL_TIMEOUT_SECONDS), deps.pool.acquire() as conn:
-            row = await dashboard_db.summary(
-                conn,
-                scope,
-                count_in_sql=count_in_sql,
-                failures=deps.settings.dashboard_failures_limit,
-                default_max_streams=deps.settings.default_max_streams,
-            )
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        log.warning("dashboard query failed: %r", exc)
-        raise Unavailable("Postgres did not answer; the dashboard needs it") from exc
+    # Postgres unavailable (or slower than the bound) answers 503 like every route does
+    # (entrypoints/errors.py): the dashboard needs it.
+    async with asyncio.timeout(SQL_TIMEOUT_SECONDS), deps.pool.acquire() as conn:
+        row = await dashboard_db.summary(
+            conn,
+            scope,
+            count_in_sql=count_in_sql,
+            failures=deps.settings.dashboard_failures_limit,
+            default_max_streams=deps.settings.default_max_streams,
+        )
     if scope is not None and not row["tenant_found"]:
         raise NotFound("no such tenant")
     rabbitmq_ok, depths = await _broker_state(deps)

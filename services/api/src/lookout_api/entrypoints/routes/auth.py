@@ -5,23 +5,30 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Query, Request, status
 
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep, client_ip
 from lookout_api.entrypoints.problems import COMMON, problems
-from lookout_api.entrypoints.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut, TokenOut
+from lookout_api.entrypoints.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyList,
+    ApiKeyOut,
+    LoginForm,
+    TokenOut,
+)
 
 router = APIRouter(prefix="/api/v1")
 
 
 @router.post(
-    "/auth/token", response_model=TokenOut, tags=["auth"], responses=problems(401, 413, 422, 429)
+    "/auth/token",
+    response_model=TokenOut,
+    tags=["auth"],
+    responses=problems(401, 413, 422, 429, 503),
 )
-async def token(
-    deps: DepsDep, request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> TokenOut:
+async def token(deps: DepsDep, request: Request, form: Annotated[LoginForm, Form()]) -> TokenOut:
     access_token, expires_in = await handlers.login(
         deps, form.username, form.password, client_ip(request)
     )
