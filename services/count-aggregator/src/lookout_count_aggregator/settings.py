@@ -27,3 +27,9 @@ class AggregatorSettings(ServiceSettings):
     drift_check_settle_seconds: float = 2.0
     # Entities a rebuild writes per atomic Redis step.
     rebuild_chunk: int = 1000
+    # How often the counts epoch is checked (also at once after Redis comes back): a Redis
+    # that lost state (flushed, restarted, failed over) is noticed this soon and rebuilt.
+    counts_epoch_check_seconds: float = 2.0
+    # While Redis is unreachable, applies hold their events and retry with exponential
+    # backoff up to this long between attempts.
+    redis_retry_max_seconds: float = 5.0
