@@ -67,12 +67,16 @@ class RedisOutage:
         metrics.WAITING_FOR_REDIS.set(1)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(UNREACHABLE),
-            wait=wait_exponential_jitter(initial=0.1, max=self._max_backoff),
+            wait=wait_exponential_jitter(
+                multiplier=0.1, max=self._max_backoff, jitter=self._max_backoff / 5
+            ),
             before_sleep=_log_attempt,
             reraise=True,
         )
         try:
-            result: T = await retrying(op)
+            async for attempt in retrying:
+                with attempt:
+                    result = await op()
         finally:
             self._up.set()
             metrics.WAITING_FOR_REDIS.set(0)
