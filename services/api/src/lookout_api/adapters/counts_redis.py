@@ -20,9 +20,6 @@ def hash_key(keys: Keys, tenant_id: uuid.UUID | None) -> str:
     return keys("counts", "platform") if tenant_id is None else keys("counts", "tenant", tenant_id)
 
 
-_key = hash_key  # the former name, still used by the dashboard
-
-
 async def read_counts(
     redis: Redis, keys: Keys, tenant_id: uuid.UUID | None
 ) -> dict[str, int] | None:
