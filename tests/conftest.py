@@ -16,8 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from lookout_shared.broker import Broker
+from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.db import create_pool
-from lookout_shared.redis import create_redis
+from lookout_shared.redis import Keys, create_redis
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,14 @@ async def broker(stack: dict[str, str]) -> AsyncIterator[Broker]:
     await broker.connect()
     yield broker
     await broker.close()
+
+
+async def trust_counts(redis: Redis, prefix: str) -> None:
+    """Mark the counts under ``prefix`` as trusted by this Redis process, as a full rebuild
+    does (``lookout_shared.counts_epoch``): for tests that write count hashes themselves, or
+    whose aggregator must count from what is there instead of rebuilding first."""
+    run_id = (await redis.info("server"))["run_id"]
+    await redis.hset(epoch_key(Keys(prefix)), mapping={"run_id": run_id, "id": "tests"})
 
 
 @pytest.fixture

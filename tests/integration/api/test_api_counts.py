@@ -11,17 +11,20 @@ import pytest
 from lookout_shared.count_rules import grouped_counts
 from lookout_shared.redis import Keys, create_redis
 
+from tests.conftest import trust_counts
+
 from .conftest import Api
 from .test_api_cache import DEGRADED, redis_server_stopped
 
 
 async def write_hash(api: Api, scope: str, fields: dict[str, int]) -> None:
-    """Stand in for the count-aggregator: write a count hash."""
+    """Stand in for the count-aggregator: write a count hash (trusted)."""
     redis = create_redis(api.settings.redis_url.get_secret_value())
     keys = Keys(api.settings.redis_prefix)
     key = keys("counts", "platform") if scope == "platform" else keys("counts", "tenant", scope)
     try:
         await redis.hset(key, mapping=dict(fields))  # type: ignore[arg-type]
+        await trust_counts(redis, api.settings.redis_prefix)
     finally:
         await redis.aclose()
 

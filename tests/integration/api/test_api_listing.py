@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 from lookout_shared.redis import Keys, create_redis
 
+from tests.conftest import trust_counts
+
 from .conftest import Api
 
 
@@ -127,10 +129,11 @@ async def test_sort_filters_search_and_sparse_fields(api: Api, db: asyncpg.Pool)
 
 @asynccontextmanager
 async def counts_hash(api: Api, tenant: str, fields: dict[str, int]) -> AsyncIterator[None]:
-    """Stand in for the count-aggregator: write the tenant's count hash."""
+    """Stand in for the count-aggregator: write the tenant's count hash (trusted)."""
     redis = create_redis(api.settings.redis_url.get_secret_value())
     key = Keys(api.settings.redis_prefix)("counts", "tenant", tenant)
     await redis.hset(key, mapping=dict(fields))  # type: ignore[arg-type]
+    await trust_counts(redis, api.settings.redis_prefix)
     try:
         yield
     finally:

@@ -7,18 +7,24 @@ import contextlib
 from dataclasses import dataclass, field
 
 import asyncpg
-from lookout_shared.broker import Broker
+from lookout_shared.broker import Broker, Consumer
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 
+from lookout_count_aggregator.adapters.counts_epoch import EpochStore
 from lookout_count_aggregator.adapters.counts_publisher import CountsPublisher
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
+from lookout_count_aggregator.adapters.redis_outage import RedisOutage
 from lookout_count_aggregator.drift import DriftMonitor
 from lookout_count_aggregator.entrypoints.consumer import consume_entity_events
+from lookout_count_aggregator.heal import CountsHealer
 from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.ports import CountStore
+from lookout_count_aggregator.rebuild import Rebuilder
 from lookout_count_aggregator.settings import AggregatorSettings
+
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -28,22 +34,30 @@ class Aggregator:
     broker: Broker
     store: CountStore
     publisher: CountsPublisher
-    # Postgres is read only by the drift check; None when the check is switched off.
-    pool: asyncpg.Pool | None = None
+    # Postgres, read only: by the rebuilds that heal lost counts, and the drift check.
+    pool: asyncpg.Pool
+    healer: CountsHealer
+    outage: RedisOutage
     drift: DriftMonitor | None = None
     owns_redis: bool = True
     owns_broker: bool = True
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumer: Consumer | None = None
 
     async def start(self) -> None:
         self.tasks.append(asyncio.create_task(self.publisher.run(), name="counts-publisher"))
+        self.tasks.append(asyncio.create_task(self.healer.run(), name="counts-healer"))
         if self.drift is not None:
             self.tasks.append(asyncio.create_task(self.drift.run(), name="drift-check"))
-        await consume_entity_events(
+        self.consumer = await consume_entity_events(
             self.broker, self.store, self.publisher, self.settings.aggregator_prefetch
         )
 
     async def stop(self) -> None:
+        if self.consumer is not None:
+            # Applies finish (each is one Lua call); one waiting for Redis is handed back.
+            await self.consumer.stop(STOP_GRACE_SECONDS)
+            self.consumer = None
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -55,8 +69,7 @@ class Aggregator:
             await self.broker.close()
         if self.owns_redis:
             await self.redis.aclose()
-        if self.pool is not None:
-            await close_pool(self.pool)
+        await close_pool(self.pool)
 
 
 async def bootstrap(
@@ -71,9 +84,15 @@ async def bootstrap(
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
         await broker.connect()
     keys = CountKeys(settings.redis_prefix)
-    pool, drift = None, None
+    pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    healer = CountsHealer(
+        EpochStore(redis, keys),
+        Rebuilder(pool, redis, keys, settings.rebuild_chunk),
+        settings.counts_epoch_check_seconds,
+    )
+    outage = RedisOutage(settings.redis_retry_max_seconds, on_recovered=healer.wake)
+    drift = None
     if settings.drift_check_interval_seconds > 0:
-        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
         drift = DriftMonitor(
             pool,
             redis,
@@ -87,11 +106,13 @@ async def bootstrap(
         settings=settings,
         redis=redis,
         broker=broker,
-        store=RedisCountStore(redis, keys, settings.dedupe_ttl_seconds),
+        store=RedisCountStore(redis, keys, settings.dedupe_ttl_seconds, outage),
         publisher=CountsPublisher(
             broker, settings.service_name, settings.counts_debounce_ms / 1000
         ),
         pool=pool,
+        healer=healer,
+        outage=outage,
         drift=drift,
         owns_redis=owns_redis,
         owns_broker=owns_broker,

@@ -10,12 +10,15 @@
 - ``{prefix}counts:rebuild:pending:{tenant_id}`` and ``...:rebuild:scratch:{tenant_id}``: the
   generation a running rebuild will swap in, and its counts so far.
 - ``{prefix}counts:rebuild:lock``: held by the one rebuild that may run at a time.
+- ``{prefix}counts:epoch``: whether the counts may be trusted (``lookout_shared.counts_epoch``);
+  ``{prefix}counts:epoch:pending``: the token of the full rebuild that will write it.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.redis import Keys
 
 
@@ -51,3 +54,9 @@ class CountKeys:
 
     def rebuild_lock(self) -> str:
         return self._keys("counts", "rebuild", "lock")
+
+    def epoch(self) -> str:
+        return epoch_key(self._keys)
+
+    def epoch_pending(self) -> str:
+        return self._keys("counts", "epoch", "pending")

@@ -41,6 +41,27 @@ DRIFT_CHECKS = Counter(
     "Drift checks, by outcome (match, drift, failed)",
     ["outcome"],
 )
+WAITING_FOR_REDIS = Gauge(
+    "lookout_aggregator_waiting_for_redis",
+    "1 while applies hold their events because Redis is unreachable, else 0",
+)
+COUNTS_TRUSTED = Gauge(
+    "lookout_counts_trusted",
+    "1 while the counts in Redis are under a current epoch (the api serves them), 0 while "
+    "Redis lost state and a rebuild is due or running (the api counts in Postgres)",
+)
+HEALS = Counter(
+    "lookout_counts_heals_total",
+    "Rebuilds started because Redis lost the counts, by outcome (healed; superseded: Redis "
+    "lost state again meanwhile; busy: another rebuild runs; failed)",
+    ["outcome"],
+)
+LAST_HEAL_SECONDS = Gauge(
+    "lookout_counts_last_heal_seconds",
+    "How long the last rebuild that healed the counts took",
+)
 
 for _outcome in ("applied", "duplicate", "stale"):
     APPLIES.labels(_outcome)
+for _outcome in ("healed", "superseded", "busy", "failed"):
+    HEALS.labels(_outcome)

@@ -8,10 +8,14 @@ scratch counts in and make the pending generation current, atomically. States of
 generation that the rebuild did not see (an entity deleted before the snapshot whose
 deletion event is still on its way, or any drift) stop counting at the swap. See
 ``adapters/apply_event.lua`` for the generation rules.
+
+A full rebuild (every tenant) also writes a new counts epoch when it ends, if Redis lost
+nothing while it ran (``adapters/counts_epoch.py``): from then on the api trusts the counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +25,9 @@ from typing import Protocol
 import asyncpg
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError
 
+from lookout_count_aggregator.adapters.counts_epoch import EpochStore
 from lookout_count_aggregator.adapters.postgres_states import (
     count_rows,
     tenant_ids,
@@ -59,6 +65,9 @@ class RebuildReport:
     entities: int = 0
     newer_in_redis: int = 0
     removed_tenants: list[str] = field(default_factory=list)
+    # The counts epoch a full rebuild wrote; None: a tenant's rebuild, or Redis lost state
+    # while the rebuild ran (the counts are not trusted yet).
+    epoch: str | None = None
 
 
 class Rebuilder:
@@ -79,6 +88,7 @@ class Rebuilder:
         self._write = redis.register_script(load_script("rebuild_chunk.lua"))
         self._swap = redis.register_script(load_script("swap_tenant.lua"))
         self._sum_platform = redis.register_script(load_script("sum_platform.lua"))
+        self._epoch = EpochStore(redis, keys)
 
     async def run(self, tenant_id: uuid.UUID | None = None) -> RebuildReport:
         """Rebuild every tenant (and the platform hash), or just ``tenant_id``."""
@@ -88,10 +98,15 @@ class Rebuilder:
         try:
             return await self._run(lock, tenant_id)
         finally:
-            await lock.release()
+            # Redis may have lost the lock with everything else (flushed, restarted).
+            with contextlib.suppress(LockNotOwnedError):
+                await lock.release()
 
     async def _run(self, lock: Lock, tenant_id: uuid.UUID | None) -> RebuildReport:
         report = RebuildReport()
+        token = uuid.uuid4().hex
+        # Noted before anything is read: a loss from now on keeps the new epoch out.
+        run_id = await self._epoch.begin(token) if tenant_id is None else ""
         if tenant_id is not None:
             tenants = [str(tenant_id)]
         else:
@@ -109,6 +124,8 @@ class Rebuilder:
             await self._sum_platform(
                 keys=[self._keys.platform()], args=[self._keys.tenant_pattern()]
             )
+            if await self._epoch.finish(token, run_id):
+                report.epoch = token
         return report
 
     async def _rebuild_tenant(self, lock: Lock, tenant: str, report: RebuildReport) -> None:

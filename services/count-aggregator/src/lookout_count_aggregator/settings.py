@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from lookout_shared.settings import ServiceSettings
+from pydantic import Field
 
 SEVEN_DAYS = 7 * 24 * 3600
 
@@ -27,3 +28,9 @@ class AggregatorSettings(ServiceSettings):
     drift_check_settle_seconds: float = 2.0
     # Entities a rebuild writes per atomic Redis step.
     rebuild_chunk: int = 1000
+    # How often the counts epoch is checked (also at once after Redis comes back): a Redis
+    # that lost state (flushed, restarted, failed over) is noticed this soon and rebuilt.
+    counts_epoch_check_seconds: float = Field(default=2.0, gt=0)
+    # While Redis is unreachable, applies hold their events and retry with exponential
+    # backoff up to this long between attempts.
+    redis_retry_max_seconds: float = Field(default=5.0, gt=0)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA, epoch_key
 from lookout_shared.redis import Keys
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
@@ -54,16 +55,20 @@ SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 
-# KEYS: epoch, generation, entry, the scope's counts hash. ARGV[1]: "1" bumps the epoch first
-# (a lost bump). Returns {stamp, entry or nil}: the entry only while its stamp and every count
-# field it watches still hold the values it was computed from ("" for a missing field).
-LOOKUP = """
+# KEYS: epoch, generation, entry, the scope's counts hash, the counts epoch. ARGV[1]: "1" bumps
+# the epoch first (a lost bump). Returns {stamp, entry or nil}: the entry only while its stamp,
+# the counts epoch its total was decided under (if any) and every count field it watches
+# still hold the values it was computed from ("" for a missing field).
+LOOKUP = (
+    CURRENT_EPOCH_LUA
+    + """
 if ARGV[1] == '1' then redis.call('INCR', KEYS[1]) end
 local stamp = (redis.call('GET', KEYS[1]) or '0') .. '.' .. (redis.call('GET', KEYS[2]) or '0')
 local entry = redis.call('GET', KEYS[3])
 if not entry then return {stamp, false} end
 local head = cjson.decode(string.sub(entry, 1, string.find(entry, '\\n', 1, true) - 1))
 if head.s ~= stamp then return {stamp, false} end
+if head.e and head.e ~= current_epoch(KEYS[5]) then return {stamp, false} end
 if #head.f > 0 then
   local now = redis.call('HMGET', KEYS[4], unpack(head.f))
   for i = 1, #head.f do
@@ -72,6 +77,7 @@ if #head.f > 0 then
 end
 return {stamp, entry}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,7 @@ class ReadCache:
             self._gen_key(key.scope),
             entry_key,
             counts_redis.hash_key(self.keys, key.scope),
+            epoch_key(self.keys),
         ]
         started = time.perf_counter()
         try:
@@ -181,19 +188,26 @@ class ReadCache:
         return Lookup(stamp, entry, writes)
 
     async def store(
-        self, key: CacheKey, found: Lookup, entry: Entry, watched: Mapping[str, str | None]
+        self,
+        key: CacheKey,
+        found: Lookup,
+        entry: Entry,
+        watched: Mapping[str, str | None],
+        counts_epoch: str | None = None,
     ) -> None:
         """Keep ``entry``, computed after the lookup that ``found`` nothing. ``watched``:
-        the count fields the response was computed from, with their values then."""
+        the count fields the response was computed from, with their values then;
+        ``counts_epoch``: the counts epoch they were read under (None: not consulted)."""
         stamp = found.stamp
-        header = orjson.dumps(
-            {
-                "s": stamp,
-                "f": list(watched),
-                "w": [value or "" for value in watched.values()],
-                "h": dict(entry.headers),
-            }
-        )
+        head: dict[str, Any] = {
+            "s": stamp,
+            "f": list(watched),
+            "w": [value or "" for value in watched.values()],
+            "h": dict(entry.headers),
+        }
+        if counts_epoch is not None:
+            head["e"] = counts_epoch
+        header = orjson.dumps(head)
         value = header + b"\n" + entry.body
         entry_key = self.entry_key(key)
         await self.breaker.call(

@@ -13,8 +13,9 @@ field it may not see. The caller must be known without I/O (a valid JWT, or an A
 recently); anyone else, and anything the route would refuse, takes the normal path. Only
 ``200`` answers are kept.
 
-The list route says which count fields its total came from (``scope["state"]["cache_watch"]``),
-so an entry also lapses as soon as the aggregator's counts move. When Redis is down the route
+The list route says which count fields its total came from (``scope["state"]["cache_watch"]``)
+and under which counts epoch (``cache_counts_epoch``), so an entry also lapses as soon as the
+aggregator's counts move or Redis loses them. When Redis is down the route
 answers from Postgres and the response says so: ``X-Lookout-Degraded: redis``.
 """
 
@@ -37,7 +38,8 @@ from lookout_api.handlers.auth import known_principal
 LIST_PATH = "/api/v1/streams"
 STREAM_PATH = re.compile(r"/api/v1/streams/[0-9A-Fa-f-]{32,36}")
 DEGRADED = (b"x-lookout-degraded", b"redis")
-WATCH = "cache_watch"  # the scope state key the list route fills
+WATCH = "cache_watch"  # the scope state keys the list route fills
+COUNTS_EPOCH = "cache_counts_epoch"
 KEPT_HEADERS = ("etag", "content-encoding", "vary")
 
 
@@ -84,9 +86,10 @@ class CachedReads:
         entry = response.entry()
         if entry is None:
             return
-        watched: dict[str, str | None] = scope.get("state", {}).get(WATCH, {})
+        state = scope.get("state", {})
+        watched: dict[str, str | None] = state.get(WATCH, {})
         with contextlib.suppress(RedisUnavailable):  # answered already; the next read retries
-            await deps.cache.store(key, found, entry, watched)
+            await deps.cache.store(key, found, entry, watched, state.get(COUNTS_EPOCH))
 
 
 @dataclass(frozen=True)

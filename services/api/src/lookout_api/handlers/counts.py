@@ -28,8 +28,9 @@ class Counts:
 
 async def counts(deps: Deps, principal: Principal) -> Counts:
     """The tenant's counts (every tenant's for a superuser). SQL counts instead when Redis
-    is down or slow, and when it has no hash for the scope yet (the aggregator has not
-    seen the tenant, or runs without a rebuild)."""
+    is down or slow, when its counts are not trusted (it lost state since the aggregator's
+    last rebuild: see ``lookout_shared.counts_epoch``), and when it has no hash for the
+    scope yet (the aggregator has not seen the tenant)."""
     scope = access.tenant_filter(principal)
     try:
         values = await deps.cache.breaker.call(

@@ -92,11 +92,12 @@ async def _read_redis(
     deps: Deps, scope: uuid.UUID | None
 ) -> tuple[dict[str, int], int | None] | None:
     """(counts, snapshot requests this minute) in one pipelined round trip; None when Redis
-    does not answer in time or failed a moment ago (the read cache's breaker)."""
+    does not answer in time or failed a moment ago (the read cache's breaker). The counts
+    are empty when Redis has none for the scope or cannot vouch for them."""
 
     async def read() -> list[Any]:
         async with deps.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(counts_redis.hash_key(deps.keys, scope))
+            counts_redis.queue_counts(deps.keys, scope, pipe)
             if scope is not None:
                 pipe.get(snapshot_rate_key(deps, scope))
             return await pipe.execute()
@@ -106,13 +107,10 @@ async def _read_redis(
     except RedisUnavailable as exc:
         log.debug("dashboard: Redis unavailable, counting in SQL: %s", exc)
         return None
-    counts = {_text(k): int(v) for k, v in replies[0].items()}
+    # Counts Redis cannot vouch for (it lost state) count as none: SQL counts.
+    counts = counts_redis.decode_counts(replies[0]) or {}
     requests = int(replies[1] or 0) if scope is not None else None
     return counts, requests
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def _broker_state(deps: Deps) -> tuple[bool, dict[str, int] | None]:

@@ -28,6 +28,9 @@ class StreamList:
     # The count fields the total came from, with their values: a cached page lapses as soon
     # as they move.
     watched: dict[str, str | None] = field(default_factory=dict)
+    # The counts epoch the total was decided under ("" when Redis's counts were not trusted;
+    # None when the counts were not consulted): a cached page lapses when it changes.
+    counts_epoch: str | None = None
 
 
 async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> StreamList:
@@ -36,8 +39,9 @@ async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> 
     scope = access.read_scope(principal, query.filter.tenant_id)
     query = replace(query, filter=replace(query.filter, tenant_id=scope))
     watched: dict[str, str | None] = {}
+    epoch: str | None = None
     try:
-        counted, watched = await _count_from_redis(deps, query)
+        counted, watched, epoch = await _count_from_redis(deps, query)
         degraded = False
     except RedisUnavailable as exc:
         log.debug("counts unavailable, counting in SQL: %s", exc)
@@ -47,31 +51,36 @@ async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> 
             conn, query, None if counted is not None else COUNT_CAP
         )
     if counted is not None:
-        return StreamList(rows, counted, True, "counts", watched=watched)
+        return StreamList(rows, counted, True, "counts", watched=watched, counts_epoch=epoch)
     assert sql_total is not None
     exact = sql_total <= COUNT_CAP
-    return StreamList(rows, min(sql_total, COUNT_CAP), exact, "sql", degraded, watched)
+    total = min(sql_total, COUNT_CAP)
+    return StreamList(rows, total, exact, "sql", degraded, watched, epoch)
 
 
 async def _count_from_redis(
     deps: Deps, query: StreamQuery
-) -> tuple[int | None, dict[str, str | None]]:
+) -> tuple[int | None, dict[str, str | None], str | None]:
     """The exact total from the aggregator's hash, or None to count in SQL instead: the
-    filter is not one count dimension, or the scope has no hash yet (a new tenant the
-    aggregator has not seen, or a stack without one). Also the count fields read, with
-    their values (None: absent), so a cached page lapses when they change or appear.
+    filter is not one count dimension, Redis's counts are not trusted (it lost state since
+    the aggregator's last rebuild), or the scope has no hash yet (a new tenant the
+    aggregator has not seen). Also the count fields read, with their values (None: absent),
+    and the counts epoch, so a cached page lapses when they change or appear.
     Raises RedisUnavailable when Redis does not answer in time (or failed a moment ago)."""
     counted = count_field(query.filter)
     if counted is None:
-        return None, {}
-    total, value = await deps.cache.breaker.call(
+        return None, {}, None
+    read = await deps.cache.breaker.call(
         lambda: counts_redis.read_fields(
             deps.redis, deps.keys, query.filter.tenant_id, "streams_total", counted
         ),
         deps.settings.counts_timeout_seconds,
     )
+    if read is None:
+        return None, {}, ""
+    epoch, (total, value) = read
     watched = {"streams_total": _text(total), counted: _text(value)}
-    return (None if total is None else value or 0), watched
+    return (None if total is None else value or 0), watched, epoch
 
 
 def _text(value: int | None) -> str | None:

@@ -1,7 +1,8 @@
 """The count keys in Redis, changed only by Lua scripts so every step is atomic.
 
 Each apply is a span (with the Redis call under it) and counts in
-``lookout_aggregator_applies_total`` by outcome: applied, duplicate or stale.
+``lookout_aggregator_applies_total`` by outcome: applied, duplicate or stale. An apply that
+meets an unreachable Redis waits until it answers (``redis_outage.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lookout_shared import telemetry
 from redis.asyncio import Redis
 
 from lookout_count_aggregator import metrics
+from lookout_count_aggregator.adapters.redis_outage import RedisOutage
 from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.keys import CountKeys
 
@@ -37,15 +39,21 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisCountStore:
-    def __init__(self, redis: Redis, keys: CountKeys, dedupe_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: CountKeys,
+        dedupe_ttl_seconds: int,
+        outage: RedisOutage | None = None,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._ttl = dedupe_ttl_seconds
+        self._outage = outage or RedisOutage(max_backoff_seconds=5.0)
         self._apply = redis.register_script(load_script("apply_event.lua"))
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
         c = contribution
-        started = time.perf_counter()
         with _tracer.start_as_current_span(
             "apply_event",
             attributes={
@@ -59,23 +67,27 @@ class RedisCountStore:
                 "lookout.tenant.id": str(c.tenant_id),
             },
         ) as span:
-            result = await self._apply(
-                keys=[
-                    self._keys.seen(event_id),
-                    self._keys.entity(c.entity_type, c.entity_id),
-                    self._keys.tenant(c.tenant_id),
-                    self._keys.platform(),
-                    self._keys.generation(c.tenant_id),
-                    self._keys.pending(c.tenant_id),
-                    self._keys.scratch(c.tenant_id),
-                ],
-                args=[self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)],
-            )
+            keys = [
+                self._keys.seen(event_id),
+                self._keys.entity(c.entity_type, c.entity_id),
+                self._keys.tenant(c.tenant_id),
+                self._keys.platform(),
+                self._keys.generation(c.tenant_id),
+                self._keys.pending(c.tenant_id),
+                self._keys.scratch(c.tenant_id),
+            ]
+            args: list[str | int] = [self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)]
+            result = await self._outage.call(lambda: self._timed_apply(keys, args))
             outcome, pairs = _text(result[0]), result[1:]
             span.set_attribute("lookout.outcome", outcome)
         metrics.APPLIES.labels(outcome).inc()
-        metrics.APPLY_DURATION.observe(time.perf_counter() - started)
         return {_text(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+
+    async def _timed_apply(self, keys: list[str], args: list[str | int]) -> Any:
+        started = time.perf_counter()
+        result = await self._apply(keys=keys, args=args)
+        metrics.APPLY_DURATION.observe(time.perf_counter() - started)
+        return result
 
     async def tenant_counts(self, tenant_id: uuid.UUID | str) -> dict[str, int]:
         return decode_counts(await self._redis.hgetall(self._keys.tenant(tenant_id)))

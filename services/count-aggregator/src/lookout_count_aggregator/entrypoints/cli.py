@@ -119,4 +119,6 @@ async def _rebuild(
         f"{report.newer_in_redis} newer in Redis; "
         f"removed {len(report.removed_tenants)} tenant(s) gone from Postgres"
     )
+    if report.epoch is not None:
+        print(f"counts trusted under epoch {report.epoch}")
     return 0

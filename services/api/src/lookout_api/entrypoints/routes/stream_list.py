@@ -61,6 +61,7 @@ async def list_streams(
     wanted = access.visible_fields(principal, listing.parse_fields(fields))
     result = await handlers.list_streams(deps, principal, query)
     request.state.cache_watch = result.watched
+    request.state.cache_counts_epoch = result.counts_epoch
     last = result.rows[-1] if len(result.rows) == limit else None
     return OrjsonResponse(
         {
