@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA, epoch_key
+from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
+from lookout_shared.counts_epoch import epoch_key as counts_epoch_key
 from lookout_shared.redis import Keys
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
@@ -167,7 +168,7 @@ class ReadCache:
             self._gen_key(key.scope),
             entry_key,
             counts_redis.hash_key(self.keys, key.scope),
-            epoch_key(self.keys),
+            counts_epoch_key(self.keys),
         ]
         started = time.perf_counter()
         try:
