@@ -34,7 +34,13 @@ PROBLEM = "application/problem+json"
 # Lines that are not the api answering requests: the test client's own, and loops with
 # their own backoff, whose lines follow time, not the number of requests (the pool
 # restoring its connection floor, the outbox relay).
-NOT_REQUESTS = ("httpx", "asyncpg.pool", "lookout_shared.outbox")
+# Background tasks with their own backoff (one line each per outage), not request handling.
+NOT_REQUESTS = (
+    "httpx",
+    "asyncpg.pool",
+    "lookout_shared.outbox",
+    "lookout_api.adapters.key_cache",  # the principal-changes listener
+)
 
 
 def _stack(command: str) -> None:

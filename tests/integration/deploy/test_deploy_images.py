@@ -6,6 +6,7 @@ and answers /healthz against the test stack."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -39,6 +40,9 @@ def uv_dir() -> str:
     return str(Path(found).parent)
 
 
+MOUNT = re.compile(r"--mount=\S+\s*")
+
+
 def env_pairs(instruction: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in shlex.split(instruction)[1:])
 
@@ -64,10 +68,17 @@ def replay_build(service: str, workdir: Path, venv: Path) -> None:
         elif keyword == "ENV":
             env.update(env_pairs(instruction))
         elif keyword == "RUN":
-            words = [w for w in shlex.split(rest) if not w.startswith("--mount=")]
+            script = MOUNT.sub("", rest).strip()
+            if script.startswith("apt-get"):
+                continue  # Debian packages: scripts/install.sh put the same ones on this host
             env["UV_PROJECT_ENVIRONMENT"] = str(venv)
-            done = subprocess.run(
-                words, cwd=workdir, env=env, capture_output=True, text=True, check=False
+            done = subprocess.run(  # the shell form, as docker runs it
+                ["/bin/sh", "-c", script],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert done.returncode == 0, f"{instruction}\n{done.stderr}"
 
