@@ -149,7 +149,11 @@ async def run_worker(
 async def run_ceiling(url: str, media: Path, concurrency: int) -> Result:
     """Raw ffmpeg, the same command line, ``concurrency`` at a time, nothing else."""
     argv = capture_command(
-        "ffmpeg", parse_stream_url(url, str(media)), max_width=1920, io_timeout=20
+        "ffmpeg",
+        parse_stream_url(url, str(media)),
+        max_width=1920,
+        io_timeout=20,
+        max_pixels=7680 * 4320,
     )
     slots = asyncio.Semaphore(concurrency)
     latencies: list[float] = []

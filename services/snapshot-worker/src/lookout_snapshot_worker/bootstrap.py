@@ -64,6 +64,8 @@ def build_deps(
         ffprobe=settings.ffprobe_path,
         timeout=settings.ffmpeg_timeout_seconds,
         max_width=settings.snapshot_max_width,
+        max_pixels=settings.ffmpeg_max_pixels,
+        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
         # Bulkheads: captures and probes never wait for each other's processes.
         capture_slots=asyncio.Semaphore(settings.worker_concurrency),
         probe_slots=asyncio.Semaphore(settings.probe_concurrency),

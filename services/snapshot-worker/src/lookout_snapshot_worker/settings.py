@@ -36,6 +36,11 @@ class WorkerSettings(ServiceSettings):
     ffprobe_path: str = "ffprobe"
     ffmpeg_timeout_seconds: float = Field(default=20.0, gt=0)
     snapshot_max_width: int = Field(default=1920, ge=16)
+    # Decoders refuse frames over this many pixels (default: 8K UHD, 7680x4320).
+    ffmpeg_max_pixels: int = Field(default=7680 * 4320, ge=16 * 16)
+    # Private memory (heap and anonymous mappings, RLIMIT_DATA) of each ffmpeg/ffprobe;
+    # 0 leaves it uncapped. An 8K frame needs ~270 MB, a 1080p one ~150 MB.
+    ffmpeg_max_memory_mb: int = Field(default=512, ge=0)
     capture_attempts: int = Field(default=3, ge=1)
     # Base of the exponential, jittered backoff between attempts.
     capture_backoff_seconds: float = Field(default=0.5, ge=0)
