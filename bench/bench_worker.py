@@ -133,6 +133,7 @@ async def run_worker(
         media_dir=str(media), storage_dir=str(media / "store"), capture_attempts=1,
         allowed_networks="127.0.0.1/32", worker_concurrency=concurrency,
         worker_prefetch=prefetch, db_pool_min=2, db_pool_max=concurrency + 4,
+        tenant_share=1,  # one tenant: this measures throughput, not sharing
     )  # fmt: skip
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -38,6 +38,7 @@ from lookout_snapshot_worker.ports import (
     UrlGuard,
 )
 from lookout_snapshot_worker.settings import WorkerSettings
+from lookout_snapshot_worker.tenant_slots import TenantSlots
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,12 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
                 asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
             )
             background.append(asyncio.create_task(_sweep_forever(settings, pool), name="sweep"))
-            consumer = CommandConsumer(deps)
+            consumer = CommandConsumer(
+                deps,
+                captures=TenantSlots(settings.worker_concurrency, settings.tenant_share),
+                probes=TenantSlots(settings.probe_concurrency, settings.tenant_share),
+                tenant_wait=settings.tenant_wait_seconds,
+            )
             app.state.consumer = consumer
             await consumer.start(broker, settings.worker_prefetch, settings.probe_prefetch)
             log.info("snapshot worker consuming")
