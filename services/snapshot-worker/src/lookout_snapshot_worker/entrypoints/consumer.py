@@ -69,8 +69,9 @@ class CommandConsumer:
             assert self._broker is not None
             await self._broker.publish_envelope(envelope)
             metrics.COMMANDS_DEFERRED.labels(queue).inc()
-            log.info("tenant at its share of %s slots; command %s sent to the back of the "
-                     "queue", queue, envelope.id)  # fmt: skip
+            log.info(
+                "command %s back to the end of %s: its tenant holds its share", envelope.id, queue
+            )
             return
         try:
             await handle()
