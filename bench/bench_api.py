@@ -363,7 +363,11 @@ async def snapshot_row(base: str, token: str, data: DataSet, video: Path, media:
             accepted.append(time.perf_counter() - started)
             assert r.status_code == 202, r.text
     argv = capture_command(
-        "ffmpeg", parse_stream_url(video.as_uri(), str(media)), max_width=1920, io_timeout=20
+        "ffmpeg",
+        parse_stream_url(video.as_uri(), str(media)),
+        max_width=1920,
+        io_timeout=20,
+        max_pixels=7680 * 4320,
     )
     captures: list[float] = []
     for _ in range(10):

@@ -133,6 +133,7 @@ async def run_worker(
         media_dir=str(media), storage_dir=str(media / "store"), capture_attempts=1,
         allowed_networks="127.0.0.1/32", worker_concurrency=concurrency,
         worker_prefetch=prefetch, db_pool_min=2, db_pool_max=concurrency + 4,
+        tenant_share=1,  # one tenant: this measures throughput, not sharing
     )  # fmt: skip
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -149,7 +150,11 @@ async def run_worker(
 async def run_ceiling(url: str, media: Path, concurrency: int) -> Result:
     """Raw ffmpeg, the same command line, ``concurrency`` at a time, nothing else."""
     argv = capture_command(
-        "ffmpeg", parse_stream_url(url, str(media)), max_width=1920, io_timeout=20
+        "ffmpeg",
+        parse_stream_url(url, str(media)),
+        max_width=1920,
+        io_timeout=20,
+        max_pixels=7680 * 4320,
     )
     slots = asyncio.Semaphore(concurrency)
     latencies: list[float] = []

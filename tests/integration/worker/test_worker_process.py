@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,36 @@ async def test_cancellation_kills_the_group_too(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert group_members(int(pidfile.read_text())) == []
+
+
+def running_with(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+async def test_a_cancel_while_the_child_starts_still_kills_its_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    marker = "30.0421"  # sleep's argument names this test's processes
+    task = asyncio.create_task(
+        run_bounded(["sh", "-c", f"echo $$ > {pidfile}; sleep {marker} & sleep {marker}"], 60)
+    )
+    for _ in range(3):  # the task forks the child and waits for its pipes to be connected
+        await asyncio.sleep(0)
+    # Blocking the loop keeps the task there while the shell starts its children.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not pidfile.exists():
+        time.sleep(0.01)
+    time.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)  # not the 30 s the orphaned sleeps would hold the pipes
+    assert running_with(marker) == []

@@ -171,3 +171,52 @@ async def test_sigterm_hands_back_what_cannot_finish_in_time(
             break
         await asyncio.sleep(0.05)
     assert await queued_messages(broker) == 1  # back in the queue for another worker
+
+
+def live_children(pid: int, name: str) -> list[int]:
+    """Running (non-zombie) processes whose parent is ``pid`` and whose command is ``name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command, rest = stat.split(" (", 1)[1].rsplit(") ", 1)
+        state, ppid = rest.split()[:2]
+        if int(ppid) == pid and command == name and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(") ", 1)[1].split()[0] != "Z"  # a zombie has already died
+
+
+async def test_ffmpeg_dies_with_a_sigkilled_worker_not_at_its_own_timeout(
+    db: asyncpg.Pool, broker: Broker, sources: Sources, start_worker: Start
+) -> None:
+    await purge(broker)
+    worker = await start_worker("worker-killed", LOOKOUT_FFMPEG_TIMEOUT_SECONDS="60")
+    await publish_job(db, broker, f"http://{sources.tarpit}/live.ts?killed=1")
+    ffmpeg: list[int] = []
+    for _ in range(200):
+        ffmpeg = live_children(worker.pid, "ffmpeg")
+        if ffmpeg:
+            break
+        await asyncio.sleep(0.05)
+    assert len(ffmpeg) == 1, "the capture never started"
+
+    worker.send_signal(signal.SIGKILL)
+    await worker.wait()
+    for _ in range(40):  # ~2 s; the silent camera would hold ffmpeg for 60 s
+        if not is_running(ffmpeg[0]):
+            break
+        await asyncio.sleep(0.05)
+    assert not is_running(ffmpeg[0]), "ffmpeg outlived its worker"
+    await purge(broker)  # the unacked command came back to the queue

@@ -159,7 +159,8 @@ async def test_the_breaker_opens_in_postgres_and_a_probe_success_closes_it(
         "UPDATE stream_breakers SET open_until = now() - interval '1 second' WHERE stream_id = $1",
         stream,
     )
-    await db.execute("UPDATE streams SET url = $2 WHERE id = $1", stream,
+    # A new URL, as the api writes it: pending, with a probe to follow.
+    await db.execute("UPDATE streams SET url = $2, status = 'pending' WHERE id = $1", stream,
                      (media_dir / "a.mp4").as_uri())  # fmt: skip
     await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
     assert (

@@ -8,6 +8,8 @@ import pytest
 from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.commands import capture_command, probe_command
 
+PIXELS = 7680 * 4320
+
 
 def option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
@@ -26,7 +28,9 @@ def option(argv: list[str], name: str) -> str:
 def test_network_urls_get_their_scheme_protocols_and_timeouts(
     url: str, protocols: set[str]
 ) -> None:
-    argv = capture_command("ffmpeg", parse_stream_url(url, None), max_width=1920, io_timeout=7)
+    argv = capture_command(
+        "ffmpeg", parse_stream_url(url, None), max_width=1920, io_timeout=7, max_pixels=PIXELS
+    )
     assert set(option(argv, "-protocol_whitelist").split(",")) == protocols
     assert "file" not in protocols and "concat" not in protocols
     # The rtsp demuxer rejects rw_timeout; its socket timeout bounds it instead.
@@ -40,12 +44,20 @@ def test_network_urls_get_their_scheme_protocols_and_timeouts(
 
 def test_rtsp_and_http_also_get_a_socket_timeout() -> None:
     rtsp = capture_command(
-        "ffmpeg", parse_stream_url("rtsp://cam/x", None), max_width=640, io_timeout=2.5
+        "ffmpeg",
+        parse_stream_url("rtsp://cam/x", None),
+        max_width=640,
+        io_timeout=2.5,
+        max_pixels=PIXELS,
     )
     assert option(rtsp, "-timeout") == "2500000"
     assert "-rw_timeout" not in rtsp
     rtmp = capture_command(
-        "ffmpeg", parse_stream_url("rtmp://cam/x", None), max_width=640, io_timeout=2.5
+        "ffmpeg",
+        parse_stream_url("rtmp://cam/x", None),
+        max_width=640,
+        io_timeout=2.5,
+        max_pixels=PIXELS,
     )
     assert "-timeout" not in rtmp
 
@@ -54,7 +66,7 @@ def test_file_urls_may_only_read_files_with_container_demuxers(tmp_path: Path) -
     clip = tmp_path / "cam.mp4"
     clip.touch()
     url = parse_stream_url(clip.as_uri(), str(tmp_path))
-    argv = capture_command("/usr/bin/ffmpeg", url, max_width=1920, io_timeout=5)
+    argv = capture_command("/usr/bin/ffmpeg", url, max_width=1920, io_timeout=5, max_pixels=PIXELS)
     assert option(argv, "-protocol_whitelist") == "file"
     formats = option(argv, "-format_whitelist").split(",")
     assert "mp4" in formats
@@ -64,20 +76,23 @@ def test_file_urls_may_only_read_files_with_container_demuxers(tmp_path: Path) -
 
 def test_capture_is_one_scaled_jpeg_frame_on_stdout() -> None:
     url = parse_stream_url("rtsp://user:pw@cam/live", None)
-    argv = capture_command("/opt/ffmpeg", url, max_width=1280, io_timeout=5)
+    argv = capture_command("/opt/ffmpeg", url, max_width=1280, io_timeout=5, max_pixels=PIXELS)
     assert argv[0] == "/opt/ffmpeg"
     assert argv[1:6] == ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"]
     assert option(argv, "-i") == "rtsp://user:pw@cam/live"  # one argument, never a shell word
     assert option(argv, "-frames:v") == "1"
     assert option(argv, "-vf") == "scale=w='min(iw,1280)':h=-2"
     assert option(argv, "-c:v") == "mjpeg"
+    # A decoder option: it must come before the input it applies to.
+    assert option(argv, "-max_pixels") == str(PIXELS)
+    assert argv.index("-max_pixels") < argv.index("-i")
     assert argv[-1] == "pipe:1"
     assert not any(a in ("sh", "bash", "-c") for a in argv)
 
 
 def test_probe_asks_for_the_first_video_stream_as_json() -> None:
     url = parse_stream_url("https://cam/live.m3u8", None)
-    argv = probe_command("ffprobe", url, io_timeout=3)
+    argv = probe_command("ffprobe", url, io_timeout=3, max_pixels=PIXELS)
     assert argv[0] == "ffprobe"
     assert option(argv, "-protocol_whitelist") == "http,https,tcp,tls,crypto"
     assert option(argv, "-select_streams") == "v:0"
@@ -86,12 +101,15 @@ def test_probe_asks_for_the_first_video_stream_as_json() -> None:
         == "stream=width,height,codec_name,avg_frame_rate,r_frame_rate"
     )
     assert option(argv, "-of") == "json"
+    assert option(argv, "-max_pixels") == str(PIXELS)
     assert argv[-2:] == ["-i", "https://cam/live.m3u8"]
 
 
 def test_rtsp_runs_over_its_tcp_connection_only() -> None:
     # No RTP over UDP and no multicast group joined because a server's answer said so.
     for url in ("rtsp://cam/x", "rtsps://cam/x"):
-        argv = probe_command("ffprobe", parse_stream_url(url, None), io_timeout=2)
+        argv = probe_command(
+            "ffprobe", parse_stream_url(url, None), io_timeout=2, max_pixels=PIXELS
+        )
         assert option(argv, "-rtsp_transport") == "tcp"
         assert argv.index("-rtsp_transport") < argv.index("-i")

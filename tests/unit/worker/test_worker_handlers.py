@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,73 @@ async def test_the_breaker_opens_fails_fast_and_marks_the_stream(tmp_path: Path)
     )
     assert w.jobs.jobs[command.job_id].status == "succeeded"
     assert await w.deps.breakers.load(stream.id) == CLOSED
+
+
+async def test_a_stream_renamed_during_its_probe_keeps_the_result_without_a_second_probe(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path)
+    stream = add_stream(w)
+
+    class RenamingProber(ScriptedMedia):
+        async def probe(self, url):  # type: ignore[no-untyped-def]
+            current = w.streams.streams[stream.id]  # the api saves a new name meanwhile
+            w.streams.streams[stream.id] = replace(current, name="gate", version=2)
+            return await super().probe(url)
+
+    prober = RenamingProber(ProbeResult(640, 360, "h264"))
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, replace(w.deps, prober=prober))
+    now = w.streams.streams[stream.id]
+    assert (now.name, now.status, now.width, now.version) == ("gate", "online", 640, 3)
+    assert len(prober.calls) == 1
+
+
+async def test_a_new_url_during_the_probe_drops_its_result(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    stream = add_stream(w)
+
+    class MovingProber(ScriptedMedia):
+        async def probe(self, url):  # type: ignore[no-untyped-def]
+            current = w.streams.streams[stream.id]
+            w.streams.streams[stream.id] = replace(current, url="rtsp://cam.example/b", version=2)
+            return await super().probe(url)
+
+    prober = MovingProber(ProbeResult(640, 360, "h264"))
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, replace(w.deps, prober=prober))
+    now = w.streams.streams[stream.id]
+    # The new URL's own probe command tells what it is; this one found the old one.
+    assert (now.status, now.width, now.version) == ("pending", None, 2)
+    assert w.outbox.events == []
+
+
+async def test_a_probe_command_for_a_stream_already_probed_runs_no_ffprobe(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path, ProbeResult(640, 360, "h264"))
+    stream = add_stream(w)
+    w.streams.streams[stream.id] = replace(stream, status="online")
+    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    assert w.media.calls == [] and w.outbox.events == []
+
+
+async def test_a_second_probe_command_joins_the_probe_in_flight(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    stream = add_stream(w)
+    release = asyncio.Event()
+
+    class SlowProber(ScriptedMedia):
+        async def probe(self, url):  # type: ignore[no-untyped-def]
+            await release.wait()
+            return await super().probe(url)
+
+    deps = replace(w.deps, prober=SlowProber(ProbeResult(640, 360, "h264")))
+    command = ProbeStream(stream_id=stream.id)
+    first = asyncio.create_task(probe_stream(command, w.tenant, deps))
+    await asyncio.sleep(0.01)
+    # Returns at once: it joined the first (which still waits for its source).
+    await asyncio.wait_for(probe_stream(command, w.tenant, deps), 5)
+    release.set()
+    await first
+    assert len(deps.prober.calls) == 1  # type: ignore[attr-defined]
+    assert w.streams.streams[stream.id].status == "online"
+    assert deps.probing == set()

@@ -40,6 +40,7 @@ from lookout_snapshot_worker.ports import (
     UrlGuard,
 )
 from lookout_snapshot_worker.settings import WorkerSettings
+from lookout_snapshot_worker.tenant_slots import TenantSlots
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def build_deps(
         ffprobe=settings.ffprobe_path,
         timeout=settings.ffmpeg_timeout_seconds,
         max_width=settings.snapshot_max_width,
+        max_pixels=settings.ffmpeg_max_pixels,
+        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
         # Bulkheads: captures and probes never wait for each other's processes.
         capture_slots=asyncio.Semaphore(settings.worker_concurrency),
         probe_slots=asyncio.Semaphore(settings.probe_concurrency),
@@ -122,7 +125,12 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
                 asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
             )
             background.append(asyncio.create_task(_sweep_forever(settings, pool), name="sweep"))
-            consumer = CommandConsumer(deps)
+            consumer = CommandConsumer(
+                deps,
+                captures=TenantSlots(settings.worker_concurrency, settings.tenant_share),
+                probes=TenantSlots(settings.probe_concurrency, settings.tenant_share),
+                tenant_wait=settings.tenant_wait_seconds,
+            )
             app.state.consumer = consumer
             await consumer.start(broker, settings.worker_prefetch, settings.probe_prefetch)
             log.info("snapshot worker consuming")

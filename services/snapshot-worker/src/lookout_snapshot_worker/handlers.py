@@ -40,6 +40,8 @@ from lookout_snapshot_worker.ports import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CIRCUIT_OPEN: ErrorCategory = "circuit_open"
+# Guarded writes of a probe's result, each on the stream as reloaded after a conflict.
+SAVE_TRIES = 3
 
 
 class StaleState(Exception):
@@ -67,6 +69,8 @@ class Deps:
     keep_snapshots: int = 100
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     clock: Callable[[], datetime] = _utcnow
+    # (stream, url) of the probes running in this process: a second command joins the first.
+    probing: set[tuple[uuid.UUID, str]] = field(default_factory=set)
 
 
 async def capture_snapshot(
@@ -138,17 +142,38 @@ async def capture_snapshot(
 
 
 async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: Deps) -> None:
+    """Probe a pending stream once, however many commands ask for it.
+
+    Every change that asks for a probe (a new stream, a new URL, enabled again) sets the
+    stream ``pending``, so a command that finds it otherwise was answered by an earlier
+    probe. A command for a stream whose URL this process is already probing joins that
+    probe. A change made during the probe that keeps the URL (a new name, new tags) keeps
+    its result; a new URL drops it, since that change queued a probe of its own.
+    """
     stream = await deps.streams.load(command.stream_id)
     if stream is None:
         log.info("stream %s is gone; nothing to probe", command.stream_id)
         return
     _check_scope(stream.tenant_id, tenant_id, "stream")
+    if stream.status != "pending":
+        log.info("stream %s is %s, already probed; nothing to do", stream.id, stream.status)
+        return
+    key = (stream.id, stream.url)
+    if key in deps.probing:
+        log.info("stream %s is being probed already; this command joins it", stream.id)
+        return
+    deps.probing.add(key)
+    try:
+        await _probe(stream, deps)
+    finally:
+        deps.probing.discard(key)
+
+
+async def _probe(stream: Stream, deps: Deps) -> None:
     breaker = await deps.breakers.load(stream.id)
     if breaker.is_open(deps.clock()):
-        if stream.status in ("error", "disabled"):
-            return  # already says so; fail fast without a write
-        failed = stream.failed(breaker.refusal(), CIRCUIT_OPEN, deps.clock())
-        await _save_stream(deps, stream, failed)
+        refusal = breaker.refusal()
+        await _save_probe(deps, stream, lambda s: s.failed(refusal, CIRCUIT_OPEN, deps.clock()))
         return
 
     async def probe_once() -> ProbeResult:
@@ -162,19 +187,30 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
         result = await _with_retries(probe_once, deps, tries)
     except MediaError as exc:
         log.warning("probe of stream %s failed: %s", stream.id, exc.reason)
-        await _save_stream(deps, stream, stream.failed(exc.reason, exc.category, deps.clock()))
-        await _count_failure(deps, stream.id, exc.reason)
+        reason, category = exc.reason, exc.category
+        await _save_probe(deps, stream, lambda s: s.failed(reason, category, deps.clock()))
+        await _count_failure(deps, stream.id, reason)
         return
-    await _save_stream(deps, stream, stream.probed(result, deps.clock()))
+    await _save_probe(deps, stream, lambda s: s.probed(result, deps.clock()))
     await _close_breaker(deps, stream.id, breaker)
 
 
-async def _save_stream(deps: Deps, stream: Stream, updated: Stream) -> None:
-    event = stream_updated(updated, deps.producer)
-    if not await deps.streams.save(updated, stream.version, [event]):
-        if await deps.streams.load(stream.id) is None:
+async def _save_probe(deps: Deps, probed: Stream, outcome: Callable[[Stream], Stream]) -> None:
+    """Write ``outcome`` onto the stream as it is now, as long as its URL is the one probed."""
+    current: Stream | None = probed
+    for _ in range(SAVE_TRIES):
+        if current is None:
             return  # deleted while we probed
-        raise StaleState(f"stream {stream.id} changed during the probe")
+        if current.url != probed.url:
+            log.info("stream %s has a new URL; its own probe will tell", probed.id)
+            return
+        updated = outcome(current)
+        if await deps.streams.save(
+            updated, current.version, [stream_updated(updated, deps.producer)]
+        ):
+            return
+        current = await deps.streams.load(probed.id)  # changed meanwhile (renamed...)
+    raise StaleState(f"stream {probed.id} keeps changing; the probe's result is not written")
 
 
 async def _count_failure(deps: Deps, stream_id: uuid.UUID, reason: str) -> None:

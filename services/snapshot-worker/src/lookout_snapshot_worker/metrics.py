@@ -27,3 +27,12 @@ FFMPEG_DURATION = Histogram(
 for _tool in ("ffmpeg", "ffprobe"):
     for _outcome in OUTCOMES:
         FFMPEG_RUNS.labels(_tool, _outcome)
+
+COMMANDS_DEFERRED = Counter(
+    "lookout_worker_commands_deferred_total",
+    "Commands published again at the back of their queue because their tenant held its"
+    " share of this worker's slots for longer than LOOKOUT_TENANT_WAIT_SECONDS",
+    ["queue"],
+)
+for _queue in ("snapshot.capture", "stream.probe"):
+    COMMANDS_DEFERRED.labels(_queue)

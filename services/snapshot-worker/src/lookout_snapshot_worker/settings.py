@@ -5,7 +5,8 @@ a capture is a long task (hundreds of milliseconds to seconds, mostly waiting on
 network), so each worker takes only a little more than it can run at once. A larger prefetch
 would hoard commands on one worker while another sits idle (Celery's advice for long tasks:
 a prefetch multiplier of 1); a prefetch of 1 with one slot leaves the process idle for every
-network round trip. Captures and probes have separate slots (bulkheads).
+network round trip. Captures and probes have separate slots (bulkheads), and one tenant
+holds at most a share of each (tenant_slots.py), so the prefetch must exceed that share.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from lookout_shared.settings import ServiceSettings
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
+
+from lookout_snapshot_worker.tenant_slots import tenant_limit
 
 Network = IPv4Network | IPv6Network
 
@@ -34,10 +37,21 @@ class WorkerSettings(ServiceSettings):
     # Probes have slots (and a prefetch) of their own: a flood of probes never starves captures.
     probe_concurrency: int = Field(default=2, ge=1)
     probe_prefetch: int = Field(default=4, ge=1)
+    # Fairness (see tenant_slots.py): one tenant may hold at most this fraction of a
+    # worker's capture slots, and of its probe slots (at least one of each); 1 turns it off.
+    tenant_share: float = Field(default=0.5, gt=0, le=1)
+    # A command over its tenant's share waits this long in the worker for a slot of that
+    # tenant, then goes to the back of the queue so other tenants' commands come in.
+    tenant_wait_seconds: float = Field(default=1.0, ge=0)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     ffmpeg_timeout_seconds: float = Field(default=20.0, gt=0)
     snapshot_max_width: int = Field(default=1920, ge=16)
+    # Decoders refuse frames over this many pixels (default: 8K UHD, 7680x4320).
+    ffmpeg_max_pixels: int = Field(default=7680 * 4320, ge=16 * 16)
+    # Private memory (heap and anonymous mappings, RLIMIT_DATA) of each ffmpeg/ffprobe;
+    # 0 leaves it uncapped. An 8K frame needs ~270 MB, a 1080p one ~150 MB.
+    ffmpeg_max_memory_mb: int = Field(default=512, ge=0)
     capture_attempts: int = Field(default=3, ge=1)
     # Base of the exponential, jittered backoff between attempts.
     capture_backoff_seconds: float = Field(default=0.5, ge=0)
@@ -73,3 +87,19 @@ class WorkerSettings(ServiceSettings):
         if isinstance(value, list):
             return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _window_exceeds_share(self) -> WorkerSettings:
+        # Commands waiting for their tenant's slot hold the prefetch window: if one tenant's
+        # share could fill it, no other tenant's command would ever reach this worker.
+        for name, slots, prefetch in (
+            ("WORKER", self.worker_concurrency, self.worker_prefetch),
+            ("PROBE", self.probe_concurrency, self.probe_prefetch),
+        ):
+            limit = tenant_limit(slots, self.tenant_share)
+            if limit < slots and prefetch <= limit:
+                raise ValueError(
+                    f"LOOKOUT_{name}_PREFETCH ({prefetch}) must exceed one tenant's share of"
+                    f" the slots ({limit}), or other tenants' commands cannot come in"
+                )
+        return self

@@ -66,7 +66,17 @@ def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
     return args
 
 
-def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: float) -> list[str]:
+def decoder_options(max_pixels: int) -> list[str]:
+    """Options of the input's decoder: refuse frames over ``max_pixels`` before allocating
+    them. ``max_pixels`` is checked wherever a decoder sets its frame size (h264, hevc,
+    mjpeg, png and the other common ones), so a 16000x16000 frame fails at once instead of
+    taking hundreds of megabytes."""
+    return ["-max_pixels", str(max_pixels)]
+
+
+def capture_command(
+    ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: float, max_pixels: int
+) -> list[str]:
     """One video frame, scaled down (never up) to ``max_width``, as a JPEG on stdout."""
     return [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
@@ -74,6 +84,7 @@ def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: 
         # One decoding thread: frame threading would decode several frames before the
         # first comes out, and the worker runs many captures side by side anyway.
         "-threads", "1",
+        *decoder_options(max_pixels),
         "-i", url.url,
         "-map", "0:v:0", "-an", "-sn", "-dn",
         "-frames:v", "1",
@@ -84,11 +95,13 @@ def capture_command(ffmpeg: str, url: StreamUrl, *, max_width: int, io_timeout: 
     ]  # fmt: skip
 
 
-def probe_command(ffprobe: str, url: StreamUrl, *, io_timeout: float) -> list[str]:
-    """Width, height, codec and frame rates of the first video stream, as JSON on stdout."""
+def probe_command(ffprobe: str, url: StreamUrl, *, io_timeout: float, max_pixels: int) -> list[str]:
+    """Width, height, codec and frame rates of the first video stream, as JSON on stdout.
+    ffprobe decodes a frame to find them, so its decoder gets the same pixel cap."""
     return [
         ffprobe, "-hide_banner", "-loglevel", "error",
         *input_options(url, io_timeout),
+        *decoder_options(max_pixels),
         "-select_streams", "v:0",
         "-show_entries", "stream=width,height,codec_name,avg_frame_rate,r_frame_rate",
         "-of", "json",

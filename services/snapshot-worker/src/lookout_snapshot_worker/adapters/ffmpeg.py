@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -34,6 +36,11 @@ from lookout_snapshot_worker.ports import Frame
 
 # An rtsp run that failed after this share of the timeout waited it out: the server was silent.
 RTSP_SILENCE = 0.9
+# What the decoders print when a frame is over -max_pixels (libavutil's av_image_check_size2).
+PIXEL_CAP_HIT = "exceeds specified max pixel count"
+# An allocation refused by the child's memory limit: ENOMEM, or a frame buffer not obtained.
+MEMORY_CAP_HIT = re.compile(r"cannot allocate memory|get_buffer\(\) failed", re.IGNORECASE)
+MIB = 1024 * 1024
 
 _tracer = telemetry.tracer(__name__)
 
@@ -49,6 +56,8 @@ class FfmpegMedia:
         ffprobe: str,
         timeout: float,
         max_width: int,
+        max_pixels: int,
+        max_memory_bytes: int | None,
         capture_slots: asyncio.Semaphore,
         probe_slots: asyncio.Semaphore,
         environment: Mapping[str, str],
@@ -57,6 +66,8 @@ class FfmpegMedia:
         self._ffprobe = ffprobe
         self._timeout = timeout
         self._max_width = max_width
+        self._max_pixels = max_pixels
+        self._max_memory = max_memory_bytes
         self._capture_slots = capture_slots
         self._probe_slots = probe_slots
         # Preloads the egress shim: every connection the child opens is judged (egress.py).
@@ -64,7 +75,11 @@ class FfmpegMedia:
 
     async def capture(self, url: StreamUrl) -> Frame:
         argv = capture_command(
-            self._ffmpeg, url, max_width=self._max_width, io_timeout=self._timeout
+            self._ffmpeg,
+            url,
+            max_width=self._max_width,
+            io_timeout=self._timeout,
+            max_pixels=self._max_pixels,
         )
         async with self._capture_slots:
             with _observed("ffmpeg", "ffmpeg capture", url) as run:
@@ -74,16 +89,23 @@ class FfmpegMedia:
         return Frame(done.stdout)
 
     async def probe(self, url: StreamUrl) -> ProbeResult:
-        argv = probe_command(self._ffprobe, url, io_timeout=self._timeout)
+        argv = probe_command(
+            self._ffprobe, url, io_timeout=self._timeout, max_pixels=self._max_pixels
+        )
         async with self._probe_slots:
             with _observed("ffprobe", "ffprobe", url) as run:
                 done = await self._run(argv, url, run)
-                return _probe_result(done.stdout)
+                result = _probe_result(done.stdout)
+                if result.width * result.height > self._max_pixels:
+                    raise self._too_large()
+                return result
 
     async def _run(self, argv: list[str], url: StreamUrl, run: _Run) -> Completed:
         started = time.monotonic()
         try:
-            done = await run_bounded(argv, self._timeout, self._environment)
+            done = await run_bounded(
+                argv, self._timeout, env=self._environment, max_memory_bytes=self._max_memory
+            )
         except ProcessTimeout as exc:
             run.outcome = "timeout"
             raise transient(str(exc)) from None
@@ -91,14 +113,28 @@ class FfmpegMedia:
             run.outcome = "unavailable"
             raise transient(f"cannot run {argv[0]}: {exc.strerror}") from None
         run.exit_code = done.returncode
+        stderr = done.stderr.decode(errors="replace")
+        if PIXEL_CAP_HIT in stderr:  # ffprobe still exits 0, with a size of 0x0
+            raise self._too_large()
         if done.returncode == 0:
             return done
+        if self._max_memory is not None and MEMORY_CAP_HIT.search(stderr):
+            raise permanent(
+                f"{os.path.basename(argv[0])} ran out of its {self._max_memory // MIB} MiB memory limit"
+                " (LOOKOUT_FFMPEG_MAX_MEMORY_MB)"
+            )
         if url.kind == "rtsp" and time.monotonic() - started >= self._timeout * RTSP_SILENCE:
             # ffmpeg's rtsp demuxer reports a server that never answered within -timeout as
             # "Invalid data found", which would read as permanent: it is a timeout.
             run.outcome = "timeout"
             raise transient(f"the RTSP server did not answer within {self._timeout:g} s")
-        raise classify_stderr(done.stderr.decode(errors="replace"), source=url.url)
+        raise classify_stderr(stderr, source=url.url)
+
+    def _too_large(self) -> MediaError:
+        return permanent(
+            f"the source's frames are larger than {self._max_pixels} pixels"
+            " (LOOKOUT_FFMPEG_MAX_PIXELS)"
+        )
 
 
 def _probe_result(stdout: bytes) -> ProbeResult:

@@ -1,7 +1,8 @@
 """Running ffmpeg/ffprobe as a child that can never outlive its wall-clock limit.
 
 The child starts in a session (and process group) of its own, so a timeout or a cancelled
-task kills the whole group with SIGKILL and reaps it: no orphan ffmpeg, whatever happened.
+task kills the whole group with SIGKILL and reaps it; a worker killed outright takes the
+child with it (see child.py, which also caps its memory): no orphan ffmpeg, whatever happened.
 Arguments are a list handed to exec, never a shell.
 """
 
@@ -13,6 +14,8 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from lookout_snapshot_worker.adapters.child import child_setup
 
 
 class ProcessTimeout(Exception):
@@ -29,18 +32,34 @@ class Completed:
 
 
 async def run_bounded(
-    argv: Sequence[str], limit_seconds: float, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    limit_seconds: float,
+    env: Mapping[str, str] | None = None,
+    *,
+    max_memory_bytes: int | None = None,
 ) -> Completed:
     """Run ``argv`` to completion within ``limit_seconds``, or kill its group and raise.
-    ``env`` replaces the child's environment (None: the worker's own)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
+    ``env`` replaces the child's environment (None: the worker's own); the child may map at
+    most ``max_memory_bytes`` of data (None: no cap)."""
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=child_setup(max_memory_bytes),
+        )
     )
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled while the pipes were being set up: the child may already run, and
+        # asyncio's own clean-up would kill only it, not its group. Finish, then kill all.
+        with contextlib.suppress(Exception):
+            await _kill_group(await spawning)
+        raise
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), limit_seconds)
     except TimeoutError:

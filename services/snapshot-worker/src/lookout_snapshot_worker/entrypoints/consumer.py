@@ -4,38 +4,82 @@ Each work queue gets a channel of its own with its own prefetch. On shutdown the
 :class:`~lookout_shared.broker.Consumer` handles stop deliveries without closing their
 channels, so in-flight commands still ack when they finish (graceful drain on SIGTERM),
 and what cannot finish in time is handed back to the queue.
+
+Every command first takes a slot of its tenant (tenant_slots.py): a command whose tenant
+holds its share of the worker for longer than the wait goes to the back of its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from lookout_shared import topology
 from lookout_shared.broker import Broker, Consumer
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_shared.envelope import Envelope
 
+from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.handlers import Deps, capture_snapshot, probe_stream
+from lookout_snapshot_worker.tenant_slots import TenantSlots
+
+log = logging.getLogger(__name__)
 
 
 class CommandConsumer:
-    """Feeds snapshot.capture and stream.probe to their handlers."""
+    """Feeds snapshot.capture and stream.probe to their handlers, fairly between tenants."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(
+        self, deps: Deps, captures: TenantSlots, probes: TenantSlots, tenant_wait: float
+    ) -> None:
         self.deps = deps
+        self.captures = captures
+        self.probes = probes
+        self.tenant_wait = tenant_wait
+        self._broker: Broker | None = None
         self._consumers: list[Consumer] = []
 
     async def on_capture(self, envelope: Envelope) -> None:
         command = envelope.payload()
         assert isinstance(command, CaptureSnapshot)  # the queue only carries this type
-        await capture_snapshot(command, envelope.tenant_id, self.deps)
+        await self._fairly(
+            self.captures, topology.SNAPSHOT_CAPTURE, envelope,
+            lambda: capture_snapshot(command, envelope.tenant_id, self.deps),
+        )  # fmt: skip
 
     async def on_probe(self, envelope: Envelope) -> None:
         command = envelope.payload()
         assert isinstance(command, ProbeStream)
-        await probe_stream(command, envelope.tenant_id, self.deps)
+        await self._fairly(
+            self.probes, topology.STREAM_PROBE, envelope,
+            lambda: probe_stream(command, envelope.tenant_id, self.deps),
+        )  # fmt: skip
+
+    async def _fairly(
+        self,
+        slots: TenantSlots,
+        queue: str,
+        envelope: Envelope,
+        handle: Callable[[], Awaitable[None]],
+    ) -> None:
+        tenant = envelope.tenant_id
+        if not await slots.acquire(tenant, self.tenant_wait):
+            # Returning acks the delivery, so the copy must be confirmed first.
+            assert self._broker is not None
+            await self._broker.publish_envelope(envelope)
+            metrics.COMMANDS_DEFERRED.labels(queue).inc()
+            log.info(
+                "command %s back to the end of %s: its tenant holds its share", envelope.id, queue
+            )
+            return
+        try:
+            await handle()
+        finally:
+            slots.release(tenant)
 
     async def start(self, broker: Broker, capture_prefetch: int, probe_prefetch: int) -> None:
+        self._broker = broker
         self._consumers = [
             await broker.consume(topology.SNAPSHOT_CAPTURE, self.on_capture, capture_prefetch),
             await broker.consume(topology.STREAM_PROBE, self.on_probe, probe_prefetch),
