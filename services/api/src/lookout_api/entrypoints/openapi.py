@@ -4,16 +4,17 @@
   made by :func:`operation_id` for every route, also those added later: the last tag names
   the resource, the route's name the verb. Generated clients get ``streams_list`` instead of
   ``list_streams_api_v1_streams_get``.
-- Every error response references one schema, ``#/components/schemas/Problem``
-  (``problems.problems``). Whatever schema a route wrote inline for an
-  ``application/problem+json`` response (``Problem.model_json_schema()``) is replaced by that
-  reference: generators turn each inline copy into a duplicate model.
+- Every error response (4xx, 5xx) references one schema, ``#/components/schemas/Problem``
+  (``problems.problems``), whatever a route wrote: an inline copy
+  (``Problem.model_json_schema()``), which generators turn into one duplicate model per
+  response, FastAPI's default 422 body, or no content at all.
 - Both ways in are declared: the OAuth2 password flow (``/docs`` can log in) and a bearer
   token (an access token or an API key, both sent as ``Authorization: Bearer``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,9 +29,10 @@ BEARER = "HTTPBearer"  # the scheme FastAPI names after deps.HTTPBearer
 
 
 def operation_id(route: APIRoute) -> str:
-    """``<resource>-<verb>[-<rest>]``: the route's own (last) tag, the first word of the route's name,
-    and the name's other words but those naming the resource (``create_stream`` tagged
-    ``streams`` is ``streams-create``; ``get_latest_image`` is ``snapshots-get-latest-image``)."""
+    """``<resource>-<verb>[-<rest>]``: the route's own (last) tag, the first word of its
+    name, and the name's other words but those naming the resource (``create_stream``
+    tagged ``streams`` is ``streams-create``; ``get_latest_image`` tagged ``snapshots`` is
+    ``snapshots-get-latest-image``). Set ``name=`` on a route to choose its verb."""
     tag = str(route.tags[-1]) if route.tags else "api"
     verb, *words = route.name.lower().split("_")
     resource = set(tag.split("-"))
@@ -68,11 +70,14 @@ def document(app: FastAPI) -> dict[str, Any]:
     for operation in _operations(doc):
         if {BEARER: []} in operation.get("security", []):
             operation["security"] = [{OAUTH2: []}, {BEARER: []}]
-        for response in operation.get("responses", {}).values():
-            # Every problem+json body is a Problem, whatever a route wrote inline.
-            media = response.get("content", {}).get(PROBLEM_JSON)
-            if media is not None:
-                media["schema"] = PROBLEM_REF
+        for code, response in operation.get("responses", {}).items():
+            # Every error is answered as a Problem (install_problem_handlers), whatever a
+            # route wrote (an inline copy, FastAPI's own 422 body, or nothing).
+            if code.startswith(("4", "5")):
+                response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_REF}}
+    if '"#/components/schemas/HTTPValidationError"' not in json.dumps(doc["paths"]):
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components["schemas"].pop(unused, None)
     return doc
 
 
