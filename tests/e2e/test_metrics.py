@@ -22,6 +22,7 @@ CONSUMER = [
     "lookout_queue_messages_ready",
     "lookout_queue_messages_unacked",
     "lookout_queue_consumers",
+    "lookout_dead_letter_messages",
 ]
 PUBLISHER = [
     "lookout_messages_published_total",
@@ -104,8 +105,10 @@ async def test_every_service_passes_promtool_and_carries_its_metrics(system: Sys
     # A quorum queue may report a new consumer only a moment after it was registered; the
     # depths are read again every 15 s.
     async def consumers_seen() -> bool:
+        found = {service: samples(scrape(system, service)) for service in QUEUES}
         return all(
-            (value(samples(scrape(system, service)), "lookout_queue_consumers", queue=q) or 0) >= 1
+            (value(found[service], "lookout_queue_consumers", queue=q) or 0) >= 1
+            and value(found[service], "lookout_dead_letter_messages", queue=q) is not None
             for service, queues in QUEUES.items()
             for q in queues
         )
@@ -123,7 +126,11 @@ async def test_every_service_passes_promtool_and_carries_its_metrics(system: Sys
         assert not missing, f"{service} lacks {sorted(missing)}"
         found = samples(exposition)
         for queue in QUEUES.get(service, []):
-            for gauge in ("lookout_queue_messages_ready", "lookout_queue_messages_unacked"):
+            for gauge in (
+                "lookout_queue_messages_ready",
+                "lookout_queue_messages_unacked",
+                "lookout_dead_letter_messages",
+            ):
                 depth = value(found, gauge, queue=queue)
                 assert depth is not None and depth >= 0, f"{service}: no {gauge}{{queue={queue}}}"
             assert (value(found, "lookout_queue_consumers", queue=queue) or 0) >= 1, queue

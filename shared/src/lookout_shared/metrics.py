@@ -36,6 +36,11 @@ QUEUE_READY = Gauge(
     "Messages waiting in a queue this process consumes (as of the last passive declare)",
     ["queue"],
 )
+DEAD_LETTERS = Gauge(
+    "lookout_dead_letter_messages",
+    "Messages in the dead-letter twin (<queue>.dead) of a queue this process consumes",
+    ["queue"],
+)
 QUEUE_CONSUMERS = Gauge(
     "lookout_queue_consumers",
     "Consumers of a queue this process consumes, across every process",

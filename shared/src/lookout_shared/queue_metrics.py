@@ -1,6 +1,8 @@
 """How deep the queues this process consumes are: a passive declare answers with the number
 of ready messages and of consumers, published as ``lookout_queue_messages_ready`` and
-``lookout_queue_consumers`` (the unacked ones are counted by the consumer itself).
+``lookout_queue_consumers`` (the unacked ones are counted by the consumer itself), and
+how many messages wait in its dead-letter twin ``<queue>.dead``, as
+``lookout_dead_letter_messages`` (what an operator must look at: ``lookout-api dlq``).
 
 The declares go over a short-lived channel of their own with ``robust=False``: a robust
 channel answers a passive declare of a queue it already knows from its cache, without asking
@@ -36,6 +38,12 @@ async def record_depths(
             result = declared.declaration_result
             metrics.QUEUE_READY.labels(label).set(result.message_count or 0)
             metrics.QUEUE_CONSUMERS.labels(label).set(result.consumer_count or 0)
+        # After the work queues: a missing queue (404) would close the channel. The label
+        # is the dead-letter routing key, so its twin is "<label>.dead" (topology.py).
+        for label, _ in queues:
+            async with asyncio.timeout(DECLARE_TIMEOUT):
+                dead = await channel.declare_queue(f"{label}.dead", passive=True, robust=False)
+            metrics.DEAD_LETTERS.labels(label).set(dead.declaration_result.message_count or 0)
     finally:
         if not channel.is_closed:
             await channel.close()

@@ -1,5 +1,6 @@
 """The queue gauges against a real RabbitMQ: what waits in the queue (ready), what this process
-holds (unacked) and how many consume it, as a slow handler holds its prefetch."""
+holds (unacked) and how many consume it, as a slow handler holds its prefetch; and what waits
+in its dead-letter twin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
 from lookout_shared import topology
 from lookout_shared.broker import Broker
@@ -52,6 +54,7 @@ async def fast_broker(stack: dict[str, str]) -> AsyncIterator[Broker]:
     await broker.connect()
     channel = await broker.connection.channel()
     await (await channel.get_queue(QUEUE, ensure=False)).purge()
+    await (await channel.get_queue(f"{QUEUE}.dead", ensure=False)).purge()
     await channel.close()
     yield broker
     await broker.close()
@@ -84,4 +87,18 @@ async def test_gauges_follow_a_slow_consumer(fast_broker: Broker) -> None:
         {"lookout_queue_messages_unacked": 0, "lookout_queue_messages_ready": 0},
     )
     assert len(handled) == 5
+    await consumer.stop(grace=1)
+
+
+async def test_dead_letter_depth_follows_the_dead_letter_queue(fast_broker: Broker) -> None:
+    consumer = await fast_broker.consume(QUEUE, lambda envelope: asyncio.sleep(0), prefetch=1)
+    await until("no dead letter", {"lookout_dead_letter_messages": 0})
+    channel = await fast_broker.connection.channel()
+    dead = await channel.get_exchange(topology.DEAD, ensure=False)
+    for _ in range(2):
+        await dead.publish(aio_pika.Message(probe().to_bytes()), routing_key=QUEUE)
+    await until("two dead letters", {"lookout_dead_letter_messages": 2})
+    await (await channel.get_queue(f"{QUEUE}.dead", ensure=False)).purge()
+    await until("purged", {"lookout_dead_letter_messages": 0})
+    await channel.close()
     await consumer.stop(grace=1)

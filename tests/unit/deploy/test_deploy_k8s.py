@@ -111,6 +111,24 @@ def test_deploy_k8s_renders_valid_kubernetes_objects(
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_deploy_k8s_renders_without_a_deprecation_warning(target: str) -> None:
+    """No deprecated kustomize field (commonLabels, bases, patchesStrategicMerge, ...):
+    kustomize warns on stderr today and drops them some day."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / target)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_deploy_k8s_api_trusts_only_the_configured_proxies(target: str) -> None:
+    [config] = of_kind(render(target), "ConfigMap").values()
+    assert "LOOKOUT_FORWARDED_ALLOW_IPS" in config["data"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_deploy_k8s_scaled_object_matches_the_keda_crd(target: str, tmp_path: Path) -> None:
     [scaled] = of_kind(render(target), "ScaledObject").values()
     done = keda_validate(tmp_path, scaled)

@@ -5,18 +5,20 @@ lookout-api create-superuser     EMAIL; password from LOOKOUT_SUPERUSER_PASSWORD
 lookout-api seed-demo            demo tenant, admin and stream (idempotent)
 lookout-api dlq list|replay|purge  the dead-letter queues (docs/operations.md)
 lookout-api outbox status        the outbox relay's backlog
+lookout-api openapi              print the OpenAPI document (for client generators)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
 from lookout_api import cli
@@ -26,7 +28,7 @@ from lookout_api.settings import ApiSettings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="lookout-api", description=__doc__.splitlines()[0])
+    parser = command_parser("lookout-api", __doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve the REST API (the default)")
     superuser = sub.add_parser("create-superuser", help="create a platform superuser")
@@ -34,8 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("seed-demo", help="create the demo tenant, admin and stream")
     demo.add_argument("--video", required=True, help="path of the demo video (in the media dir)")
     ops.add_subcommands(sub)
+    sub.add_parser("openapi", help="print the OpenAPI document as JSON (no connection made)")
     args = parser.parse_args(argv)
 
+    if args.command == "openapi":
+        # Unvalidated defaults suffice (no environment, no secret): nothing connects.
+        print(json.dumps(create_app(ApiSettings.model_construct()).openapi(), indent=2))
+        return
     settings = ApiSettings()
     setup_process(settings.service_name, settings.log_level)
     if args.command == "create-superuser":

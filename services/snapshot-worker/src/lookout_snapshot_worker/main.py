@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uvicorn
+from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
 from lookout_snapshot_worker.bootstrap import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    command_parser(
+        "lookout-snapshot-worker",
+        "Consumes capture and probe commands; serves /healthz, /readyz, /metrics.",
+    ).parse_args(argv)
     settings = WorkerSettings()
     setup_process(settings.service_name, settings.log_level)
     # uvicorn handles SIGTERM/SIGINT: the lifespan's shutdown closes everything in order.

@@ -12,7 +12,7 @@ from lookout_shared.http import add_ops_routes, install_problem_handlers
 from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
-from lookout_api.entrypoints import ui
+from lookout_api.entrypoints import openapi, ui
 from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.deps import storable_query
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
@@ -63,7 +63,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
         description="Streams, snapshots and counts per tenant. Errors are RFC 7807 problems.",
         dependencies=[Depends(storable_query)],
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     install_problem_handlers(app)
     install_error_handlers(app)
 

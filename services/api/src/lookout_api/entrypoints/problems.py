@@ -1,4 +1,9 @@
-"""The problem responses every route documents, so the OpenAPI document is complete."""
+"""The RFC 7807 problem body every error response documents (``components/schemas/Problem``).
+
+The exception that produces such a body is :class:`lookout_shared.http.Problem`; this model
+only describes it. Routes declare their error responses with :func:`problems`,
+which references this one schema.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,32 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-_TITLES = {
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": "the resource's version; send it back as If-Match or If-None-Match",
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "the URL of what was created or accepted",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer"},
+    },
+    "X-Lookout-Degraded": {
+        "description": "'redis' when Redis could not help and Postgres alone answered",
+        "schema": {"type": "string", "enum": ["redis"]},
+    },
+    "WWW-Authenticate": {
+        "description": "the scheme to authenticate with",
+        "schema": {"type": "string"},
+    },
+}
+
+_PROBLEM_TITLES = {
     400: "Bad request",
     401: "Missing, invalid or expired credentials",
     403: "The caller's role does not allow this",
@@ -29,17 +59,26 @@ _TITLES = {
     409: "Conflict",
     412: "The If-Match ETag is stale",
     413: "Request body too large",
+    416: "The Range is malformed or past the end (Content-Range: bytes */size)",
     422: "Invalid input; errors[] lists field paths",
     429: "Rate limited; see Retry-After",
-    503: "The database is unavailable; see Retry-After",
+    503: "A dependency is unavailable; see Retry-After",
 }
+_PROBLEM_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+
+
+def headers(*names: str) -> dict[str, Any]:
+    """A response's documented headers, for a route's ``responses=``."""
+    return {"headers": {name: HEADERS[name] for name in names}}
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Error responses of a route, each a reference to the one Problem schema."""
     return {
         code: {
-            "description": _TITLES[code],
-            "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+            "description": _PROBLEM_TITLES[code],
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+            **headers(*_PROBLEM_HEADERS.get(code, ())),
         }
         for code in codes
     }

@@ -35,6 +35,12 @@ class Body(TextChecked):
 class LoginForm(TextChecked):
     """The OAuth2 password grant form of ``POST /auth/token``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"username": "admin@example.com", "password": "a-long-password"}]
+        }
+    )
+
     grant_type: str | None = Field(None, pattern="^password$")
     username: str = Field(description="the e-mail address")
     password: str
@@ -50,6 +56,8 @@ class TokenOut(BaseModel):
 
 
 class TenantIn(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Acme"}]})
+
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -60,6 +68,14 @@ class TenantOut(BaseModel):
 
 
 class UserIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "ops@example.com", "password": "a-long-password", "role": "operator"}
+            ]
+        }
+    )
+
     email: EmailStr
     password: str = Field(min_length=12, max_length=256)
     role: Literal["admin", "operator", "viewer"]
@@ -92,6 +108,10 @@ class CountsOut(BaseModel):
 
 
 class ApiKeyIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "ingest job", "role": "operator"}]}
+    )
+
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "operator", "viewer"]
     tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant")

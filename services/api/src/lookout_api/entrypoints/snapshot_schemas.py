@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from lookout_shared.contracts import ErrorCategory
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lookout_api.domain import quotas
 from lookout_api.entrypoints.schemas import Body
@@ -60,6 +60,10 @@ class SnapshotPage(BaseModel):
 
 class QuotasIn(Body):
     """Only the fields sent change; null resets one to the api's default."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"max_streams": 200, "snapshot_requests_per_minute": None}]}
+    )
 
     max_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
     snapshot_requests_per_minute: int | None = Field(None, ge=0, le=quotas.SNAPSHOT_RATE_CEILING)

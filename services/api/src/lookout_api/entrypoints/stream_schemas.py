@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from lookout_shared.contracts import ErrorCategory
 from lookout_shared.stream_urls import mask_credentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lookout_api.domain.listing import FIELDS
 from lookout_api.entrypoints.schemas import Body
@@ -26,6 +26,18 @@ LAST_ERROR_CATEGORY = "why the source last failed, in one word; sent to every ro
 
 
 class StreamIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Gate 3",
+                    "url": "rtsp://camera.example/stream1",
+                    "tags": ["gate", "north"],
+                }
+            ]
+        }
+    )
+
     name: str = Name
     url: str = Url
     tags: list[str] = Field(default_factory=list, max_length=20)
@@ -35,6 +47,10 @@ class StreamIn(Body):
 
 class StreamPatch(Body):
     """Only the fields sent change."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Gate 3 (north)", "enabled": False}]}
+    )
 
     name: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, min_length=1, max_length=2048)
@@ -125,6 +141,23 @@ class BulkItemIn(Body):
 
 
 class BulkIn(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"name": "Gate 4", "url": "rtsp://camera.example/stream4"},
+                        {
+                            "id": "0b9f5f7e-4c5e-4c39-9f7e-2f1a6f3c1d2e",
+                            "version": 3,
+                            "enabled": False,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     items: list[BulkItemIn] = Field(min_length=1, max_length=500)
     tenant_id: uuid.UUID | None = Field(None, description="superusers only: the tenant to act in")
 

@@ -9,6 +9,7 @@ import uuid
 
 import asyncpg
 import uvicorn
+from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
@@ -25,9 +26,9 @@ EXIT_DRIFT, EXIT_BUSY = 1, 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="lookout-count-aggregator",
-        description="Projects entity events onto count keys in Redis (no command: serve).",
+    parser = command_parser(
+        "lookout-count-aggregator",
+        "Projects entity events onto count keys in Redis (no command: serve).",
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="consume events and serve /healthz, /readyz, /metrics")

@@ -16,7 +16,7 @@ from lookout_api.entrypoints.schemas import AuditOut, AuditPage
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=COMMON)
 
 
-@router.get("/audit", response_model=AuditPage)
+@router.get("/audit", response_model=AuditPage, summary="List audit entries, newest first")
 async def list_audit(
     deps: DepsDep,
     principal: CheckedPrincipalDep,

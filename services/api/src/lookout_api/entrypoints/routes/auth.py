@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/v1")
     "/auth/token",
     response_model=TokenOut,
     tags=["auth"],
+    name="issue_token",
+    summary="Exchange an e-mail address and password for an access token",
     responses=problems(401, 413, 422, 429, 503),
 )
 async def token(deps: DepsDep, request: Request, form: Annotated[LoginForm, Form()]) -> TokenOut:
@@ -39,7 +41,8 @@ async def token(deps: DepsDep, request: Request, form: Annotated[LoginForm, Form
     "/api-keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    tags=["auth"],
+    tags=["api-keys"],
+    summary="Create an API key (its secret is shown once)",
     responses=COMMON,
 )
 async def create_api_key(deps: DepsDep, principal: PrincipalDep, body: ApiKeyIn) -> ApiKeyCreated:
@@ -49,7 +52,13 @@ async def create_api_key(deps: DepsDep, principal: PrincipalDep, body: ApiKeyIn)
     return ApiKeyCreated.model_validate({**dict(row), "secret": secret})
 
 
-@router.get("/api-keys", response_model=ApiKeyList, tags=["auth"], responses=COMMON)
+@router.get(
+    "/api-keys",
+    response_model=ApiKeyList,
+    tags=["api-keys"],
+    summary="List API keys",
+    responses=COMMON,
+)
 async def list_api_keys(
     deps: DepsDep, principal: CheckedPrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> ApiKeyList:
@@ -57,7 +66,13 @@ async def list_api_keys(
     return ApiKeyList(items=[ApiKeyOut.model_validate(dict(r)) for r in rows])
 
 
-@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["auth"], responses=COMMON)
+@router.delete(
+    "/api-keys/{key_id}",
+    response_model=ApiKeyOut,
+    tags=["api-keys"],
+    summary="Revoke an API key",
+    responses=COMMON,
+)
 async def revoke_api_key(deps: DepsDep, principal: PrincipalDep, key_id: uuid.UUID) -> ApiKeyOut:
     row = await handlers.revoke_api_key(deps, principal, key_id)
     return ApiKeyOut.model_validate({k: row[k] for k in ApiKeyOut.model_fields})

@@ -12,7 +12,9 @@ from lookout_api.entrypoints.stream_schemas import BulkIn, BulkItemOut, BulkOut,
 router = APIRouter(prefix="/api/v1", tags=["streams"], responses=COMMON)
 
 
-@router.post("/streams:bulk", response_model=BulkOut)
+@router.post(
+    "/streams:bulk", response_model=BulkOut, summary="Create or change up to 500 streams at once"
+)
 async def bulk_upsert(deps: DepsDep, principal: PrincipalDep, body: BulkIn) -> BulkOut:
     """Up to 500 items; one invalid item writes nothing (422, one error per bad item)."""
     items = [handlers.BulkItem(item.id, item.changes(), item.version) for item in body.items]

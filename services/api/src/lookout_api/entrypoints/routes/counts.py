@@ -6,13 +6,19 @@ from fastapi import APIRouter, Response
 
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON
+from lookout_api.entrypoints.problems import COMMON, headers
 from lookout_api.entrypoints.schemas import CountsOut, degraded_headers
 
 router = APIRouter(prefix="/api/v1", tags=["counts"], responses=COMMON)
 
 
-@router.get("/counts", response_model=CountsOut)
+@router.get(
+    "/counts",
+    response_model=CountsOut,
+    name="get_counts",
+    summary="Live counts of the tenant (or the platform)",
+    responses={200: headers("X-Lookout-Degraded")},
+)
 async def counts(deps: DepsDep, principal: PrincipalDep, response: Response) -> CountsOut:
     """The tenant's counts; a superuser's cover the platform. ``source: sql`` (and, when Redis
     is down or slow, ``X-Lookout-Degraded: redis``) when Postgres counted them."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from lookout_api import handlers
 from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem
+from lookout_api.entrypoints.problems import COMMON, problems
 from lookout_api.entrypoints.snapshot_schemas import (
     DashboardCounts,
     DashboardOut,
@@ -22,19 +22,15 @@ from lookout_api.entrypoints.snapshot_schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=COMMON)
-UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {
-        "description": "Postgres did not answer",
-        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
-    }
-}
 
 
 @router.get(
     "/dashboard/summary",
     response_model=DashboardOut,
     response_model_exclude_unset=True,
-    responses=UNAVAILABLE,
+    name="get_summary",
+    summary="A tenant's (or the platform's) state in one call",
+    responses=problems(503),
 )
 async def summary(
     deps: DepsDep,

@@ -11,17 +11,21 @@ from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, Principal
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.snapshot_schemas import QuotasIn, QuotasOut
 
-router = APIRouter(prefix="/api/v1", tags=["tenants"], responses=COMMON)
+router = APIRouter(prefix="/api/v1", tags=["quotas"], responses=COMMON)
 
 
-@router.get("/tenants/{tenant_id}/quotas", response_model=QuotasOut)
+@router.get(
+    "/tenants/{tenant_id}/quotas", response_model=QuotasOut, summary="A tenant's quotas and usage"
+)
 async def get_quotas(
     deps: DepsDep, principal: CheckedPrincipalDep, tenant_id: uuid.UUID
 ) -> QuotasOut:
     return QuotasOut.of(await handlers.get_quota_usage(deps, principal, tenant_id))
 
 
-@router.patch("/tenants/{tenant_id}/quotas", response_model=QuotasOut)
+@router.patch(
+    "/tenants/{tenant_id}/quotas", response_model=QuotasOut, summary="Change a tenant's quotas"
+)
 async def set_quotas(
     deps: DepsDep, principal: PrincipalDep, tenant_id: uuid.UUID, body: QuotasIn
 ) -> QuotasOut:

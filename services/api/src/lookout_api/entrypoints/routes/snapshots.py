@@ -13,7 +13,7 @@ from lookout_api import handlers
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON, PROBLEM_JSON, Problem, problems
+from lookout_api.entrypoints.problems import COMMON, headers, problems
 from lookout_api.entrypoints.ranged_file import file_response
 from lookout_api.entrypoints.snapshot_schemas import JobAccepted, JobOut, SnapshotOut, SnapshotPage
 
@@ -25,13 +25,14 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 # The latest image changes with every capture: revalidate every time (a 304 is cheap).
 REVALIDATE = "private, no-cache"
 IMAGE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}}, "description": "the image"},
-    206: {"description": "the requested byte range (Content-Range)"},
-    304: {"description": "If-None-Match or If-Modified-Since matches"},
-    416: {
-        "description": "the Range is malformed or past the end (Content-Range: bytes */size)",
-        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+    200: {
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "the image",
+        **headers("ETag"),
     },
+    206: {"description": "the requested byte range (Content-Range)", **headers("ETag")},
+    304: {"description": "If-None-Match or If-Modified-Since matches", **headers("ETag")},
+    **problems(416),
 }
 
 
@@ -44,7 +45,9 @@ def snapshot_out(deps: Deps, row: asyncpg.Record) -> SnapshotOut:
     "/streams/{stream_id}/snapshots",
     response_model=JobAccepted,
     status_code=status.HTTP_202_ACCEPTED,
+    summary="Request a snapshot (202 and a job, or 200 with a fresh enough one)",
     responses={
+        202: headers("Location"),
         200: {"model": SnapshotOut, "description": "a snapshot at most max_age seconds old"},
         **problems(409),
     },
@@ -72,14 +75,24 @@ async def request_snapshot(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_unset=True)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    response_model_exclude_unset=True,
+    tags=["jobs"],
+    summary="A snapshot job's state",
+)
 async def get_job(deps: DepsDep, principal: PrincipalDep, job_id: uuid.UUID) -> JobOut:
     """Viewers receive every field but ``error`` (its category, ``error_category``, they do)."""
     row = await handlers.get_job(deps, principal, job_id)
     return JobOut.model_validate(access.visible(principal, dict(row)))
 
 
-@router.get("/streams/{stream_id}/snapshots", response_model=SnapshotPage)
+@router.get(
+    "/streams/{stream_id}/snapshots",
+    response_model=SnapshotPage,
+    summary="List a stream's snapshots",
+)
 async def list_snapshots(
     deps: DepsDep,
     principal: PrincipalDep,
@@ -93,7 +106,13 @@ async def list_snapshots(
     )
 
 
-@router.get("/snapshots/{snapshot_id}/image", response_class=Response, responses=IMAGE)
+@router.get(
+    "/snapshots/{snapshot_id}/image",
+    response_class=Response,
+    name="get_image",
+    summary="A snapshot's image (Range and conditional requests)",
+    responses=IMAGE,
+)
 async def snapshot_image(
     request: Request, deps: DepsDep, principal: PrincipalDep, snapshot_id: uuid.UUID
 ) -> Response:
@@ -101,7 +120,13 @@ async def snapshot_image(
     return _image(request, row, path, IMMUTABLE)
 
 
-@router.get("/streams/{stream_id}/snapshots/latest/image", response_class=Response, responses=IMAGE)
+@router.get(
+    "/streams/{stream_id}/snapshots/latest/image",
+    response_class=Response,
+    name="get_latest_image",
+    summary="A stream's latest image (Range and conditional requests)",
+    responses=IMAGE,
+)
 async def latest_image(
     request: Request, deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID
 ) -> Response:

@@ -11,7 +11,7 @@ from lookout_shared.stream_urls import mask_credentials
 from lookout_api import handlers
 from lookout_api.domain import access, listing
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON
+from lookout_api.entrypoints.problems import COMMON, headers
 from lookout_api.entrypoints.responses import OrjsonResponse
 from lookout_api.entrypoints.schemas import degraded_headers
 from lookout_api.entrypoints.stream_schemas import StreamPage
@@ -22,7 +22,13 @@ Status = Literal["pending", "online", "error", "disabled"]
 Kind = Literal["rtsp", "rtmp", "hls", "http", "file"]
 
 
-@router.get("", response_model=StreamPage, response_class=OrjsonResponse)
+@router.get(
+    "",
+    response_model=StreamPage,
+    response_class=OrjsonResponse,
+    summary="List streams (cursor pages, sort, filters, search, sparse fields)",
+    responses={200: headers("X-Lookout-Degraded")},
+)
 async def list_streams(
     deps: DepsDep,
     principal: PrincipalDep,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Response, status
 from lookout_api import handlers
 from lookout_api.domain import access, etags
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
-from lookout_api.entrypoints.problems import COMMON, problems
+from lookout_api.entrypoints.problems import COMMON, headers, problems
 from lookout_api.entrypoints.stream_schemas import StreamIn, StreamOut, StreamPatch
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
@@ -25,7 +25,13 @@ def _tagged(out: StreamOut, response: Response) -> StreamOut:
     return out
 
 
-@router.post("", response_model=StreamOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=StreamOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a stream",
+    responses={201: headers("ETag", "Location")},
+)
 async def create_stream(
     deps: DepsDep, principal: PrincipalDep, body: StreamIn, response: Response
 ) -> StreamOut:
@@ -45,7 +51,11 @@ async def create_stream(
 @router.get(
     "/{stream_id}",
     response_model=StreamOut,
-    responses={304: {"description": "If-None-Match names the current ETag"}},
+    summary="Read a stream",
+    responses={
+        200: headers("ETag"),
+        304: {"description": "If-None-Match names the current ETag", **headers("ETag")},
+    },
 )
 async def get_stream(
     deps: DepsDep,
@@ -64,7 +74,12 @@ async def get_stream(
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.patch("/{stream_id}", response_model=StreamOut, responses=problems(412))
+@router.patch(
+    "/{stream_id}",
+    response_model=StreamOut,
+    summary="Change a stream's fields (If-Match: refuse if it changed)",
+    responses={200: headers("ETag"), **problems(412)},
+)
 async def update_stream(
     deps: DepsDep,
     principal: PrincipalDep,
@@ -83,6 +98,7 @@ async def update_stream(
     "/{stream_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    summary="Delete a stream (If-Match: refuse if it changed)",
     responses=problems(412),
 )
 async def delete_stream(

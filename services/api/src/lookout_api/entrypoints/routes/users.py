@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/v1", responses=COMMON)
     response_model=TenantOut,
     status_code=status.HTTP_201_CREATED,
     tags=["tenants"],
+    summary="Create a tenant",
     responses=problems(409),
 )
 async def create_tenant(deps: DepsDep, principal: PrincipalDep, body: TenantIn) -> TenantOut:
@@ -32,6 +33,7 @@ async def create_tenant(deps: DepsDep, principal: PrincipalDep, body: TenantIn) 
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
     tags=["users"],
+    summary="Create a user",
     responses=problems(409),
 )
 async def create_user(deps: DepsDep, principal: PrincipalDep, body: UserIn) -> UserOut:
@@ -41,7 +43,7 @@ async def create_user(deps: DepsDep, principal: PrincipalDep, body: UserIn) -> U
     return UserOut.model_validate(dict(row))
 
 
-@router.get("/users", response_model=UserList, tags=["users"])
+@router.get("/users", response_model=UserList, tags=["users"], summary="List users")
 async def list_users(
     deps: DepsDep, principal: CheckedPrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> UserList:
@@ -49,7 +51,13 @@ async def list_users(
     return UserList(items=[UserOut.model_validate(dict(r)) for r in rows])
 
 
-@router.get("/users/me", response_model=UserOut, tags=["users"])
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    tags=["users"],
+    name="get_me",
+    summary="The calling user",
+)
 async def me(deps: DepsDep, principal: CheckedPrincipalDep) -> UserOut:
     return UserOut.model_validate(dict(await handlers.current_user(deps, principal)))
 
@@ -58,6 +66,7 @@ async def me(deps: DepsDep, principal: CheckedPrincipalDep) -> UserOut:
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["users"],
+    summary="Delete a user",
     responses=problems(409),
     response_class=Response,
 )
