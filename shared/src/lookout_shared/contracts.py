@@ -66,6 +66,9 @@ class StreamState(Payload):
     height: int | None = None
     codec: str | None = None
     fps: float | None = None
+    # A hot stream is held open by a worker that keeps its latest frame (hot_frames.py).
+    hot: bool = False
+    hot_mode: Literal["keyframes", "all"] = "keyframes"
 
 
 class StreamDeleted(Payload):
