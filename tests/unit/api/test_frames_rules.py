@@ -104,3 +104,7 @@ def test_a_weak_signing_key_is_refused_in_production() -> None:
         ApiSettings(**production, url_signing_key="changeme-please-0123456789abcdef")
     ok = ApiSettings(**production, url_signing_key=strong[::-1])
     assert ok.signing_key() != ApiSettings(**production).signing_key()
+    # Empty means unset: the key derived from the JWT secret.
+    unset = ApiSettings(**production, url_signing_key="")
+    assert unset.url_signing_key is None
+    assert unset.signing_key() == ApiSettings(**production).signing_key()

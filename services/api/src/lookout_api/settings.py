@@ -86,6 +86,11 @@ class ApiSettings(ServiceSettings):
     # (rotating either invalidates every signed URL out there).
     url_signing_key: SecretStr | None = None
 
+    @field_validator("url_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # an empty variable (compose's ${X:-})
+
     @model_validator(mode="after")
     def _strong_signing_key(self) -> ApiSettings:
         if self.url_signing_key is None or self.environment in ("development", "test"):
