@@ -148,7 +148,7 @@ export function mountGrid(view, ctx, params) {
     if (data.name !== undefined) tile.name.textContent = data.name;
     if (data.status !== undefined) tile.status.replaceChildren(statusBadge(data.status));
     if (data.tags !== undefined) tile.tags.textContent = data.tags.map((t) => `#${t}`).join(" ");
-    if (data.hot !== undefined) tile.hot = data.hot;
+    if (typeof data.hot === "boolean") tile.hot = data.hot; // null: the event does not say
     tile.el.title = data.last_error || "";
   }
 
