@@ -71,7 +71,9 @@ async def main() -> None:
         "LOOKOUT_STORAGE_DIR": str(storage),
     }
     tenant, stream = uuid.uuid4(), uuid.uuid4()
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), max_size=2)
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=2
+    )
     redis = create_redis(settings.redis_url.get_secret_value())
     try:
         stored = await LocalStorage(str(storage)).put(jpeg, "image/jpeg")
