@@ -147,3 +147,18 @@ async def test_batch_image_urls_for_a_grid_and_never_another_tenants(api: Api) -
     assert (
         await api.client.post("/api/v1/image-urls", json={"stream_ids": ids})
     ).status_code == 401
+
+
+async def test_an_api_key_opens_the_image_routes_and_makes_signed_urls(api: Api) -> None:
+    _, admin = await api.tenant_user("admin")
+    stream = await api.stream(admin)
+    await publish(api, stream["id"], jpeg(320, 240), (320, 240))
+    r = await api.client.post(
+        "/api/v1/api-keys", json={"name": "wall", "role": "viewer"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    key = {"Authorization": f"Bearer {r.json()['secret']}"}
+    image = await api.client.get(f"/api/v1/streams/{stream['id']}/latest.jpg", headers=key)
+    assert image.status_code == 200 and size_of(image.content) == (320, 240)
+    body = await urls_for(api, key, stream["id"])
+    assert (await api.client.get(local(body["latest_jpg"]))).status_code == 200
