@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -80,8 +81,21 @@ async def test_grid_shows_the_fleet_with_images_and_names_as_text(
         arg=len(fleet.streams),
         timeout=30_000,
     )
-    widths = await page.eval_on_selector_all(".tile img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert widths == [640] * len(fleet.streams)
+    # Each tile shows latest.jpg through a signed URL at the tile's width (the sources are
+    # 640 wide, never enlarged), without the Authorization header an <img> cannot send.
+    shown = await page.eval_on_selector_all(
+        ".tile img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])"
+    )
+    assert len(shown) == len(fleet.streams)
+    for src, natural in shown:
+        url = urlsplit(src)
+        query = parse_qs(url.query)
+        assert url.path.endswith("/latest.jpg") and not url.netloc, src
+        assert query["exp"] and len(query["sig"][0]) == 64
+        assert natural == min(int(query["width"][0]), 640), (src, natural)
+    async with httpx.AsyncClient(base_url=fleet.api) as client:
+        alone = await client.get(shown[0][0])  # no credentials: the signature opens it
+        assert alone.status_code == 200 and alone.headers["content-type"] == "image/jpeg"
     names = await page.eval_on_selector_all(".tile .name", "els => els.map(e => e.textContent)")
     assert set(names) == set(fleet.streams)  # hostile names shown as the characters they are
     await page.wait_for_function(
@@ -183,6 +197,29 @@ async def test_edit_conflict_shows_the_other_change_and_retries(
         assert r.json()["name"] == "Parking N (mine)"
     # The 412 itself is logged by Chromium as a failed resource load; nothing else is.
     assert [e for e in tab.errors if "412" not in e] == []
+    await page.context.close()
+
+
+async def test_operator_makes_a_stream_hot_from_its_edit_form(
+    fleet: Fleet, browser: Browser
+) -> None:
+    stream_id = fleet.streams["Warehouse aisle 3"]
+    tab = await open_page(browser, fleet, fleet.admin)
+    page = tab.page
+    await page.goto(f"{fleet.api}/ui#/streams/{stream_id}")
+    await page.wait_for_function("() => document.querySelector('#edit [name=name]').value !== ''")
+    assert await page.is_checked("#edit input[name=hot]") is False
+    await page.check("#edit input[name=hot]")
+    await page.select_option("#edit select[name=hot_mode]", "all")
+    await page.click("#edit button[type=submit]")
+    await page.wait_for_selector("#edit-status:has-text('Saved.')")
+    async with httpx.AsyncClient(base_url=fleet.api) as client:
+        r = await client.get(f"/api/v1/streams/{stream_id}", headers=fleet.root)
+        assert (r.json()["hot"], r.json()["hot_mode"]) == (True, "all")
+        await patch_stream(client, fleet.root, stream_id, {"hot": False})
+    # The change by another client shows in the form (stream.updated from the room).
+    await page.wait_for_function("() => !document.querySelector('#edit [name=hot]').checked")
+    assert tab.errors == []
     await page.context.close()
 
 

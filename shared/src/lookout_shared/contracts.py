@@ -66,6 +66,10 @@ class StreamState(Payload):
     height: int | None = None
     codec: str | None = None
     fps: float | None = None
+    # A hot stream is held open by a worker that keeps its latest frame (hot_frames.py).
+    # None: the producer does not say (the worker's probe results); the api always does.
+    hot: bool | None = None
+    hot_mode: Literal["keyframes", "all"] | None = None
 
 
 class StreamDeleted(Payload):

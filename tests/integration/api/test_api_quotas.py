@@ -132,6 +132,7 @@ async def test_quotas_are_read_and_set_by_a_superuser(api: Api, db: asyncpg.Pool
         "tenant_id": tenant,
         "max_streams": {"limit": 10_000, "used": 1, "default": True},
         "snapshot_requests_per_minute": {"limit": 600, "used": 0, "default": True},
+        "max_hot_streams": {"limit": 100, "used": 0, "default": True},
     }
     body = await _set(api, tenant, max_streams=5, snapshot_requests_per_minute=7)
     assert body["max_streams"] == {"limit": 5, "used": 1, "default": False}

@@ -66,6 +66,8 @@ def test_count_dimension_and_offsets_and_fields() -> None:
 
 
 CURRENT = {
+    "hot": False,
+    "hot_mode": "keyframes",
     "name": "gate",
     "url": "rtsp://cam/a",
     "kind": "rtsp",
@@ -94,7 +96,18 @@ def test_stream_changes() -> None:
         {**CURRENT, "enabled": False, "status": "disabled"}, {"enabled": True}, None
     )
     assert back.probe and back.values["status"] == "pending"
-    for bad in ({"url": "-i x"}, {"url": "rtsp://cam/a b"}, {"name": "  "}, {"tags": ["a b"]}):
+    heated = streams.apply_changes(CURRENT, {"hot": True, "hot_mode": "all"}, None)
+    assert heated.heats and heated.changed == ("hot", "hot_mode") and not heated.probe
+    hot = {**CURRENT, "hot": True}
+    assert not streams.apply_changes(hot, {"hot_mode": "all"}, None).heats  # already counted
+    bad_mode = {"hot_mode": "sometimes"}
+    for bad in (
+        {"url": "-i x"},
+        {"url": "rtsp://cam/a b"},
+        {"name": "  "},
+        {"tags": ["a b"]},
+        bad_mode,
+    ):
         with pytest.raises(InvalidInput):
             streams.apply_changes(CURRENT, bad, None)
 

@@ -14,6 +14,7 @@ from lookout_shared.storage import LocalStorage, SnapshotStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 
+from lookout_api.adapters.frame_encoder import FrameEncoder
 from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
@@ -33,6 +34,10 @@ class Deps:
     # API key lookups (hash -> principal fields), trusted while principal_changes listens.
     key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
     principal_changes: PrincipalChanges | None = None
+    # Latest-frame images (latest.jpg), and each stream's tenant for the image routes (it
+    # never changes, so a stale entry can only name the right tenant of a deleted stream).
+    frames: FrameEncoder = field(default_factory=lambda: FrameEncoder(0, 1, 1920))
+    stream_tenants: TtlCache[str] = field(default_factory=lambda: TtlCache(30.0))
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -57,6 +62,11 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         storage=LocalStorage(settings.storage_dir),
         cache=read_cache(settings, redis, keys),
         key_cache=TtlCache(settings.api_key_cache_seconds, trusted=False),
+        frames=FrameEncoder(
+            settings.frame_cache_max_bytes,
+            settings.frame_encode_threads,
+            settings.frame_max_width,
+        ),
     )
     if with_broker:
         deps.principal_changes = PrincipalChanges(
@@ -97,5 +107,6 @@ async def close(deps: Deps) -> None:
     if deps.broker is not None:
         await deps.broker.close()
     await deps.cache.close()
+    deps.frames.close()
     await deps.redis.aclose()
     await close_pool(deps.pool)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from lookout_shared.settings import ServiceSettings
-from pydantic import field_validator
+from lookout_shared.settings import JWT_SECRET_MIN_BYTES, ServiceSettings
+from lookout_shared.weak_secrets import weakness
+from pydantic import SecretStr, field_validator, model_validator
+
+from lookout_api.domain.signed_urls import derive_key
 
 
 class ApiSettings(ServiceSettings):
@@ -44,6 +47,9 @@ class ApiSettings(ServiceSettings):
     # snapshot requests per minute (counted in Redis; without Redis they are not limited).
     default_max_streams: int = 10_000
     default_snapshot_requests_per_minute: int = 600
+    # Hot streams a tenant may hold when it has no value of its own (each one keeps a
+    # worker's decoder busy, so they are counted apart from streams).
+    default_max_hot_streams: int = 100
     # The dashboard lists this many recent failed jobs and streams in error.
     dashboard_failures_limit: int = 10
     # The read cache of stream reads in Redis; "off" skips it entirely (rollback, benchmarks).
@@ -68,6 +74,39 @@ class ApiSettings(ServiceSettings):
     # is reported unavailable only after this many failed checks in a row.
     readiness_timeout_seconds: float = 2.0
     readiness_failures: int = 3
+    # latest.jpg: the widest image it makes, how old a frame may be before it is flagged
+    # offline (X-Frame-Offline), the bytes of encoded images kept in memory, and the
+    # threads that resize and encode (each one a core's worth of work under load).
+    frame_max_width: int = 1920
+    frame_offline_seconds: float = 10.0
+    frame_cache_max_bytes: int = 64 * 1024 * 1024
+    frame_encode_threads: int = 2
+    # The HMAC key of signed image URLs (32+ random bytes in production). Unset: a key
+    # derived from LOOKOUT_JWT_SECRET; setting one lets it rotate apart from the tokens
+    # (rotating either invalidates every signed URL out there).
+    url_signing_key: SecretStr | None = None
+
+    @field_validator("url_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # an empty variable (compose's ${X:-})
+
+    @model_validator(mode="after")
+    def _strong_signing_key(self) -> ApiSettings:
+        if self.url_signing_key is None or self.environment in ("development", "test"):
+            return self
+        why = weakness(self.url_signing_key.get_secret_value(), JWT_SECRET_MIN_BYTES)
+        if why is not None:
+            raise ValueError(
+                f"LOOKOUT_URL_SIGNING_KEY is too weak for production: {why}; "
+                "set a random value, e.g. `openssl rand -hex 32`"
+            )
+        return self
+
+    def signing_key(self) -> bytes:
+        """The key signed image URLs are made and checked with."""
+        secret = self.url_signing_key or self.jwt_secret
+        return derive_key(secret.get_secret_value())
 
     @field_validator("public_notifier_url")
     @classmethod

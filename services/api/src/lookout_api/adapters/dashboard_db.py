@@ -26,7 +26,8 @@ job_groups AS (
     GROUP BY status
 ),
 tenant AS (
-    SELECT max_streams, snapshot_requests_per_minute, coalesce(max_streams, $4) AS stream_limit
+    SELECT max_streams, snapshot_requests_per_minute, max_hot_streams,
+           coalesce(max_streams, $4) AS stream_limit
     FROM tenants WHERE id = $1
 )
 SELECT
@@ -50,6 +51,7 @@ SELECT
     (SELECT count(*) FROM tenant) = 1 AS tenant_found,
     (SELECT max_streams FROM tenant) AS max_streams,
     (SELECT snapshot_requests_per_minute FROM tenant) AS snapshot_requests_per_minute,
+    (SELECT max_hot_streams FROM tenant) AS max_hot_streams,
     -- Counted up to the limit + 1: enough to show whether there is room, bounded in cost.
     (SELECT count(*) FROM (
         SELECT 1 FROM streams WHERE tenant_id = $1

@@ -7,7 +7,8 @@ import uuid
 import asyncpg
 from lookout_shared.db import Conn
 
-QUOTA_COLUMNS = "id, max_streams, snapshot_requests_per_minute"
+QUOTA_COLUMNS = "id, max_streams, snapshot_requests_per_minute, max_hot_streams"
+SETTABLE = ("max_streams", "snapshot_requests_per_minute", "max_hot_streams")
 
 
 async def get_quotas(conn: Conn, tenant_id: uuid.UUID) -> asyncpg.Record | None:
@@ -37,11 +38,23 @@ async def count_streams(conn: Conn, tenant_id: uuid.UUID, up_to: int) -> int:
     return int(count)
 
 
+async def count_hot_streams(conn: Conn, tenant_id: uuid.UUID, up_to: int) -> int:
+    """The tenant's hot streams, counted up to ``up_to`` at most (the partial index on hot
+    streams serves it)."""
+    count = await conn.fetchval(
+        """SELECT count(*) FROM (SELECT 1 FROM streams WHERE tenant_id = $1 AND hot
+                                 LIMIT $2) AS s""",
+        tenant_id,
+        up_to,
+    )
+    return int(count)
+
+
 async def set_quotas(
     conn: Conn, tenant_id: uuid.UUID, values: dict[str, int | None]
 ) -> asyncpg.Record | None:
     """Write the given columns (None resets one to the default); the row, or None."""
-    columns = [c for c in ("max_streams", "snapshot_requests_per_minute") if c in values]
+    columns = [c for c in SETTABLE if c in values]
     if not columns:
         return await get_quotas(conn, tenant_id)
     assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))

@@ -13,7 +13,7 @@ from lookout_api.domain.streams import CHANGEABLE
 
 COLUMNS = (
     "id, tenant_id, name, url, kind, tags, enabled, status, last_error, last_error_category, "
-    "width, height, codec, version, created_at, updated_at"
+    "width, height, codec, hot, hot_mode, version, created_at, updated_at"
 )
 
 
@@ -86,9 +86,9 @@ async def update_many(
                    version = s.version + 1, updated_at = now()
             FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                         $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[],
-                        $11::int[], $12::int[], $13::text[])
+                        $11::int[], $12::int[], $13::text[], $14::bool[], $15::text[])
                  AS u(id, version, name, url, kind, tags, enabled, status, last_error,
-                      last_error_category, width, height, codec)
+                      last_error_category, width, height, codec, hot, hot_mode)
             WHERE s.id = u.id AND s.version = u.version
             RETURNING {", ".join("s." + c.strip() for c in COLUMNS.split(","))}""",
         [u[0] for u in updates],

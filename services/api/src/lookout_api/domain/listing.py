@@ -31,6 +31,8 @@ FIELDS = (
     "width",
     "height",
     "codec",
+    "hot",
+    "hot_mode",
     "version",
     "created_at",
     "updated_at",

@@ -29,6 +29,9 @@ class Quotas:
     # Whether each value is the tenant's own (True) or the default (False).
     max_streams_is_default: bool = True
     snapshot_rate_is_default: bool = True
+    # Hot streams: held open by a worker that keeps their latest frame (the costliest kind).
+    max_hot_streams: int = 0
+    max_hot_streams_is_default: bool = True
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class QuotaUsage:
     quotas: Quotas
     streams_used: int
     snapshot_requests_this_minute: int | None  # None: Redis did not answer
+    hot_streams_used: int | None = None  # None: not counted (the dashboard)
 
 
 def effective(
@@ -44,6 +48,8 @@ def effective(
     snapshot_requests_per_minute: int | None,
     default_max_streams: int,
     default_snapshot_rate: int,
+    max_hot_streams: int | None = None,
+    default_max_hot_streams: int = 0,
 ) -> Quotas:
     return Quotas(
         max_streams=default_max_streams if max_streams is None else max_streams,
@@ -54,6 +60,8 @@ def effective(
         ),
         max_streams_is_default=max_streams is None,
         snapshot_rate_is_default=snapshot_requests_per_minute is None,
+        max_hot_streams=default_max_hot_streams if max_hot_streams is None else max_hot_streams,
+        max_hot_streams_is_default=max_hot_streams is None,
     )
 
 
@@ -65,6 +73,16 @@ def check_streams(used: int, adding: int, limit: int) -> None:
         raise QuotaExceeded(
             f"the tenant may hold at most {limit} streams; it has {used}, "
             f"so {room} more can be created, not {adding}"
+        )
+
+
+def check_hot_streams(used: int, limit: int) -> None:
+    """Refuse making one more stream hot past the tenant's hot stream limit (``used``
+    excludes the stream being changed; one already hot stays hot under a lowered limit)."""
+    if used + 1 > limit:
+        raise QuotaExceeded(
+            f"the tenant may hold at most {limit} hot streams and has {used}; "
+            "turn another stream's hot flag off first"
         )
 
 

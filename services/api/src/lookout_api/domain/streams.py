@@ -50,14 +50,26 @@ def state_of(row: Row) -> StreamState:
     return StreamState.model_validate(
         {
             k: row[k]
-            for k in ("name", "kind", "status", "enabled", "tags", "width", "height", "codec")
+            for k in (
+                "name",
+                "kind",
+                "status",
+                "enabled",
+                "tags",
+                "width",
+                "height",
+                "codec",
+                "hot",
+                "hot_mode",
+            )
         }
     )
 
 
 # What a change may touch, and what follows from it -----------------------------------------
 
-EDITABLE = ("name", "url", "tags", "enabled")
+EDITABLE = ("name", "url", "tags", "enabled", "hot", "hot_mode")
+HOT_MODES = ("keyframes", "all")
 MAX_NAME = 200
 
 
@@ -68,6 +80,7 @@ class Change:
     values: dict[str, Any]
     changed: tuple[str, ...]
     probe: bool
+    heats: bool = False  # the stream becomes hot: counted against the hot stream quota
 
 
 def check_name(name: str) -> str:
@@ -104,6 +117,12 @@ def apply_changes(current: Row, changes: Mapping[str, Any], media_dir: str | Non
         values["tags"] = normalise_tags(changes["tags"])
     if "enabled" in changes:
         values["enabled"] = bool(changes["enabled"])
+    if "hot" in changes:
+        values["hot"] = bool(changes["hot"])
+    if "hot_mode" in changes:
+        if changes["hot_mode"] not in HOT_MODES:
+            raise InvalidInput(f"hot_mode: one of {', '.join(HOT_MODES)}")
+        values["hot_mode"] = changes["hot_mode"]
     url_changed = "url" in changes and changes["url"] != current["url"]
     if url_changed:
         values["url"] = changes["url"]
@@ -121,7 +140,12 @@ def apply_changes(current: Row, changes: Mapping[str, Any], media_dir: str | Non
             codec=None,
         )
     changed = tuple(k for k in CHANGEABLE if values[k] != current[k])
-    return Change(values, changed, probe=bool(values["enabled"] and (url_changed or reenabled)))
+    return Change(
+        values,
+        changed,
+        probe=bool(values["enabled"] and (url_changed or reenabled)),
+        heats=bool(values["hot"] and not current["hot"]),
+    )
 
 
 # Every column a change can write (the UPDATE sets all of them).
@@ -137,4 +161,6 @@ CHANGEABLE = (
     "width",
     "height",
     "codec",
+    "hot",
+    "hot_mode",
 )

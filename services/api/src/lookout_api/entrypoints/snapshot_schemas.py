@@ -67,6 +67,7 @@ class QuotasIn(Body):
 
     max_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
     snapshot_requests_per_minute: int | None = Field(None, ge=0, le=quotas.SNAPSHOT_RATE_CEILING)
+    max_hot_streams: int | None = Field(None, ge=0, le=quotas.MAX_STREAMS_CEILING)
 
 
 class QuotaOut(BaseModel):
@@ -79,6 +80,7 @@ class QuotasOut(BaseModel):
     tenant_id: uuid.UUID
     max_streams: QuotaOut
     snapshot_requests_per_minute: QuotaOut
+    max_hot_streams: QuotaOut
 
     @classmethod
     def of(cls, usage: quotas.QuotaUsage) -> QuotasOut:
@@ -92,6 +94,11 @@ class QuotasOut(BaseModel):
                 limit=q.snapshot_requests_per_minute,
                 used=usage.snapshot_requests_this_minute,
                 default=q.snapshot_rate_is_default,
+            ),
+            max_hot_streams=QuotaOut(
+                limit=q.max_hot_streams,
+                used=usage.hot_streams_used,
+                default=q.max_hot_streams_is_default,
             ),
         )
 

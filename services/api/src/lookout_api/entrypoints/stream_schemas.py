@@ -23,6 +23,9 @@ Url = Field(
 Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
 LAST_ERROR = "why the source last failed, in detail (host, path); never sent to viewers"
 LAST_ERROR_CATEGORY = "why the source last failed, in one word; sent to every role"
+HOT = "a worker holds the stream open and keeps its latest frame (counted in a tenant quota)"
+HOT_MODE = "what a hot stream's worker decodes: keyframes only, or every frame"
+HotMode = Literal["keyframes", "all"]
 
 
 class StreamIn(Body):
@@ -56,6 +59,8 @@ class StreamPatch(Body):
     url: str | None = Field(None, min_length=1, max_length=2048)
     tags: list[str] | None = Field(None, max_length=20)
     enabled: bool | None = None
+    hot: bool | None = Field(None, description=HOT)
+    hot_mode: HotMode | None = Field(None, description=HOT_MODE)
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
@@ -77,6 +82,8 @@ class StreamOut(BaseModel):
     width: int | None
     height: int | None
     codec: str | None
+    hot: bool = Field(description=HOT)
+    hot_mode: HotMode = Field(description=HOT_MODE)
     version: int
     created_at: datetime
     updated_at: datetime
@@ -107,6 +114,8 @@ class StreamItem(BaseModel):
     width: int | None = None
     height: int | None = None
     codec: str | None = None
+    hot: bool | None = None
+    hot_mode: HotMode | None = None
     version: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

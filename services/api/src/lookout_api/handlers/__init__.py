@@ -8,6 +8,13 @@ from lookout_api.handlers.auth import authenticate, ensure_current, login
 from lookout_api.handlers.bulk import BulkItem, BulkResult, bulk_upsert
 from lookout_api.handlers.counts import Counts, counts
 from lookout_api.handlers.dashboard import dashboard
+from lookout_api.handlers.frames import (
+    SignedUrls,
+    check_signed,
+    latest_frame,
+    signed_urls_for,
+)
+from lookout_api.handlers.frames import encoded as encoded_frame
 from lookout_api.handlers.quotas import get_quota_usage, set_quotas
 from lookout_api.handlers.snapshots import (
     get_job,
@@ -35,9 +42,11 @@ __all__ = [
     "BulkItem",
     "BulkResult",
     "Counts",
+    "SignedUrls",
     "StreamList",
     "authenticate",
     "bulk_upsert",
+    "check_signed",
     "counts",
     "create_api_key",
     "create_stream",
@@ -47,10 +56,12 @@ __all__ = [
     "dashboard",
     "delete_stream",
     "delete_user",
+    "encoded_frame",
     "ensure_current",
     "get_job",
     "get_quota_usage",
     "get_stream",
+    "latest_frame",
     "latest_snapshot_file",
     "list_api_keys",
     "list_audit",
@@ -61,6 +72,7 @@ __all__ = [
     "request_snapshot",
     "revoke_api_key",
     "set_quotas",
+    "signed_urls_for",
     "snapshot_file",
     "update_stream",
 ]

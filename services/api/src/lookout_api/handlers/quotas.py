@@ -32,6 +32,8 @@ def effective(settings: ApiSettings, row: Row) -> quotas.Quotas:
         row["snapshot_requests_per_minute"],
         settings.default_max_streams,
         settings.default_snapshot_requests_per_minute,
+        row["max_hot_streams"],
+        settings.default_max_hot_streams,
     )
 
 
@@ -53,6 +55,17 @@ async def ensure_stream_room(
     limit = effective(settings, row).max_streams
     used = await quotas_db.count_streams(conn, tenant_id, limit + 1)
     quotas.check_streams(used, adding, limit)
+
+
+async def ensure_hot_room(conn: Conn, settings: ApiSettings, tenant_id: uuid.UUID) -> None:
+    """Inside the change transaction: refuse (403) making one more stream hot past the
+    tenant's limit. As for creates, the locked tenant row queues concurrent changes, so
+    two streams made hot at once cannot both take the last place."""
+    row = await quotas_db.lock_quotas(conn, tenant_id)
+    if row is None:
+        raise NotFound("no such tenant")
+    limit = effective(settings, row).max_hot_streams
+    quotas.check_hot_streams(await quotas_db.count_hot_streams(conn, tenant_id, limit + 1), limit)
 
 
 async def count_snapshot_request(deps: Deps, conn: Conn, tenant_id: uuid.UUID) -> None:
@@ -93,6 +106,7 @@ async def get_quota_usage(
             raise NotFound("no such tenant")
         values = effective(deps.settings, row)
         used = await quotas_db.count_streams(conn, tenant_id, values.max_streams + 1)
+        hot = await quotas_db.count_hot_streams(conn, tenant_id, values.max_hot_streams + 1)
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
             requests, _ = await rate_limit_redis.current(
@@ -101,7 +115,7 @@ async def get_quota_usage(
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("snapshot rate counter unavailable: %r", exc)
         requests = None
-    return quotas.QuotaUsage(tenant_id, values, used, requests)
+    return quotas.QuotaUsage(tenant_id, values, used, requests, hot)
 
 
 async def set_quotas(

@@ -120,10 +120,11 @@ async def snapshot_file(
 
 
 async def latest_snapshot_file(
-    deps: Deps, principal: Principal, stream_id: uuid.UUID
+    deps: Deps, scope: uuid.UUID | None, stream_id: uuid.UUID
 ) -> tuple[asyncpg.Record, Path]:
+    """The stream's latest snapshot in the tenant ``scope`` (None: any)."""
     async with deps.pool.acquire() as conn:
-        row = await snapshots_db.latest_snapshot(conn, stream_id, access.tenant_filter(principal))
+        row = await snapshots_db.latest_snapshot(conn, stream_id, scope)
     return _file_of(deps, row)
 
 

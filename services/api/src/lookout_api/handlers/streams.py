@@ -23,7 +23,7 @@ from lookout_api.handlers.events import (
     stream_deleted,
     stream_deleted_cascade,
 )
-from lookout_api.handlers.quotas import ensure_stream_room
+from lookout_api.handlers.quotas import ensure_hot_room, ensure_stream_room
 
 CREATED_FIELDS = ("name", "url", "kind", "tags", "enabled")
 
@@ -94,7 +94,9 @@ async def update_stream(
     """Apply ``changes`` if the stream is still at ``expected_version`` (None: any).
 
     The row lock makes concurrent changes queue up; the second one then sees the new
-    version and fails with 412 instead of overwriting the first.
+    version and fails with 412 instead of overwriting the first. Making a stream hot also
+    locks its tenant's row (after the stream's, the order bulk writes take too) for the
+    hot stream quota.
     """
     access.require_role(principal, "operator")
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -106,6 +108,8 @@ async def update_stream(
         change = streams.apply_changes(before, changes, deps.settings.media_dir)
         if not change.changed:
             return before  # nothing to do: the version stays
+        if change.heats:
+            await ensure_hot_room(conn, deps.settings, before["tenant_id"])
         updated = await streams_db.update_many(
             conn, [(stream_id, before["version"], change.values)]
         )

@@ -1,11 +1,16 @@
 // The fleet grid: one tile per stream, a page at a time (the API's keyset cursors), images
-// fetched only for tiles near the viewport, and live changes from the tenant room.
+// loaded only for tiles near the viewport, and live changes from the tenant room. Each tile
+// shows latest.jpg at its own width through a signed URL (one POST /image-urls per page),
+// so the browser fetches, caches and decodes the images itself; hot streams refresh often.
 
-import { getJSON, image } from "./api.js";
+import { getJSON } from "./api.js";
 import { ago, h, statusBadge } from "./dom.js";
 
 const PAGE_SIZE = 48;
-const FIELDS = "id,name,status,kind,tags,enabled,last_error";
+const FIELDS = "id,name,status,kind,tags,enabled,last_error,hot";
+const URL_TTL = 3600; // seconds a page's signed URLs live; a tile asks again near the end
+const HOT_REFRESH_MS = 2000; // a visible hot stream's tile shows a new frame this often
+const WIDTH_STEP = 80; // tile widths round up to this, so tiles share encoded images
 const STATUSES = ["", "online", "pending", "error", "disabled"];
 const KINDS = ["", "rtsp", "rtmp", "hls", "http", "file"];
 
@@ -36,6 +41,7 @@ export function mountGrid(view, ctx, params) {
     if (entries.some((e) => e.isIntersecting)) loadPage();
   }, { rootMargin: "600px" });
   const ticker = setInterval(() => tiles.forEach(showAge), 5000);
+  const hotTicker = setInterval(() => tiles.forEach((t) => { if (t.hot && t.visible) loadImage(t); }), HOT_REFRESH_MS);
   ctx.bus.addEventListener("event", onEvent);
   ctx.bus.addEventListener("resync", reset);
   reset();
@@ -87,7 +93,9 @@ export function mountGrid(view, ctx, params) {
     }
     if (mine !== generation) return; // the filters changed meanwhile
     const first = cursor === null;
-    grid.append(...page.items.map(addTile));
+    const signed = await signedUrls(page.items.map((i) => i.id));
+    if (mine !== generation) return;
+    grid.append(...page.items.map((item) => addTile(item, signed.get(item.id))));
     cursor = page.next_cursor;
     done = cursor === null;
     loading = false;
@@ -99,12 +107,22 @@ export function mountGrid(view, ctx, params) {
     if (!done) pager.observe(sentinel);
   }
 
-  function addTile(item) {
+  // stream id -> its signed URLs (empty when the call failed: the tiles then say so)
+  async function signedUrls(ids) {
+    if (ids.length === 0) return new Map();
+    const body = await getJSON("/api/v1/image-urls", {
+      method: "POST", json: { stream_ids: ids, ttl_seconds: URL_TTL },
+    }).catch(() => ({ items: [] }));
+    return new Map(body.items.map((u) => [u.stream_id, u]));
+  }
+
+  function addTile(item, signed) {
     const img = h("img", { alt: "", decoding: "async", hidden: true });
     const note = h("span", { class: "placeholder" }, "…");
     const busy = h("span", { class: "busy", hidden: true }, "capturing");
     const tile = {
-      id: item.id, img, note, busy, url: null, at: null, stale: true, visible: false,
+      id: item.id, img, note, busy, signed, hot: Boolean(item.hot), loads: 0, at: null,
+      stale: true, visible: false,
       name: h("span", { class: "name" }), status: h("span"), age: h("span", { class: "age" }),
       tags: h("span", { class: "tags" }),
     };
@@ -112,6 +130,14 @@ export function mountGrid(view, ctx, params) {
       h("div", { class: "frame" }, img, note, busy),
       h("div", { class: "meta" }, tile.name, tile.status),
       h("div", { class: "sub" }, tile.age, tile.tags));
+    img.addEventListener("load", () => {
+      img.hidden = false; note.hidden = true;
+      tile.el.dataset.image = "loaded";
+    });
+    img.addEventListener("error", () => {
+      if (tile.el.dataset.image === "loaded") return; // keep the last frame shown
+      img.hidden = true; note.hidden = false; note.textContent = "no frame yet";
+    });
     update(tile, item);
     tiles.set(item.id, tile);
     images.observe(tile.el);
@@ -122,34 +148,30 @@ export function mountGrid(view, ctx, params) {
     if (data.name !== undefined) tile.name.textContent = data.name;
     if (data.status !== undefined) tile.status.replaceChildren(statusBadge(data.status));
     if (data.tags !== undefined) tile.tags.textContent = data.tags.map((t) => `#${t}`).join(" ");
+    if (typeof data.hot === "boolean") tile.hot = data.hot; // null: the event does not say
     tile.el.title = data.last_error || "";
   }
 
   async function loadImage(tile) {
     tile.stale = false;
-    let found;
-    try {
-      found = await image(`/api/v1/streams/${tile.id}/snapshots/latest/image`);
-    } catch {
-      tile.stale = true;
-      return;
+    if (!tile.signed || tile.signed.expires_at * 1000 - Date.now() < 60_000) {
+      tile.signed = (await signedUrls([tile.id])).get(tile.id);
+      if (!tile.signed) { tile.stale = true; return; }
     }
-    if (tiles.get(tile.id) !== tile) { if (found) URL.revokeObjectURL(found.url); return; }
-    if (found === null) { tile.note.textContent = "no snapshot yet"; return; }
-    const old = tile.url;
-    tile.url = found.url; tile.at = found.at;
-    tile.img.src = found.url;
-    tile.img.hidden = false; tile.note.hidden = true;
-    tile.el.dataset.image = "loaded";
-    if (old) URL.revokeObjectURL(old);
-    showAge(tile);
+    if (tiles.get(tile.id) !== tile) return;
+    // Same origin as the page (img-src 'self'); the width the tile shows, in device pixels.
+    const url = new URL(tile.signed.latest_jpg, location.href);
+    const width = Math.ceil((tile.el.clientWidth || 320) * (devicePixelRatio || 1) / WIDTH_STEP) * WIDTH_STEP;
+    url.searchParams.set("width", Math.min(Math.max(width, 16), 1920));
+    tile.loads += 1;
+    if (tile.loads > 1) url.searchParams.set("n", tile.loads); // a new frame: a new fetch
+    tile.img.src = url.pathname + url.search;
   }
 
   function showAge(tile) { if (tile.at) tile.age.textContent = ago(tile.at); }
 
   function dropTile(tile) {
     images.unobserve(tile.el);
-    if (tile.url) URL.revokeObjectURL(tile.url);
     tiles.delete(tile.id);
   }
 
@@ -172,13 +194,14 @@ export function mountGrid(view, ctx, params) {
       tile.busy.hidden = !["queued", "started"].includes(verb);
     } else if (frame.type === "snapshot.created") {
       tile.stale = true;
+      tile.at = new Date(frame.occurred_at || Date.now());
       if (tile.visible) loadImage(tile);
     }
   }
 
   return () => {
     generation += 1;
-    images.disconnect(); pager.disconnect(); clearInterval(ticker);
+    images.disconnect(); pager.disconnect(); clearInterval(ticker); clearInterval(hotTicker);
     ctx.bus.removeEventListener("event", onEvent);
     ctx.bus.removeEventListener("resync", reset);
     tiles.forEach(dropTile);

@@ -5,7 +5,7 @@ import { getJSON, image, request } from "./api.js";
 import { ago, clock, h, statusBadge } from "./dom.js";
 
 const HISTORY_PAGE = 12;
-const EDITABLE = ["name", "tags", "enabled"];
+const EDITABLE = ["name", "tags", "enabled", "hot", "hot_mode"];
 
 export function mountStream(view, ctx, id) {
   const canWrite = ctx.me.role !== "viewer";
@@ -61,7 +61,7 @@ export function mountStream(view, ctx, id) {
     title.replaceChildren(stream.name, " ", statusBadge(stream.status));
     const size = stream.width ? `${stream.width}×${stream.height} ${stream.codec || ""}` : "";
     info.replaceChildren(
-      [stream.kind, size, stream.enabled ? "" : "disabled", stream.tags.map((t) => `#${t}`).join(" ")]
+      [stream.kind, size, stream.enabled ? "" : "disabled", stream.hot ? `hot (${stream.hot_mode})` : "", stream.tags.map((t) => `#${t}`).join(" ")]
         .filter(Boolean).join(" · "),
       stream.url ? h("code", { class: "url" }, stream.url) : "",
       stream.last_error ? h("span", { class: "error" }, stream.last_error) : "");
@@ -146,6 +146,10 @@ export function mountStream(view, ctx, id) {
       h("label", {}, "Name ", h("input", { name: "name", required: true, maxlength: 200 })),
       h("label", {}, "Tags ", h("input", { name: "tags", placeholder: "comma-separated" })),
       h("label", { class: "check" }, h("input", { name: "enabled", type: "checkbox" }), " enabled"),
+      h("label", { class: "check", title: "a worker holds the stream open and keeps its latest frame (counted in a quota)" },
+        h("input", { name: "hot", type: "checkbox" }), " hot"),
+      h("label", {}, "Decode ", h("select", { name: "hot_mode" },
+        h("option", { value: "keyframes" }, "keyframes only"), h("option", { value: "all" }, "every frame"))),
       h("button", { type: "submit" }, "Save"),
       h("p", { class: "muted", id: "edit-status" }));
     f.addEventListener("input", () => { dirty = true; });
@@ -157,11 +161,16 @@ export function mountStream(view, ctx, id) {
     form.elements.name.value = s.name;
     form.elements.tags.value = s.tags.join(", ");
     form.elements.enabled.checked = s.enabled;
+    form.elements.hot.checked = Boolean(s.hot);
+    form.elements.hot_mode.value = s.hot_mode || "keyframes";
   }
 
   function changes() {
     const tags = form.elements.tags.value.split(",").map((t) => t.trim().toLowerCase()).filter(Boolean);
-    const mine = { name: form.elements.name.value.trim(), tags, enabled: form.elements.enabled.checked };
+    const mine = {
+      name: form.elements.name.value.trim(), tags, enabled: form.elements.enabled.checked,
+      hot: form.elements.hot.checked, hot_mode: form.elements.hot_mode.value,
+    };
     return Object.fromEntries(EDITABLE.filter((k) => show(mine[k]) !== show(base[k])).map((k) => [k, mine[k]]));
   }
 
@@ -185,7 +194,7 @@ export function mountStream(view, ctx, id) {
   async function showConflict(mine) {
     const r = await request(`/api/v1/streams/${id}`);
     const theirs = await r.json();
-    const changed = ["name", "tags", "enabled", "url", "status"].filter((k) => show(theirs[k]) !== show(base[k]));
+    const changed = ["name", "tags", "enabled", "hot", "hot_mode", "url", "status"].filter((k) => show(theirs[k]) !== show(base[k]));
     conflict.replaceChildren(
       h("strong", {}, "Someone else changed this stream while you were editing."),
       h("ul", {}, changed.map((k) => h("li", {}, `${k}: ${show(base[k])} → ${show(theirs[k])}`))),

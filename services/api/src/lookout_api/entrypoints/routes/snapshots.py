@@ -15,6 +15,7 @@ from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, headers, problems
 from lookout_api.entrypoints.ranged_file import file_response
+from lookout_api.entrypoints.routes.frames import LatestSnapshotScope
 from lookout_api.entrypoints.snapshot_schemas import JobAccepted, JobOut, SnapshotOut, SnapshotPage
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"], responses=COMMON)
@@ -128,9 +129,10 @@ async def snapshot_image(
     responses=IMAGE,
 )
 async def latest_image(
-    request: Request, deps: DepsDep, principal: PrincipalDep, stream_id: uuid.UUID
+    request: Request, deps: DepsDep, scope: LatestSnapshotScope, stream_id: uuid.UUID
 ) -> Response:
-    row, path = await handlers.latest_snapshot_file(deps, principal, stream_id)
+    """Also opened by a signed URL (POST /api/v1/streams/{id}/image-urls)."""
+    row, path = await handlers.latest_snapshot_file(deps, scope, stream_id)
     return _image(request, row, path, REVALIDATE)
 
 

@@ -1,0 +1,102 @@
+"""Resized JPEGs of the latest frames: each (frame, request) encoded once, kept until the
+next frame, and encoded off the event loop.
+
+Pillow (a well-kept library; its JPEG decoder and resampler release the GIL) does the work
+in a small thread pool. ``draft()`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale when
+the output is that much smaller, which skips most of the decode of a big frame: the one
+large win for thumbnails. Concurrent requests for the same key share one encode; finished
+images wait in an LRU bounded in bytes (a key names the frame's capture time, so a new
+frame is a new key and the old entries simply age out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image
+from prometheus_client import Counter
+
+from lookout_api.domain.frames import FrameRequest, fit
+
+ENCODES = Counter("lookout_api_frame_encodes_total", "Latest-frame images resized and encoded")
+CACHE_HITS = Counter(
+    "lookout_api_frame_cache_hits_total", "Latest-frame images served from the encoded cache"
+)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    jpeg: bytes
+    width: int
+    height: int
+
+
+def encode(source: bytes, asked: FrameRequest, max_width: int) -> Encoded:
+    """The frame resized to what was asked, as a JPEG (runs in a worker thread)."""
+    with Image.open(io.BytesIO(source)) as image:
+        size = fit(image.size, asked, max_width)
+        image.draft("RGB", size)  # JPEG only: decode at the smallest scale still >= size
+        frame = image.convert("RGB")
+    if frame.size != size:
+        frame = frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    out = io.BytesIO()
+    frame.save(out, "JPEG", quality=asked.quality, optimize=False)
+    return Encoded(out.getvalue(), *size)
+
+
+class FrameEncoder:
+    def __init__(self, max_bytes: int, threads: int, max_width: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_width = max_width
+        self.encodes = 0  # encodes this process made (tests count them)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="frame-encode")
+        self._lru: OrderedDict[Hashable, Encoded] = OrderedDict()
+        self._bytes = 0
+        self._pending: dict[Hashable, asyncio.Task[Encoded]] = {}
+
+    async def get(
+        self, key: Hashable, load: Callable[[], Awaitable[bytes]], asked: FrameRequest
+    ) -> Encoded:
+        """The encoded image of ``key``; ``load`` gives the source frame (called on a miss
+        only, by the first of concurrent callers)."""
+        found = self._lru.get(key)
+        if found is not None:
+            self._lru.move_to_end(key)
+            CACHE_HITS.inc()
+            return found
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.create_task(self._make(key, load, asked))
+            self._pending[key] = task
+            task.add_done_callback(lambda _: self._pending.pop(key, None))
+        # shield: a client going away must not cancel the encode others wait for.
+        return await asyncio.shield(task)
+
+    async def _make(
+        self, key: Hashable, load: Callable[[], Awaitable[bytes]], asked: FrameRequest
+    ) -> Encoded:
+        source = await load()
+        loop = asyncio.get_running_loop()
+        encoded = await loop.run_in_executor(self._pool, encode, source, asked, self.max_width)
+        self.encodes += 1
+        ENCODES.inc()
+        self._keep(key, encoded)
+        return encoded
+
+    def _keep(self, key: Hashable, encoded: Encoded) -> None:
+        size = len(encoded.jpeg)
+        if size > self.max_bytes or key in self._lru:
+            return
+        self._lru[key] = encoded
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, dropped = self._lru.popitem(last=False)
+            self._bytes -= len(dropped.jpeg)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

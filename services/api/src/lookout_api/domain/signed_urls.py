@@ -1,0 +1,61 @@
+"""Short-lived signed image URLs: ``?exp=<unix seconds>&sig=<hex>`` opens one image route
+of one stream until ``exp``, without credentials (an ``<img src>`` in another page).
+
+The signature is HMAC-SHA256 over the tenant, the stream, the route kind and ``exp``, so a
+signature never opens another stream, another route or another tenant's frame, and a
+changed ``exp`` breaks it. Pure rules: no I/O; the api holds the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Literal
+
+from lookout_api.domain.errors import Forbidden, InvalidInput
+
+Kind = Literal["latest_jpg", "latest_snapshot"]
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 86_400
+SIG_HEX_LENGTH = 64
+# Derives the signing key from the JWT secret when no key of its own is set; the label
+# keeps the two uses apart (a URL signature is never a token signature).
+DERIVATION_LABEL = b"lookout signed image urls v1"
+
+
+class BadSignature(Forbidden):
+    title = "Invalid signed URL"
+
+
+def derive_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), DERIVATION_LABEL, hashlib.sha256).digest()
+
+
+def signature(key: bytes, tenant_id: uuid.UUID, stream_id: uuid.UUID, kind: Kind, exp: int) -> str:
+    message = f"{tenant_id}|{stream_id}|{kind}|{exp}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def check_ttl(ttl_seconds: int) -> None:
+    if not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise InvalidInput(f"ttl_seconds: from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}")
+
+
+def verify(
+    key: bytes,
+    tenant_id: uuid.UUID,
+    stream_id: uuid.UUID,
+    kind: Kind,
+    exp: str,
+    sig: str,
+    now: float,
+) -> None:
+    """Raise BadSignature (403) unless ``sig`` signs exactly this and ``exp`` is ahead."""
+    if not exp.isdigit() or len(exp) > 12:
+        raise BadSignature("exp: the expiry of a signed URL, in Unix seconds")
+    if int(exp) <= now:
+        raise BadSignature("this signed URL has expired; ask for a new one")
+    expected = signature(key, tenant_id, stream_id, kind, int(exp))
+    if not hmac.compare_digest(expected.encode(), sig.lower().encode("ascii", "replace")):
+        raise BadSignature("the signature does not match this stream and route")
