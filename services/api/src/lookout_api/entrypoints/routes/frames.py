@@ -14,22 +14,24 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from lookout_api import handlers
 from lookout_api.domain import access, frames, signed_urls
 from lookout_api.domain.errors import InvalidInput, Unauthorized
 from lookout_api.entrypoints.deps import Credentials, DepsDep, PrincipalDep, app_deps, get_principal
+from lookout_api.entrypoints.frame_schemas import (
+    BatchImageUrlsIn,
+    BatchImageUrlsOut,
+    ImageUrlsIn,
+    ImageUrlsOut,
+)
 from lookout_api.entrypoints.problems import COMMON
 from lookout_api.entrypoints.ranged_file import http_date, not_modified
-from lookout_api.entrypoints.schemas import Body
 
 router = APIRouter(prefix="/api/v1", tags=["images"], responses=COMMON)
 
 # The latest frame changes all the time: revalidate every time (a 304 is cheap).
 REVALIDATE = "private, no-cache"
-MAX_BATCH = 200
-DEFAULT_TTL = 3600
 
 
 def image_scope(kind: signed_urls.Kind) -> Callable[..., Awaitable[uuid.UUID | None]]:
@@ -96,30 +98,6 @@ async def latest_jpg(
         return Response(status_code=304, headers=headers)
     image = await handlers.encoded_frame(deps, frame, asked)
     return Response(image.jpeg, media_type="image/jpeg", headers=headers)
-
-
-class ImageUrlsIn(Body):
-    ttl_seconds: int = Field(
-        DEFAULT_TTL,
-        ge=signed_urls.MIN_TTL_SECONDS,
-        le=signed_urls.MAX_TTL_SECONDS,
-        description="how long the URLs open the images",
-    )
-
-
-class BatchImageUrlsIn(ImageUrlsIn):
-    stream_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class ImageUrlsOut(BaseModel):
-    stream_id: uuid.UUID
-    latest_jpg: str = Field(description="latest.jpg; add &width=, &height=, &quality= freely")
-    latest_snapshot: str = Field(description="the latest stored snapshot's image")
-    expires_at: int = Field(description="Unix seconds; the URLs answer 403 from then on")
-
-
-class BatchImageUrlsOut(BaseModel):
-    items: list[ImageUrlsOut]
 
 
 def _out(urls: handlers.SignedUrls) -> ImageUrlsOut:
