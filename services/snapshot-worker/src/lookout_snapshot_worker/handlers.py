@@ -19,7 +19,6 @@ from lookout_shared.contracts import CaptureSnapshot, ErrorCategory, ProbeStream
 from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.attempts import media_attempt
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy, BreakerState
 from lookout_snapshot_worker.domain.events import job_event, snapshot_created, stream_updated
@@ -27,6 +26,7 @@ from lookout_snapshot_worker.domain.failures import MediaError, permanent
 from lookout_snapshot_worker.domain.jobs import Snapshot
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+from lookout_snapshot_worker.hot_snapshot import fresh_hot_frame
 from lookout_snapshot_worker.ports import (
     BreakerStore,
     FileStore,
@@ -114,7 +114,9 @@ async def capture_snapshot(
 
     tries = _Tries()
     try:
-        data = await _fresh_hot_frame(deps, job.stream_id)
+        data = await fresh_hot_frame(
+            deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
+        )
         if data is None:
             data = await _with_retries(capture_once, deps, tries)
     except MediaError as exc:
@@ -146,23 +148,6 @@ async def capture_snapshot(
     await _close_breaker(deps, job.stream_id, breaker)
     if pruned:
         await _release_files(deps, [p.storage_key for p in pruned])
-
-
-async def _fresh_hot_frame(deps: Deps, stream_id: uuid.UUID) -> bytes | None:
-    """The hot stream's published frame when it is fresh enough: no ffmpeg run at all. Any
-    worker can answer so, since the frame is in Redis; a Redis failure means a cold capture."""
-    if deps.hot_frames is None:
-        return None
-    try:
-        frame = await deps.hot_frames.latest(stream_id)
-    except Exception:
-        log.warning("could not read the hot frame of stream %s; capturing cold", stream_id)
-        return None
-    age = deps.clock().timestamp() - frame.captured_at if frame else None
-    if frame is None or age is None or not 0 <= age <= deps.hot_fresh_seconds:
-        return None
-    metrics.HOT_SNAPSHOTS.inc()
-    return frame.jpeg
 
 
 async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: Deps) -> None:
