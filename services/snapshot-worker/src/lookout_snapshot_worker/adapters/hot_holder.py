@@ -3,7 +3,7 @@
 The reader runs as a child process (hot_reader.py), not in the worker, for three reasons:
 the egress shim that holds ffmpeg to the address policy is an LD_PRELOAD library, which
 covers only a process started with it, so the child starts with it like ffmpeg does; the
-memory cap and the death-with-the-worker of adapters/child.py apply to it; and a decoder
+memory cap and the death-with-the-worker of adapters/child.py apply to it (set by that same shim); and a decoder
 that crashes on a bad stream takes down one stream, not the worker. The worker's event loop
 only reads finished JPEGs from a pipe.
 
@@ -31,7 +31,7 @@ from lookout_shared.stream_urls import InvalidStreamUrl, parse_stream_url
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from lookout_snapshot_worker import metrics
-from lookout_snapshot_worker.adapters.child import child_setup
+from lookout_snapshot_worker.adapters.child import child_environment
 from lookout_snapshot_worker.adapters.hot_lease import HotLeases
 from lookout_snapshot_worker.domain.failures import MediaError, classify_stderr, permanent
 from lookout_snapshot_worker.domain.hot import FRAME_HEADER, HotStream
@@ -113,10 +113,9 @@ class StreamHolder:
         }  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lookout_snapshot_worker.hot_reader",
-            env=dict(self._config.environment),
+            env=child_environment(self._config.environment, self._config.max_memory_bytes),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True,
-            preexec_fn=child_setup(self._config.max_memory_bytes),
         )  # fmt: skip
         delivered = 0
         try:
