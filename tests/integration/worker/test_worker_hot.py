@@ -5,6 +5,7 @@ a capture answered from the hot frame without running ffmpeg."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -154,3 +155,26 @@ async def test_a_capture_of_a_hot_stream_stores_the_hot_frame_without_ffmpeg(
         job,
     )
     assert row is not None and tuple(row) == ("succeeded", 640, 360)
+
+
+async def test_a_hot_source_without_video_goes_to_error_as_invalid_media(
+    db: asyncpg.Pool, redis: Redis, prefix: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    audio = media / "audio.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine", "-t", "1", str(audio)],
+        check=True,
+    )
+    _, stream = await add_hot_stream(db, audio.as_uri(), "file")
+    async with running_pool(hot_settings(tmp_path, prefix), db, redis):
+        row = await eventually(
+            lambda: db.fetchrow(
+                "SELECT last_error, last_error_category FROM streams"
+                " WHERE id = $1 AND status = 'error'",
+                stream,
+            ),
+            what="the stream in error",
+        )
+    assert row["last_error_category"] == "invalid_media", row["last_error"]

@@ -76,6 +76,8 @@ def frames(config: dict[str, Any]) -> Iterator[VideoFrame]:
         options=open_options(kind, io_timeout),
         timeout=(io_timeout, float(config["stall_seconds"])),
     ) as container:
+        if not container.streams.video:
+            raise SystemExit("no video stream found")
         stream = container.streams.video[0]
         context: Any = stream.codec_context
         context.thread_count = 1  # many streams side by side: one thread each
