@@ -5,16 +5,19 @@ a capture answered from the hot frame without running ffmpeg."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 from lookout_shared.contracts import CaptureSnapshot
-from lookout_shared.hot_frames import frame_key
+from lookout_shared.hot_frames import HotFrame, frame_key
 from lookout_shared.redis import Keys
 from lookout_snapshot_worker import metrics
+from lookout_snapshot_worker.adapters.hot_lease import HotLeases
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
 from lookout_snapshot_worker.handlers import capture_snapshot
 from redis.asyncio import Redis
@@ -178,3 +181,21 @@ async def test_a_hot_source_without_video_goes_to_error_as_invalid_media(
             what="the stream in error",
         )
     assert row["last_error_category"] == "invalid_media", row["last_error"]
+
+
+async def test_a_holder_whose_lease_lapsed_cannot_overwrite_the_new_holders_frame(
+    redis: Redis, prefix: str
+) -> None:
+    stream = uuid.uuid4()
+    old, new = (HotLeases(redis, Keys(prefix), name, 0.2) for name in ("old", "new"))
+    assert await old.acquire(stream)
+    assert not await new.acquire(stream)  # held: exactly one holder
+    await asyncio.sleep(0.3)  # the old holder paused past its lease
+    assert await new.acquire(stream)
+    assert await new.publish(stream, HotFrame(b"\xff\xd8new", time.time(), 4, 2, "new"), 5)
+    assert not await old.renew(stream)
+    assert not await old.publish(stream, HotFrame(b"\xff\xd8old", time.time(), 4, 2, "old"), 5)
+    frame = await latest(redis, prefix, stream)
+    assert frame is not None and (frame.holder, frame.jpeg) == ("new", b"\xff\xd8new")
+    await old.release(stream)  # not its lease any more: nothing happens
+    assert await new.holder_of(stream) == "new"
