@@ -4,6 +4,7 @@ again by the other within the bound hot_pool.py states (< 10 s with the defaults
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 import uuid
@@ -15,7 +16,7 @@ from lookout_shared.redis import Keys
 from redis.asyncio import Redis
 
 from .hot_helpers import add_hot_stream, eventually, latest, make_source
-from .test_worker_processes import Start, start_worker  # noqa: F401  (a fixture)
+from .test_worker_processes import Start, is_running, start_worker  # noqa: F401  (a fixture)
 
 FAILOVER_BOUND = 10.0
 STREAMS = 4
@@ -72,6 +73,8 @@ async def test_hot_streams_spread_over_two_workers_and_a_killed_ones_move_within
     for stream, name in zip(streams, names, strict=True):
         await eventually(_published(redis, prefix, stream, name, now), what=f"{name} publishing")
 
+    readers = children_of(first.pid)
+    assert len(readers) == STREAMS // 2  # one reader process per stream held
     first.send_signal(signal.SIGKILL)
     await first.wait()
     killed = time.time()
@@ -82,3 +85,21 @@ async def test_hot_streams_spread_over_two_workers_and_a_killed_ones_move_within
     failover = time.time() - killed
     print(f"failover: every stream published again by the survivor {failover:.2f} s after SIGKILL")
     assert failover < FAILOVER_BOUND
+    # The dead worker's readers died with it (PR_SET_PDEATHSIG, set by the egress shim).
+    await eventually(
+        lambda: _none_running(readers), seconds=10, what="the dead worker's readers gone"
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+async def _none_running(pids: list[int]) -> bool:
+    return not any(is_running(pid) for pid in pids)
