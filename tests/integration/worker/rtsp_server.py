@@ -2,7 +2,7 @@
 
 Run with Debian's python (``/usr/bin/python3``, which has ``gi``), not the project's venv:
 
-    /usr/bin/python3 rtsp_server.py USER PASSWORD
+    /usr/bin/python3 rtsp_server.py USER PASSWORD [OPEN_PORT]
 
 Two servers on free ports serve a live H.264 test pattern (640x360, 15 fps) at ``/cam``:
 one to anyone, one only with HTTP basic credentials USER:PASSWORD (401 otherwise). Two,
@@ -51,10 +51,10 @@ def _basic_auth(user: str, password: str) -> object:
     return auth
 
 
-def _server(name: str, auth: object | None = None) -> object:
+def _server(name: str, auth: object | None = None, port: str = "0") -> object:
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")  # the kernel picks a free port; get_bound_port tells which
+    server.set_service(port)  # "0": the kernel picks a free port; get_bound_port tells which
     if auth is not None:
         server.set_auth(auth)
     server.get_mount_points().add_factory("/cam", _factory())
@@ -65,12 +65,13 @@ def _server(name: str, auth: object | None = None) -> object:
     return server
 
 
-def main(user: str, password: str) -> None:
+def main(user: str, password: str, open_port: str = "0") -> None:
+    """``open_port``: a fixed port for the open server, so a test can stop and restart it."""
     Gst.init(None)
-    servers = [_server("open"), _server("private", _basic_auth(user, password))]
+    servers = [_server("open", port=open_port), _server("private", _basic_auth(user, password))]
     GLib.MainLoop().run()
     del servers  # referenced until the loop ends, so neither server is collected
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

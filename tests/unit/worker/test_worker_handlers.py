@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_shared.hot_frames import HotFrame
 from lookout_snapshot_worker.adapters.memory import (
     InMemoryBreakerStore,
+    InMemoryHotFrames,
     InMemoryJobStore,
     InMemoryReaper,
     InMemoryStorage,
@@ -393,3 +395,19 @@ async def test_a_second_probe_command_joins_the_probe_in_flight(tmp_path: Path) 
     assert len(deps.prober.calls) == 1  # type: ignore[attr-defined]
     assert w.streams.streams[stream.id].status == "online"
     assert deps.probing == set()
+
+
+@pytest.mark.parametrize(("age", "ffmpeg_runs"), [(0.5, 0), (5.0, 1)])
+async def test_a_capture_takes_a_fresh_hot_frame_and_runs_ffmpeg_only_for_a_stale_one(
+    tmp_path: Path, age: float, ffmpeg_runs: int
+) -> None:
+    w = world(tmp_path, b"\xff\xd8cold")
+    hot = InMemoryHotFrames()
+    w.deps = replace(w.deps, hot_frames=hot, hot_fresh_seconds=2.0)
+    command = add_job(w)
+    captured_at = w.deps.clock().timestamp() - age
+    hot.frames[command.stream_id] = HotFrame(JPEG, captured_at, 4, 2, "worker-1")
+    await capture_snapshot(command, w.tenant, w.deps)
+    assert len(w.media.calls) == ffmpeg_runs
+    stored = w.storage.objects[w.jobs.snapshots[command.job_id].storage_key]
+    assert stored == (JPEG if ffmpeg_runs == 0 else b"\xff\xd8cold")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,13 +18,18 @@ from lookout_shared.broker import Broker
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.outbox import OutboxRelay
+from lookout_shared.redis import Keys, create_redis
+from redis.asyncio import Redis
 
 from lookout_snapshot_worker.adapters.egress import EgressShim, system_resolvers
 from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.guard import AddressGuard
+from lookout_snapshot_worker.adapters.hot_holder import ReaderConfig
+from lookout_snapshot_worker.adapters.hot_lease import HotLeases, RedisHotFrames
 from lookout_snapshot_worker.adapters.postgres import (
     PostgresBreakerStore,
+    PostgresHotStreams,
     PostgresJobStore,
     PostgresStreamStore,
 )
@@ -30,6 +38,7 @@ from lookout_snapshot_worker.domain.addresses import EgressPolicy
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
 from lookout_snapshot_worker.handlers import Deps
+from lookout_snapshot_worker.hot_pool import HotPool
 from lookout_snapshot_worker.ports import (
     BreakerStore,
     FileStore,
@@ -66,7 +75,10 @@ def egress_shim(settings: WorkerSettings) -> EgressShim:
 
 
 def build_deps(
-    settings: WorkerSettings, pool: asyncpg.Pool, overrides: Overrides | None = None
+    settings: WorkerSettings,
+    pool: asyncpg.Pool,
+    overrides: Overrides | None = None,
+    redis: Redis | None = None,
 ) -> Deps:
     o = overrides or Overrides()
     egress = egress_shim(settings)
@@ -102,7 +114,40 @@ def build_deps(
             base_delay=timedelta(seconds=settings.breaker_base_delay_seconds),
             max_delay=timedelta(seconds=settings.breaker_max_delay_seconds),
         ),
+        hot_frames=RedisHotFrames(redis, Keys(settings.redis_prefix)) if redis else None,
+        hot_fresh_seconds=settings.hot_fresh_seconds,
     )
+
+
+def worker_id(settings: WorkerSettings) -> str:
+    """Unique per replica (the service name is shared by all of them), readable by people."""
+    return f"{settings.service_name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_hot_pool(
+    settings: WorkerSettings, deps: Deps, pool: asyncpg.Pool, redis: Redis
+) -> HotPool:
+    egress = egress_shim(settings)
+    leases = HotLeases(
+        redis, Keys(settings.redis_prefix), worker_id(settings), settings.hot_lease_seconds
+    )
+    config = ReaderConfig(
+        environment=egress.environment(),
+        media_dir=settings.media_dir,
+        io_timeout=settings.ffmpeg_timeout_seconds,
+        stall_seconds=settings.hot_stall_seconds,
+        max_pixels=settings.ffmpeg_max_pixels,
+        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
+        frame_ttl=settings.hot_frame_ttl_seconds,
+        backoff_seconds=settings.hot_backoff_seconds,
+        backoff_max_seconds=settings.hot_backoff_max_seconds,
+        error_after=settings.hot_error_after,
+    )
+    return HotPool(
+        leases=leases, hot=PostgresHotStreams(pool), streams=deps.streams, guard=deps.guard,
+        config=config, tick_seconds=settings.hot_tick_seconds,
+        capacity=settings.hot_max_streams, producer=settings.service_name,
+    )  # fmt: skip
 
 
 def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> FastAPI:
@@ -115,12 +160,16 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
         dsn = settings.database_url.get_secret_value()
         pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
+        redis = create_redis(settings.redis_url.get_secret_value())
         consumer: CommandConsumer | None = None
         background: list[asyncio.Task[None]] = []
         try:
             await broker.connect_with_retry()
             app.state.pool, app.state.broker = pool, broker
-            deps = build_deps(settings, pool, overrides)
+            deps = build_deps(settings, pool, overrides, redis)
+            if settings.hot_enabled:
+                hot = build_hot_pool(settings, deps, pool, redis)
+                background.append(asyncio.create_task(hot.run(), name="hot"))
             background.append(
                 asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
             )
@@ -143,6 +192,7 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await redis.aclose()
             await broker.close()
             await close_pool(pool)
 

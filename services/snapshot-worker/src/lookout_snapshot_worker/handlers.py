@@ -26,10 +26,12 @@ from lookout_snapshot_worker.domain.failures import MediaError, permanent
 from lookout_snapshot_worker.domain.jobs import Snapshot
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+from lookout_snapshot_worker.hot_snapshot import fresh_hot_frame
 from lookout_snapshot_worker.ports import (
     BreakerStore,
     FileStore,
     FrameSource,
+    HotFrames,
     JobStore,
     Prober,
     Reaper,
@@ -71,6 +73,9 @@ class Deps:
     clock: Callable[[], datetime] = _utcnow
     # (stream, url) of the probes running in this process: a second command joins the first.
     probing: set[tuple[uuid.UUID, str]] = field(default_factory=set)
+    # Frames of hot streams (hot_pool.py): a capture takes one younger than this at once.
+    hot_frames: HotFrames | None = None
+    hot_fresh_seconds: float = 2.0
 
 
 async def capture_snapshot(
@@ -109,7 +114,11 @@ async def capture_snapshot(
 
     tries = _Tries()
     try:
-        data = await _with_retries(capture_once, deps, tries)
+        data = await fresh_hot_frame(
+            deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
+        )
+        if data is None:
+            data = await _with_retries(capture_once, deps, tries)
     except MediaError as exc:
         failed = running.fail(exc.reason, exc.category, deps.clock(), extra_attempts=tries.extra)
         if not await deps.jobs.save(failed, running.version, [job_event(failed, deps.producer)]):

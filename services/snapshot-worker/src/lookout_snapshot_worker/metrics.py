@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # succeeded, transient (worth a retry: refused, reset, 5xx...), permanent (404, 401, no
 # video...), timeout (killed at the wall-clock limit), unavailable (the binary could not be
@@ -36,3 +36,12 @@ COMMANDS_DEFERRED = Counter(
 )
 for _queue in ("snapshot.capture", "stream.probe"):
     COMMANDS_DEFERRED.labels(_queue)
+
+HOT_HELD = Gauge("lookout_hot_streams_held", "Hot streams this worker holds (reader running)")
+HOT_FRAMES = Counter(
+    "lookout_hot_frames_total", "Frames of hot streams this worker published to Redis"
+)
+HOT_SNAPSHOTS = Counter(
+    "lookout_hot_snapshots_total",
+    "Captures answered with a hot stream's fresh frame instead of running ffmpeg",
+)

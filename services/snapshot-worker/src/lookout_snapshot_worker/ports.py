@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from lookout_shared.envelope import Envelope
+from lookout_shared.hot_frames import HotFrame
 from lookout_shared.storage import SnapshotStorage
 from lookout_shared.stream_urls import StreamUrl
 
@@ -21,6 +22,7 @@ __all__ = [
     "FileStore",
     "Frame",
     "FrameSource",
+    "HotFrames",
     "JobStore",
     "LoadedJob",
     "Prober",
@@ -129,4 +131,10 @@ class FrameSource(Protocol):
 class Prober(Protocol):
     async def probe(self, url: StreamUrl) -> ProbeResult:
         """The first video stream's size and codec; raises MediaError."""
+        ...
+
+
+class HotFrames(Protocol):
+    async def latest(self, stream_id: uuid.UUID) -> HotFrame | None:
+        """The frame the holder of a hot stream last published, if any is left."""
         ...

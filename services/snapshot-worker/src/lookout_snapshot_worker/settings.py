@@ -75,6 +75,26 @@ class WorkerSettings(ServiceSettings):
     # and the image build it into the environment's lib folder. Without it nothing runs.
     egress_shim_path: str = str(Path(sys.prefix) / "lib" / "lookout_egress.so")
 
+    # Hot streams (hot_pool.py): each is held by one worker, under a Redis lease of this
+    # length, renewed every tick; a dead holder's streams move within about lease + tick +
+    # one keyframe interval.
+    hot_enabled: bool = True
+    hot_lease_seconds: float = Field(default=3.0, gt=0)
+    hot_tick_seconds: float = Field(default=1.0, gt=0)
+    # At most this many hot streams per worker (each is a reader process of ~40 MB).
+    hot_max_streams: int = Field(default=100, ge=0)
+    # A published frame lives this long in Redis: ~3x the expected keyframe interval.
+    hot_frame_ttl_seconds: float = Field(default=6.0, gt=0)
+    # A source silent this long is reopened.
+    hot_stall_seconds: float = Field(default=8.0, gt=0)
+    # Reconnects back off from this base up to the maximum; after N failed ones in a row
+    # the stream is reported ``error``.
+    hot_backoff_seconds: float = Field(default=0.5, ge=0)
+    hot_backoff_max_seconds: float = Field(default=5.0, ge=0)
+    hot_error_after: int = Field(default=3, ge=1)
+    # A capture of a hot stream whose frame is younger than this stores that frame.
+    hot_fresh_seconds: float = Field(default=2.0, ge=0)
+
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
@@ -87,6 +107,13 @@ class WorkerSettings(ServiceSettings):
         if isinstance(value, list):
             return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _tick_renews_in_time(self) -> WorkerSettings:
+        # Renewals every tick: a lease must survive two missed ones.
+        if self.hot_tick_seconds * 3 > self.hot_lease_seconds:
+            raise ValueError("LOOKOUT_HOT_TICK_SECONDS must be at most a third of the lease")
+        return self
 
     @model_validator(mode="after")
     def _window_exceeds_share(self) -> WorkerSettings:

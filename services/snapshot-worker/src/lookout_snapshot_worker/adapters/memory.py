@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lookout_shared.envelope import Envelope
+from lookout_shared.hot_frames import HotFrame
 from lookout_shared.storage import EXTENSIONS, StoredObject
 from lookout_shared.stream_urls import StreamUrl
 
@@ -187,3 +188,13 @@ class InMemoryStorage:
 
     def path_of(self, key: str) -> Path:
         return Path("/memory") / key
+
+
+class InMemoryHotFrames:
+    """The HotFrames port: frames a test puts in by stream."""
+
+    def __init__(self) -> None:
+        self.frames: dict[uuid.UUID, HotFrame] = {}
+
+    async def latest(self, stream_id: uuid.UUID) -> HotFrame | None:
+        return self.frames.get(stream_id)

@@ -17,6 +17,7 @@ from lookout_shared.outbox import enqueue
 from lookout_snapshot_worker.adapters.reaper import KEY_LOCK
 from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerState
 from lookout_snapshot_worker.domain.events import snapshot_deleted
+from lookout_snapshot_worker.domain.hot import HotStream
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
 from lookout_snapshot_worker.domain.streams import Stream
 from lookout_snapshot_worker.ports import FileStore, LoadedJob, Pruned
@@ -211,3 +212,16 @@ class PostgresBreakerStore:
 
     async def close(self, stream_id: uuid.UUID) -> None:
         await self._pool.execute("DELETE FROM stream_breakers WHERE stream_id = $1", stream_id)
+
+
+class PostgresHotStreams:
+    """The hot set, read again every tick (an index covers it: few streams are hot)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def hot_streams(self) -> list[HotStream]:
+        rows = await self._pool.fetch(
+            "SELECT id, tenant_id, url, hot_mode FROM streams WHERE hot AND enabled"
+        )
+        return [HotStream(r["id"], r["tenant_id"], r["url"], r["hot_mode"]) for r in rows]

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lookout_snapshot_worker.adapters.child import child_setup
+from lookout_snapshot_worker.adapters.child import child_environment
 
 
 class ProcessTimeout(Exception):
@@ -39,17 +39,17 @@ async def run_bounded(
     max_memory_bytes: int | None = None,
 ) -> Completed:
     """Run ``argv`` to completion within ``limit_seconds``, or kill its group and raise.
-    ``env`` replaces the child's environment (None: the worker's own); the child may map at
-    most ``max_memory_bytes`` of data (None: no cap)."""
+    ``env`` replaces the child's environment (None: the worker's own); with the egress shim
+    preloaded, the child dies with the worker and may map at most ``max_memory_bytes`` of
+    data (None: no cap), see child.py."""
     spawning = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
             *argv,
-            env=env,
+            env=child_environment(os.environ if env is None else env, max_memory_bytes),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=child_setup(max_memory_bytes),
         )
     )
     try:

@@ -78,6 +78,17 @@ class Stream:
             updated_at=now,
         )
 
+    def recovered(self, now: datetime) -> Stream:
+        """Frames come from the source again (a hot stream reconnected)."""
+        return replace(
+            self,
+            status=self._status_when("online"),
+            last_error=None,
+            last_error_category=None,
+            version=self.version + 1,
+            updated_at=now,
+        )
+
     def _status_when(self, status: StreamStatus) -> StreamStatus:
         # A disabled stream stays disabled; the probe still records what it found.
         return status if self.enabled else "disabled"

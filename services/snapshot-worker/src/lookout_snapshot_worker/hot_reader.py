@@ -1,0 +1,125 @@
+"""The reader child of one hot stream: ``python -m lookout_snapshot_worker.hot_reader``.
+
+It opens the source with PyAV (FFmpeg's libraries in-process, so no ffmpeg process per
+frame), decodes keyframes only (``skip_frame = NONKEY``) or every frame, encodes each new
+frame to JPEG once, and writes it to stdout as a record (domain/hot.py ``FRAME_HEADER``).
+Its worker starts it with the egress shim preloaded and the policy in its environment
+(adapters/egress.py): the shim judges every connection PyAV's libraries open, as it does for
+ffmpeg. Its settings come as one JSON line on stdin, so the URL (which may carry
+credentials) never shows in the process list. On any failure it prints why on stderr and
+exits non-zero; its worker decides about reconnecting. A local file plays in real time and
+starts over at its end, like a camera that never stops.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+import av.error
+from av.video.frame import VideoFrame
+
+from lookout_snapshot_worker.adapters.commands import FILE_FORMATS, PROTOCOLS
+from lookout_snapshot_worker.domain.hot import pack_frame
+
+MICROSECONDS = 1_000_000
+
+
+def open_options(kind: str, io_timeout: float) -> dict[str, str]:
+    """The same input restrictions as a cold capture's (adapters/commands.py)."""
+    options = {"protocol_whitelist": ",".join(PROTOCOLS[kind])}
+    if kind == "file":
+        options["format_whitelist"] = ",".join(FILE_FORMATS)
+        return options
+    micros = str(max(1, int(io_timeout * MICROSECONDS)))
+    if kind != "rtsp":
+        options["rw_timeout"] = micros
+    if kind in ("rtsp", "http", "hls"):
+        options["timeout"] = micros
+    if kind in ("http", "hls"):
+        options["max_redirects"] = "0"
+    if kind == "rtsp":
+        options["rtsp_transport"] = "tcp"
+    return options
+
+
+class Encoder:
+    """An mjpeg encoder, made again when the frame size changes."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._size = (0, 0)
+
+    def jpeg(self, frame: VideoFrame) -> bytes:
+        size = (frame.width, frame.height)
+        if self._context is None or size != self._size:
+            context: Any = av.CodecContext.create("mjpeg", "w")
+            context.width, context.height = size
+            context.pix_fmt = "yuvj420p"
+            context.time_base = Fraction(1, 25)
+            context.options = {"qmin": "3", "qmax": "3"}  # what -q:v 3 asks of cold captures
+            self._context, self._size = context, size
+        packets = self._context.encode(frame.reformat(format="yuvj420p"))
+        return b"".join(bytes(p) for p in packets)
+
+
+def frames(config: dict[str, Any]) -> Iterator[VideoFrame]:
+    kind: str = config["kind"]
+    io_timeout = float(config["io_timeout"])
+    with av.open(
+        config["url"],
+        options=open_options(kind, io_timeout),
+        timeout=(io_timeout, float(config["stall_seconds"])),
+    ) as container:
+        if not container.streams.video:
+            raise SystemExit("no video stream found")
+        stream = container.streams.video[0]
+        context: Any = stream.codec_context
+        context.thread_count = 1  # many streams side by side: one thread each
+        if config["mode"] == "keyframes":
+            context.skip_frame = "NONKEY"
+        started, first_pts = time.monotonic(), None
+        for frame in container.decode(stream):
+            if frame.width * frame.height > int(config["max_pixels"]):
+                raise SystemExit(
+                    f"the source's frames are larger than {config['max_pixels']} pixels"
+                )
+            if kind == "file" and frame.time is not None:
+                # Real time for a file, as a camera would send it.
+                first_pts = frame.time if first_pts is None else first_pts
+                delay = started + (frame.time - first_pts) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield frame
+
+
+def run(config: dict[str, Any], out: BinaryIO) -> None:
+    encoder = Encoder()
+    while True:
+        for frame in frames(config):
+            jpeg = encoder.jpeg(frame)
+            out.write(pack_frame(time.time(), frame.width, frame.height, jpeg))
+            out.flush()
+        if config["kind"] != "file":
+            raise SystemExit("the source ended the stream")
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    try:
+        run(config, sys.stdout.buffer)
+    except av.error.FFmpegError as exc:
+        # FFmpeg's own words ("Connection refused", "Server returned 404 Not Found"), which
+        # domain/failures.py classifies as it does ffmpeg's stderr. Never the URL.
+        sys.exit(f"{exc.strerror or exc}")
+    except (BrokenPipeError, KeyboardInterrupt):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
