@@ -281,7 +281,15 @@ async def test_admin_sees_the_operations_panel(fleet: Fleet, browser: Browser) -
     await page.click("#nav-ops")
     await page.wait_for_selector("#ops section")
     text = await page.inner_text("#ops")
-    for expected in ("Health", "postgres", "Outbox", "unpublished", "Dead letters", "Quotas"):
+    for expected in (
+        "Health",
+        "postgres",
+        "Outbox",
+        "unpublished",
+        "Dead letters",
+        "Quotas",
+        "drift check",
+    ):
         assert expected in text
     assert "snapshot.capture.dead" in text
     await page.screenshot(path=OUT / "ops.png")

@@ -12,6 +12,7 @@ from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.rebuild import Rebuilder
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared.broker import Broker
+from lookout_shared.drift_report import decode
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -123,3 +124,25 @@ async def test_the_service_runs_the_check_on_its_interval(
         assert drift("tenant", "streams_kind:rtsp") == 5
     finally:
         await aggregator.stop()
+
+
+async def test_each_check_leaves_its_result_for_the_dashboard_without_tenant_ids(
+    db: asyncpg.Pool, redis: Redis, prefix: str
+) -> None:
+    keys = CountKeys(prefix)
+    tenants = await seed(db, 2)
+    await Rebuilder(db, redis, keys).run()
+    full = monitor(db, redis, keys)
+    await full.check_once()
+    matched = decode(await redis.get(keys.drift_report()))
+    assert matched is not None and (matched.mode, matched.scopes, matched.fields) == ("full", 0, 0)
+
+    await redis.hincrby(keys.tenant(tenants[0]), "streams_total", 1)
+    await redis.hincrby(keys.tenant(tenants[0]), "streams_tag:door", 1)
+    await full.check_once()
+    raw = await redis.get(keys.drift_report())
+    assert isinstance(raw, bytes)
+    drifted = decode(raw)
+    assert drifted is not None and (drifted.scopes, drifted.fields) == (1, 2)
+    assert drifted.checked_at >= matched.checked_at
+    assert str(tenants[0]).encode() not in raw

@@ -22,6 +22,7 @@ from lookout_api.adapters import counts_redis, counts_sql
 from lookout_api.bootstrap import Deps
 from lookout_api.domain.errors import NotFound
 from lookout_api.settings import ApiSettings
+from lookout_shared.drift_report import DriftReport, encode, report_key
 from lookout_shared.tokens import Principal
 
 from tests.conftest import trust_counts
@@ -130,7 +131,8 @@ async def test_the_summary_against_sql_in_one_statement(deps: Deps, db: asyncpg.
 
     assert len(statements.queries) == 1, statements.queries
     # The counts script checks the epoch (HMGET) before reading a hash: here there is none.
-    assert await _redis_calls(deps) - before == Counter({"eval": 1, "hmget": 1, "get": 1})
+    # Two GETs: the drift check's last result and the tenant's snapshot request rate.
+    assert await _redis_calls(deps) - before == Counter({"eval": 1, "hmget": 1, "get": 2})
     assert d.scope == tenant
     # No count hash yet (no aggregator ran): counted in SQL by the aggregator's rules.
     assert d.counts_source == "sql"
@@ -231,8 +233,10 @@ async def test_the_summary_over_http_with_rabbitmq(api: Api, db: asyncpg.Pool) -
         "queues",
         "health",
         "quotas",
+        "drift",
     }
     assert body["scope"] == tenant
+    assert body["drift"] is None  # no drift check has run
     assert body["health"] == {"postgres": True, "redis": True, "rabbitmq": True}
     depths = body["queues"]["rabbitmq"]
     assert {"snapshot.capture", "stream.probe", "snapshot.capture.dead"} <= set(depths)
@@ -243,6 +247,17 @@ async def test_the_summary_over_http_with_rabbitmq(api: Api, db: asyncpg.Pool) -
     assert body["counts"]["counts"]["jobs_status:queued"] == 1
     assert body["quotas"]["max_streams"] == {"limit": 10_000, "used": 1, "default": True}
     assert body["quotas"]["snapshot_requests_per_minute"]["used"] == 1
+
+    # The aggregator's last drift check, as it leaves it in Redis: counts only.
+    checked = DriftReport(checked_at=1_800_000_000.5, mode="sampled", scopes=2, fields=3)
+    await api.app.state.deps.redis.set(report_key(api.app.state.deps.keys), encode(checked))
+    r = await api.client.get("/api/v1/dashboard/summary", headers=op)
+    assert r.json()["drift"] == {
+        "checked_at": "2027-01-15T08:00:00.500000Z",
+        "mode": "sampled",
+        "scopes": 2,
+        "fields": 3,
+    }
 
     _, other = await api.tenant_user("viewer")
     r = await api.client.get(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
+from lookout_shared.drift_report import DriftReport, encode
 from redis.asyncio import Redis
 
 from lookout_count_aggregator import metrics
@@ -116,6 +117,9 @@ class DriftMonitor:
             tenants = [r["id"] for r in rows]
         drifts = await check(self._pool, self._redis, self._keys, tenants, self.settle_seconds)
         self._record(drifts)
+        # For the dashboard (operators' page): counts only, no tenant ids.
+        report = DriftReport(time.time(), self.mode, len({d.scope for d in drifts}), len(drifts))
+        await self._redis.set(self._keys.drift_report(), encode(report))
         metrics.DRIFT_CHECKS.labels(outcome="drift" if drifts else "match").inc()
         if drifts:
             scopes = sorted({d.scope for d in drifts})

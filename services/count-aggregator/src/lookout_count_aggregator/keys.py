@@ -10,6 +10,7 @@
 - ``{prefix}counts:rebuild:pending:{tenant_id}`` and ``...:rebuild:scratch:{tenant_id}``: the
   generation a running rebuild will swap in, and its counts so far.
 - ``{prefix}counts:rebuild:lock``: held by the one rebuild that may run at a time.
+- ``{prefix}counts:drift:last``: the last drift check's result (``lookout_shared.drift_report``).
 - ``{prefix}counts:epoch``: whether the counts may be trusted (``lookout_shared.counts_epoch``);
   ``{prefix}counts:epoch:pending``: the token of the full rebuild that will write it.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import uuid
 
 from lookout_shared.counts_epoch import epoch_key
+from lookout_shared.drift_report import report_key
 from lookout_shared.redis import Keys
 
 
@@ -60,3 +62,6 @@ class CountKeys:
 
     def epoch_pending(self) -> str:
         return self._keys("counts", "epoch", "pending")
+
+    def drift_report(self) -> str:
+        return report_key(self._keys)

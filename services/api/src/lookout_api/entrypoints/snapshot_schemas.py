@@ -141,6 +141,13 @@ class DashboardCounts(BaseModel):
     counts: dict[str, int]
 
 
+class DriftOut(BaseModel):
+    checked_at: datetime
+    mode: str = Field(description="sampled (a random sample of tenants) or full")
+    scopes: int = Field(description="tenants (and the platform) whose counts differed")
+    fields: int = Field(description="count fields that differed; 0 and 0: the counts match")
+
+
 class DashboardOut(BaseModel):
     scope: str = Field(description="the tenant id, or 'platform' for a superuser")
     counts: DashboardCounts
@@ -149,3 +156,6 @@ class DashboardOut(BaseModel):
     queues: QueuesOut
     health: dict[str, bool]
     quotas: QuotasOut | None = Field(description="null for the platform scope")
+    drift: DriftOut | None = Field(
+        None, description="the count drift check's last result; null before the first check"
+    )

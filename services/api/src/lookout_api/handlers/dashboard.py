@@ -16,6 +16,8 @@ from typing import Any, Literal
 import aio_pika.exceptions
 import asyncpg
 from lookout_shared import topology
+from lookout_shared.drift_report import DriftReport, report_key
+from lookout_shared.drift_report import decode as decode_drift
 from lookout_shared.tokens import Principal
 
 from lookout_api import bootstrap
@@ -44,6 +46,7 @@ class Dashboard:
     queue_depths: dict[str, int] | None  # None: RabbitMQ not connected
     health: dict[str, bool]
     quota_usage: quotas.QuotaUsage | None  # None for the platform scope
+    drift: DriftReport | None  # the aggregator's last drift check (None: none yet, or no Redis)
 
 
 async def dashboard(
@@ -85,19 +88,22 @@ async def dashboard(
         queue_depths=depths,
         health={"postgres": True, "redis": redis_values is not None, "rabbitmq": rabbitmq_ok},
         quota_usage=None if scope is None else _usage(deps, scope, row, redis_values),
+        drift=None if redis_values is None else redis_values[2],
     )
 
 
 async def _read_redis(
     deps: Deps, scope: uuid.UUID | None
-) -> tuple[dict[str, int], int | None] | None:
-    """(counts, snapshot requests this minute) in one pipelined round trip; None when Redis
+) -> tuple[dict[str, int], int | None, DriftReport | None] | None:
+    """(counts, snapshot requests this minute, the last drift check) in one pipelined round
+    trip; None when Redis
     does not answer in time or failed a moment ago (the read cache's breaker). The counts
     are empty when Redis has none for the scope or cannot vouch for them."""
 
     async def read() -> list[Any]:
         async with deps.redis.pipeline(transaction=False) as pipe:
             counts_redis.queue_counts(deps.keys, scope, pipe)
+            pipe.get(report_key(deps.keys))
             if scope is not None:
                 pipe.get(snapshot_rate_key(deps, scope))
             return await pipe.execute()
@@ -109,8 +115,8 @@ async def _read_redis(
         return None
     # Counts Redis cannot vouch for (it lost state) count as none: SQL counts.
     counts = counts_redis.decode_counts(replies[0]) or {}
-    requests = int(replies[1] or 0) if scope is not None else None
-    return counts, requests
+    requests = int(replies[2] or 0) if scope is not None else None
+    return counts, requests, decode_drift(replies[1])
 
 
 async def _broker_state(deps: Deps) -> tuple[bool, dict[str, int] | None]:
@@ -142,7 +148,7 @@ def _usage(
     deps: Deps,
     tenant_id: uuid.UUID,
     row: asyncpg.Record,
-    redis_values: tuple[dict[str, int], int | None] | None,
+    redis_values: tuple[dict[str, int], int | None, DriftReport | None] | None,
 ) -> quotas.QuotaUsage:
     requests = None if redis_values is None else redis_values[1]
     return quotas.QuotaUsage(

@@ -1,5 +1,6 @@
-// Operations (admins): outbox backlog, queue depths and dead letters, dependency health and
-// quota use, all from the dashboard summary; refreshed when counts change or on demand.
+// Operations (admins): outbox backlog, queue depths and dead letters, dependency health,
+// quota use and the count drift check's last result, all from the dashboard summary;
+// refreshed when counts change or on demand.
 
 import { getJSON } from "./api.js";
 import { h, throttle } from "./dom.js";
@@ -12,8 +13,7 @@ export function mountOps(view, ctx) {
       h("button", { type: "button", class: "quiet", onclick: () => refresh() }, "Refresh")),
     body,
     h("p", { class: "muted" },
-      "Not offered by the public API (yet): the count drift check's last result, and the health " +
-      "of the worker, aggregator and notifier (each answers /readyz on its own port)."));
+      "The worker, aggregator and notifier each answer /readyz and /metrics on their own port."));
   const refresh = throttle(load, 1000);
   const onEvent = ({ detail: f }) => { if (f.type === "counts.changed") refresh(); };
   ctx.bus.addEventListener("event", onEvent);
@@ -45,10 +45,20 @@ export function mountOps(view, ctx) {
         row("snapshot requests / min",
           `${d.quotas.snapshot_requests_per_minute.used ?? "?"} / ${d.quotas.snapshot_requests_per_minute.limit}`),
       ]) : "",
-      card("Counts", [row("source", d.counts.source, d.counts.source === "sql" ? "warn" : "")]));
+      card("Counts", [
+        row("source", d.counts.source, d.counts.source === "sql" ? "warn" : ""),
+        ...driftRows(d.drift),
+      ]));
   }
 
   return () => ctx.bus.removeEventListener("event", onEvent);
+}
+
+function driftRows(drift) {
+  if (!drift) return [row("drift check", "not run yet")];
+  const when = new Date(drift.checked_at).toLocaleTimeString([], { hour12: false });
+  const verdict = drift.fields ? `${drift.fields} fields in ${drift.scopes} scopes differ` : "match";
+  return [row("drift check", `${verdict} (${drift.mode}, ${when})`, drift.fields ? "bad" : "good")];
 }
 
 function card(title, rows) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,6 +15,7 @@ from lookout_api.entrypoints.problems import COMMON, problems
 from lookout_api.entrypoints.snapshot_schemas import (
     DashboardCounts,
     DashboardOut,
+    DriftOut,
     ErrorStreamOut,
     FailedJobOut,
     OutboxOut,
@@ -59,4 +61,12 @@ async def summary(
         ),
         health=d.health,
         quotas=None if d.quota_usage is None else QuotasOut.of(d.quota_usage),
+        drift=None
+        if d.drift is None
+        else DriftOut(
+            checked_at=datetime.fromtimestamp(d.drift.checked_at, UTC),
+            mode=d.drift.mode,
+            scopes=d.drift.scopes,
+            fields=d.drift.fields,
+        ),
     )
