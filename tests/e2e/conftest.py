@@ -113,6 +113,9 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         "LOOKOUT_SUPERUSER_PASSWORD": PASSWORD,
         # Everything is logged, so the secret scan of the logs sees all there is.
         "LOOKOUT_LOG_LEVEL": "DEBUG",
+        # Every test logs in from 127.0.0.1, the browser tests many times a minute: the
+        # per-address login limit is tested in tests/integration/api/test_api_auth.py.
+        "LOOKOUT_LOGIN_IP_LIMIT": "100000",
         # Loopback cameras (a closed port) are reachable; nothing else is.
         "LOOKOUT_ALLOWED_NETWORKS": "127.0.0.1/32",
         # Every service exports its spans to the receiver in this process, quickly.
