@@ -23,12 +23,14 @@ def stack(*args: str) -> str:
     ).stdout
 
 
-def node_of_port(port: int | None) -> int:
-    """The node (1..3) listening on an AMQP port of the cluster profile."""
-    for url in os.environ["LOOKOUT_AMQP_URL"].split(","):
+def node_at(address: str) -> int:
+    """The node (1..3) listening on ``host:port`` (:attr:`Broker.node`)."""
+    port = int(address.rsplit(":", 1)[1])
+    urls = os.environ["LOOKOUT_AMQP_URL"].split(",")
+    for number, url in zip(NODES, urls, strict=True):
         if URL(url).port == port:
-            return NODES[os.environ["LOOKOUT_AMQP_URL"].split(",").index(url)]
-    raise ValueError(f"no cluster node listens on {port}")
+            return number
+    raise ValueError(f"no cluster node listens on {address}")
 
 
 def rabbit_ctl(node: int, tool: str, *args: str) -> str:

@@ -13,7 +13,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.contracts import ProbeStream
 from lookout_shared.envelope import Envelope, make_envelope
 
-from tests.cluster.faults import NODES, node_of_port, queue_leaders, stack
+from tests.cluster.faults import NODES, node_at, queue_leaders, stack
 
 STALLS: dict[str, float] = {}
 
@@ -66,11 +66,11 @@ async def _stall_until_flowing(broker: Broker, received: asyncio.Queue[Envelope]
 
 async def test_connection_moves_to_a_live_node_when_its_node_is_killed(broker: Broker) -> None:
     received = await _consuming(broker)
-    node = node_of_port(broker.connection.url.port)
+    node = node_at(broker.node)
     try:
         await asyncio.to_thread(stack, "kill-node", str(node))
         stall = await _stall_until_flowing(broker, received)
-        assert node_of_port(broker.connection.url.port) != node
+        assert node_at(broker.node) != node
     finally:
         await asyncio.to_thread(stack, "start-node", str(node))
     STALLS["kill -9 the client's node"] = stall
@@ -80,11 +80,11 @@ async def test_connection_moves_to_a_live_node_when_its_node_is_killed(broker: B
 
 async def test_connection_leaves_a_paused_node(broker: Broker) -> None:
     received = await _consuming(broker)
-    node = node_of_port(broker.connection.url.port)
+    node = node_at(broker.node)
     try:
         await asyncio.to_thread(stack, "pause-node", str(node))
         stall = await _stall_until_flowing(broker, received)
-        assert node_of_port(broker.connection.url.port) != node
+        assert node_at(broker.node) != node
         await asyncio.sleep(max(0.0, 20 - stall))
     finally:
         await asyncio.to_thread(stack, "resume-node", str(node))

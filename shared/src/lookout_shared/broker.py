@@ -119,7 +119,7 @@ class Broker:
     def __init__(self, url: str, producer: str) -> None:
         self._url = url
         self.producer = producer
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: ClusterConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: list[Consumer] = []
@@ -188,6 +188,14 @@ class Broker:
         if self._connection is None:
             raise RuntimeError("Broker.connect() was not awaited")
         return self._connection
+
+    @property
+    def node(self) -> str:
+        """``host:port`` of the RabbitMQ node this broker is (or is next) connected to."""
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        url = self._connection.url
+        return f"{url.host}:{url.port}"
 
     @property
     def is_connected(self) -> bool:
