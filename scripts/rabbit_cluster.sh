@@ -97,7 +97,31 @@ kill_node() {
 }
 
 pause_node() { kill -STOP "$(node_pid "$1")"; }
-resume_node() { kill -CONT "$(node_pid "$1")"; }
+
+# A node that comes back after its peers declared it down (kill -9 and restart, or a pause
+# longer than net_ticktime) can find Mnesia partitioned and keep running on its own view
+# of the cluster; pause_minority does not undo that. The partitions guide's recovery is to
+# restart the untrusted side: restart node N's app until all nodes run with no partition.
+heal_node() {
+  local n="$1" status
+  for _ in $(seq 30); do
+    status="$(node_ctl "$n" rabbitmqctl cluster_status --formatter json 2>/dev/null || true)"
+    case "$(printf '%s' "$status" | python3 -c 'import json,sys
+try: d = json.load(sys.stdin)
+except ValueError: print("down"); raise SystemExit
+print("partitioned" if d["partitions"] else "ok" if len(d["running_nodes"]) == int(sys.argv[1]) else "joining")' "$CLUSTER_NODES")" in
+      ok) return 0 ;;
+      partitioned)
+        log "node $n is partitioned from its peers; restarting its app"
+        node_ctl "$n" rabbitmqctl -q stop_app || true
+        node_ctl "$n" rabbitmqctl -q start_app || true ;;
+      *) sleep 2 ;;
+    esac
+  done
+  log "node $n did not rejoin its cluster"; return 1
+}
+
+resume_node() { kill -CONT "$(node_pid "$1")"; heal_node "$1"; }
 
 stop_cluster() {
   local n pid

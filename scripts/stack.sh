@@ -144,9 +144,10 @@ if [ "$PROFILE" = cluster ]; then
   stop_rabbitmq() { stop_cluster; }
   case "${1:-}" in
     kill-node) kill_node "${2:?node number}"; exit ;;
-    start-node) start_node "${2:?node number}"; exit ;;
+    start-node) start_node "${2:?node number}"; heal_node "$2"; exit ;;
     pause-node) pause_node "${2:?node number}"; exit ;;
     resume-node) resume_node "${2:?node number}"; exit ;;
+    heal-node) heal_node "${2:?node number}"; exit ;;
     # ctl N TOOL ARGS...: rabbitmqctl, rabbitmq-queues, ... against node N.
     ctl) node_ctl "${2:?node number}" "${3:?tool}" "${@:4}"; exit ;;
   esac
