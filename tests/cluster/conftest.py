@@ -93,6 +93,13 @@ class Replicas:
             proc.wait()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cluster_stack(stack: dict[str, str]) -> None:
+    """This tier needs the three-node stack; on another one it fails loudly, never skips."""
+    if len(stack["LOOKOUT_AMQP_URL"].split(",")) != 3:
+        raise AssertionError("tests/cluster runs on LOOKOUT_STACK=cluster: `make test-cluster`")
+
+
 @pytest.fixture(scope="session")
 def replicas(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     base = tmp_path_factory.mktemp("cluster")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from lookout_shared.amqp_cluster import split_urls
+from lookout_shared.amqp_cluster import ClusterConnection, split_urls
 from lookout_shared.settings import ServiceSettings
 from pydantic import ValidationError
 
@@ -36,3 +36,13 @@ def test_production_checks_the_password_of_every_listed_node(
         ServiceSettings()
     monkeypatch.setenv("LOOKOUT_AMQP_URL", f"amqp://app:{strong}@a/v,amqp://app:{strong}@b/v")
     assert ServiceSettings().environment == "production"
+
+
+async def test_each_new_connection_attempt_goes_to_the_next_node() -> None:
+    urls = ["amqp://u:p@127.0.0.1:1/v", "amqp://u:p@127.0.0.1:2/v", "amqp://u:p@127.0.0.1:3/v"]
+    connection = ClusterConnection(urls, first=1)
+    ports = []
+    for _ in range(4):
+        connection.transport = None  # what the robust connection does before each attempt
+        ports.append(connection.url.port)
+    assert ports == [2, 3, 1, 2]
