@@ -169,5 +169,7 @@ case "${1:-}" in
   start-postgres) start_postgres ;;
   stop-postgres) stop_postgres ;;
   env) env | grep '^LOOKOUT_' | sort ;;
-  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2
+     [ "$PROFILE" != cluster ] || echo "       $0 kill-node|start-node|pause-node|resume-node|heal-node N, ctl N TOOL ARGS..." >&2
+     exit 2 ;;
 esac
