@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what is missing first.
-.PHONY: run test install lint bench stop
+.PHONY: run test test-cluster install lint bench stop
 
 install:
 	@bash scripts/install.sh
@@ -9,6 +9,11 @@ run: install
 
 test: install
 	@bash scripts/test.sh
+
+# The fault tier: a three-node RabbitMQ cluster, two replicas of every service, nodes and
+# replicas killed and paused under load (tests/cluster). CI runs it after `make test`.
+test-cluster: install
+	@bash scripts/test_cluster.sh
 
 lint: install
 	uv run ruff check . && uv run ruff format --check . && uv run mypy

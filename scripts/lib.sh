@@ -21,11 +21,14 @@ case "$PROFILE" in
     n=${PROFILE#test}
     PG_PORT=$((25432 + n * 10)); REDIS_PORT=$((26379 + n * 10)); AMQP_PORT=$((25672 + n * 10))
     DB_NAME=lookout_test; VHOST=lookout-test ;;
-  *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|bench|test1..test9)" >&2; exit 2 ;;
+  # Three RabbitMQ nodes in one cluster (AMQP ports 25972, 25982, 25992) beside one
+  # Postgres and one Redis, for the fault tier (tests/cluster).
+  cluster) PG_PORT=25542; REDIS_PORT=26689; AMQP_PORT=25972; DB_NAME=lookout_test; VHOST=lookout-test ;;
+  *) echo "unknown LOOKOUT_STACK=$PROFILE (dev|test|bench|test1..test9|cluster)" >&2; exit 2 ;;
 esac
 DIST_PORT=$((AMQP_PORT + 1))
 VAR="$ROOT/var/$PROFILE"
-case "$PROFILE" in test* | bench) PG_FSYNC="${PG_FSYNC:-off}" ;; esac
+case "$PROFILE" in test* | bench | cluster) PG_FSYNC="${PG_FSYNC:-off}" ;; esac
 PG_DATA="$VAR/postgres/data"
 PG_RUN="$VAR/postgres/run"
 PG_USER=lookout
@@ -37,6 +40,21 @@ RABBIT_NODE="lookout-$PROFILE@localhost"
 export LOOKOUT_DATABASE_URL="postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
 export LOOKOUT_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export LOOKOUT_AMQP_URL="amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/$VHOST"
+if [ "$PROFILE" = cluster ]; then
+  CLUSTER_NODES=3
+  # Node N (1..3) listens on AMQP_PORT + 10*(N-1); its distribution port is one above.
+  node_port() { echo $((AMQP_PORT + 10 * ($1 - 1))); }
+  node_name() { echo "lookout-cluster-$1@localhost"; }
+  # Every service takes the comma-separated list and connects to any live node; a short
+  # heartbeat notices a paused node within seconds.
+  urls=()
+  for n in $(seq "$CLUSTER_NODES"); do
+    urls+=("amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$(node_port "$n")/$VHOST?heartbeat=4")
+  done
+  LOOKOUT_AMQP_URL="$(IFS=,; echo "${urls[*]}")"
+  export LOOKOUT_AMQP_URL
+  unset urls n
+fi
 export LOOKOUT_REDIS_PREFIX="lookout-$PROFILE:"
 export LOOKOUT_STORAGE_DIR="$VAR/snapshots"
 export LOOKOUT_MEDIA_DIR="$VAR/media"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts and stops the profile's own Postgres, Redis and RabbitMQ on 127.0.0.1, with their
 # data under var/<profile>/. Usage: stack.sh start|stop|fresh|env|start-rabbitmq|stop-rabbitmq|
-# start-redis|stop-redis|start-postgres|stop-postgres
+# start-redis|stop-redis|start-postgres|stop-postgres; with LOOKOUT_STACK=cluster also
+# kill-node|start-node|pause-node|resume-node N (1..3), and start-rabbitmq|stop-rabbitmq act
+# on the whole three-node cluster.
 source "$(dirname "$0")/lib.sh"
+[ "$PROFILE" != cluster ] || source "$(dirname "$0")/rabbit_cluster.sh"
 
 # Postgres runs as the `postgres` user when we are root; that user must be able to reach
 # var/, so give the folders on the way "search" (x) permission, nothing more.
@@ -136,12 +139,26 @@ stop_rabbitmq() {
   fi
 }
 
+if [ "$PROFILE" = cluster ]; then
+  start_rabbitmq() { start_cluster; }
+  stop_rabbitmq() { stop_cluster; }
+  case "${1:-}" in
+    kill-node) kill_node "${2:?node number}"; exit ;;
+    start-node) start_node "${2:?node number}"; heal_node "$2"; exit ;;
+    pause-node) pause_node "${2:?node number}"; exit ;;
+    resume-node) resume_node "${2:?node number}"; exit ;;
+    heal-node) heal_node "${2:?node number}"; exit ;;
+    # ctl N TOOL ARGS...: rabbitmqctl, rabbitmq-queues, ... against node N.
+    ctl) node_ctl "${2:?node number}" "${3:?tool}" "${@:4}"; exit ;;
+  esac
+fi
+
 case "${1:-}" in
   start) start_postgres; start_redis; start_rabbitmq ;;
   stop) stop_rabbitmq; stop_redis; stop_postgres ;;
   # Test profiles start from empty servers every run: no state leaks between runs.
   fresh)
-    case "$PROFILE" in test* | bench) ;; *) echo "fresh is for test and bench profiles only" >&2; exit 2 ;; esac
+    case "$PROFILE" in test* | bench | cluster) ;; *) echo "fresh is for test and bench profiles only" >&2; exit 2 ;; esac
     stop_rabbitmq; stop_redis; stop_postgres
     rm -rf "$VAR"
     start_postgres; start_redis; start_rabbitmq ;;
@@ -152,5 +169,7 @@ case "${1:-}" in
   start-postgres) start_postgres ;;
   stop-postgres) stop_postgres ;;
   env) env | grep '^LOOKOUT_' | sort ;;
-  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|fresh|start-rabbitmq|stop-rabbitmq|start-redis|stop-redis|start-postgres|stop-postgres|env" >&2
+     [ "$PROFILE" != cluster ] || echo "       $0 kill-node|start-node|pause-node|resume-node|heal-node N, ctl N TOOL ARGS..." >&2
+     exit 2 ;;
 esac

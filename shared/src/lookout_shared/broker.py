@@ -2,7 +2,9 @@
 validate on receipt and dead-letter what they cannot handle.
 
 The connection is aio-pika's robust one: after RabbitMQ restarts it reconnects, declares
-the topology again and resumes every consumer by itself.
+the topology again and resumes every consumer by itself. The URL may list the nodes of a
+cluster, comma-separated: each reconnection then goes to the next node
+(:mod:`lookout_shared.amqp_cluster`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from lookout_shared import metrics, queue_metrics, telemetry, topology
+from lookout_shared.amqp_cluster import ClusterConnection, split_urls
 from lookout_shared.contracts import COMMANDS, EVENTS
 from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
 from lookout_shared.logs import tenant_context
@@ -107,11 +110,16 @@ class Consumer:
 class Broker:
     # How often the depth of the consumed queues is read (lookout_queue_messages_ready).
     queue_depth_interval = 15.0
+    # Bounds each connection attempt: a paused node accepts TCP but never answers AMQP.
+    connect_timeout = 5.0
+    # Pause between reconnection attempts (aio-pika's default is 5 s): with several nodes
+    # the next attempt goes to another one, so there is no reason to wait long.
+    reconnect_interval = 1.0
 
     def __init__(self, url: str, producer: str) -> None:
         self._url = url
         self.producer = producer
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: ClusterConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: list[Consumer] = []
@@ -119,9 +127,7 @@ class Broker:
         self._depths_wake = asyncio.Event()
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self.producer}
-        )
+        self._connection = await self._connect_any(split_urls(self._url))
         # Confirms make publish() wait for the broker's ack; on_return_raises turns an
         # unroutable mandatory publish into an exception instead of a silent drop.
         self._publisher = await self._connection.channel(
@@ -130,6 +136,26 @@ class Broker:
         await topology.declare(self._publisher)
         for name in (topology.COMMANDS, topology.EVENTS, topology.DEAD):
             self._exchanges[name] = await self._publisher.get_exchange(name, ensure=False)
+
+    async def _connect_any(self, urls: list[str]) -> ClusterConnection:
+        """The first connection, to the first node that answers (any one will do)."""
+        failure: BaseException | None = None
+        for first in range(len(urls)):
+            connection = ClusterConnection(
+                urls,
+                first,
+                client_properties={"connection_name": self.producer},
+                reconnect_interval=self.reconnect_interval,
+            )
+            try:
+                await connection.connect(timeout=self.connect_timeout)
+                return connection
+            # OSError covers TimeoutError: a paused node accepts TCP but never answers.
+            except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+                failure = exc
+            await connection.close()
+        assert failure is not None
+        raise failure
 
     async def connect_with_retry(self, max_delay: float = 10.0) -> None:
         """Connect, waiting for RabbitMQ as long as it takes (a service may start first).
@@ -162,6 +188,14 @@ class Broker:
         if self._connection is None:
             raise RuntimeError("Broker.connect() was not awaited")
         return self._connection
+
+    @property
+    def node(self) -> str:
+        """``host:port`` of the RabbitMQ node this broker is (or is next) connected to."""
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        url = self._connection.url
+        return f"{url.host}:{url.port}"
 
     @property
     def is_connected(self) -> bool:
@@ -202,7 +236,16 @@ class Broker:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers=carried,
             )
-            await target.publish(message, routing_key=routing_key, mandatory=True)
+            try:
+                await target.publish(message, routing_key=routing_key, mandatory=True)
+            except asyncio.CancelledError:
+                # A connection lost mid-publish cancels the pending confirm; unless this
+                # task itself is being cancelled, that is a failed publish to retry (the
+                # outbox relay keeps the row), not a cancellation that ends the caller.
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                raise ConnectionError("connection lost before the publish was confirmed") from None
             metrics.MESSAGES_PUBLISHED.labels(exchange).inc()
 
     async def publish_envelope(

@@ -32,6 +32,7 @@ class ServiceSettings(BaseSettings):
     service_name: str = "lookout"
     database_url: SecretStr = SecretStr("postgresql://lookout:lookout@127.0.0.1:54320/lookout")
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:63790/0")
+    # One RabbitMQ URL, or the nodes of a cluster comma-separated (lookout_shared.amqp_cluster).
     amqp_url: SecretStr = SecretStr("amqp://lookout:lookout@127.0.0.1:56720/lookout")
     redis_prefix: str = "lookout:"
     db_pool_min: int = 2
@@ -62,10 +63,13 @@ class ServiceSettings(BaseSettings):
                 "set a random value, e.g. `openssl rand -hex 32`"
             )
         for name in ("database_url", "redis_url", "amqp_url"):
-            password = url_password(getattr(self, name).get_secret_value())
-            why = None if password is None else weakness(password, PASSWORD_MIN_BYTES)
-            if why is not None:
-                problems.append(f"the password in LOOKOUT_{name.upper()} is too weak: {why}")
+            # LOOKOUT_AMQP_URL may list several nodes, comma-separated: check each one.
+            for url in getattr(self, name).get_secret_value().split(","):
+                password = url_password(url.strip())
+                why = None if password is None else weakness(password, PASSWORD_MIN_BYTES)
+                if why is not None:
+                    problems.append(f"the password in LOOKOUT_{name.upper()} is too weak: {why}")
+                    break
         if problems:
             raise ValueError("; ".join(problems))
         return self
