@@ -10,11 +10,14 @@ loudly at start-up. The error names the setting and never shows the value.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from ipaddress import ip_network
+from typing import Annotated, Any, Literal
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lookout_shared.addresses import Network
 from lookout_shared.weak_secrets import DEV_JWT_SECRET, url_password, weakness
 
 __all__ = ["DEV_JWT_SECRET", "ServiceSettings"]
@@ -49,6 +52,26 @@ class ServiceSettings(BaseSettings):
     notifier_port: int = 8001
     worker_port: int = 8002
     aggregator_port: int = 8003
+    # Private or loopback networks that user-given URLs may still reach (a camera LAN for
+    # stream URLs, an internal receiver for webhooks); see lookout_shared.addresses.
+    # Accepts a JSON list or a comma-separated string of CIDRs.
+    allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    # The key webhook signing secrets are encrypted with at rest (lookout_shared.sealed);
+    # unset: derived from the JWT secret (rotating that then voids the stored secrets).
+    webhook_secrets_key: SecretStr | None = None
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part for part in (p.strip() for p in text.split(",")) if part]
+        if isinstance(value, list):
+            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> ServiceSettings:
