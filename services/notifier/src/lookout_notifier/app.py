@@ -13,6 +13,7 @@ from lookout_shared.redis import create_redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from lookout_notifier import webhook_dispatch
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
 from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
@@ -43,6 +44,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             notifier = bootstrap(settings, history, slots)
             app.state.notifier, app.state.broker = notifier, broker
             await consumer.start_consumer(broker, notifier, settings.event_prefetch)
+            if settings.webhooks_enabled:
+                await stack.enter_async_context(webhook_dispatch.running(settings, broker))
             await stack.enter_async_context(running(notifier))
             stack.callback(notifier.close_all)  # runs first on shutdown
             yield
