@@ -15,10 +15,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 from lookout_shared import topology
 from lookout_shared.addresses import EgressPolicy
 from lookout_shared.broker import Broker
-from lookout_shared.db import create_pool
 from lookout_shared.envelope import Envelope
 from lookout_shared.sealed import InvalidToken, Sealer, sealer_for
 
@@ -85,9 +85,10 @@ class Dispatcher:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: NotifierSettings, broker: Broker) -> AsyncIterator[Dispatcher]:
+async def running(
+    settings: NotifierSettings, broker: Broker, pool: asyncpg.Pool
+) -> AsyncIterator[Dispatcher]:
     """Consume the shared webhook queue and replay what the api queued, while it runs."""
-    pool = await create_pool(settings.database_url.get_secret_value(), 1, settings.db_pool_max)
     http = client(settings.webhook_timeout_seconds)
     sender = Sender(
         EgressPolicy.build(settings.allowed_networks),
@@ -111,4 +112,3 @@ async def running(settings: NotifierSettings, broker: Broker) -> AsyncIterator[D
             await replays
         await consumer.stop(grace=5.0)
         await http.aclose()
-        await pool.close()
