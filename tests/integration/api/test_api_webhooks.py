@@ -85,3 +85,26 @@ async def test_webhooks_are_admin_only_and_tenant_scoped(api: Api) -> None:
     assert r.status_code == 422 and "stream.exploded" in r.json()["detail"]
     r = await api.client.delete(f"/api/v1/webhooks/{hook['id']}", headers=admin)
     assert r.status_code == 204
+
+
+@pytest.mark.api_settings(allowed_networks="127.0.0.0/8")
+async def test_test_fire_queues_a_delivery_and_replay_takes_only_finished_ones(
+    api: Api, db: asyncpg.Pool
+) -> None:
+    _, admin = await api.tenant_user("admin")
+    body = {"url": LOOPBACK_HOOK, "events": ["stream.created"]}
+    hook = (await api.client.post("/api/v1/webhooks", json=body, headers=admin)).json()
+    base = f"/api/v1/webhooks/{hook['id']}"
+    r = await api.client.post(f"{base}/test", headers=admin)
+    assert r.status_code == 202, r.text
+    queued = r.json()
+    assert (queued["status"], queued["event_type"]) == ("replay", "webhook.test")
+    r = await api.client.post(f"{base}/deliveries/{queued['id']}/replay", headers=admin)
+    assert r.status_code == 404  # still queued: nothing to replay yet
+    await db.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1", queued["id"])
+    failed = (await api.client.get(f"{base}/deliveries?status=failed", headers=admin)).json()
+    assert [d["id"] for d in failed["items"]] == [queued["id"]]
+    r = await api.client.post(f"{base}/deliveries/{queued['id']}/replay", headers=admin)
+    assert r.status_code == 202 and r.json()["status"] == "replay"
+    r = await api.client.get(f"{base}/deliveries?status=bogus", headers=admin)
+    assert r.status_code == 422

@@ -181,3 +181,16 @@ async def _until_row(db: asyncpg.Pool, status: str) -> asyncpg.Record:
             return row
         await asyncio.sleep(0.05)
     pytest.fail(f"no {status} delivery")
+
+
+async def test_a_redirect_is_not_followed_and_fails_at_once(
+    db: asyncpg.Pool, broker: Broker, prefix: str
+) -> None:
+    tenant_id = await tenant(db)
+    async with serve_receiver() as receiver, serve_notifier(prefix, **FAST):
+        receiver.status = 302
+        await hook(db, tenant_id, receiver.url, ["stream.created"])
+        await publish(broker, lifecycle(tenant_id)[0])
+        row = await _until_row(db, "failed")
+    assert row["attempts"] == 1 and "redirects are not followed" in row["last_error"]
+    assert receiver.refused == 1
