@@ -16,9 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
+import asyncpg
 import httpx
 import pytest
 from lookout_shared.broker import Broker
+from lookout_shared.contracts import SnapshotCreated
+from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.storage import LocalStorage
 
 from tests.integration.notifier.test_notifier_ws import stream_event
 
@@ -89,7 +93,7 @@ async def seen(mosquitto: int) -> AsyncIterator[Seen]:
 
 
 async def test_streams_appear_with_discovery_state_and_availability_until_killed(
-    mosquitto: int, seen: Seen, broker: Broker, prefix: str, tmp_path: Path
+    mosquitto: int, seen: Seen, broker: Broker, prefix: str, tmp_path: Path, db: asyncpg.Pool
 ) -> None:
     port = free_port()
     env = {
@@ -118,6 +122,10 @@ async def test_streams_appear_with_discovery_state_and_availability_until_killed
         )
         assert camera["topic"] == f"{base}/streams/{stream}/snapshot"
         assert camera["device"]["identifiers"] == sensor["device"]["identifiers"]
+        # The camera entity shows the latest snapshot's JPEG bytes.
+        jpeg = b"\xff\xd8 a tiny test image \xff\xd9"
+        await broker.publish_envelope(await snapshot_created(db, tmp_path, tenant, stream, jpeg))
+        assert await seen.until(f"{base}/streams/{stream}/snapshot") == jpeg
         # The other tenant's stream lives under its own subtree only.
         await seen.until(f"lookout/{other}/availability", b"online")
         assert not [t for t in seen.topics if t.startswith(base) and str(other) in t]
@@ -129,6 +137,52 @@ async def test_streams_appear_with_discovery_state_and_availability_until_killed
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+async def snapshot_created(
+    db: asyncpg.Pool, storage_dir: Path, tenant: uuid.UUID, stream: uuid.UUID, data: bytes
+) -> Envelope:
+    """A stored snapshot with its rows, as the worker leaves it, and its event."""
+    stored = await LocalStorage(storage_dir).put(data, "image/jpeg")
+    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, tenant.hex)
+    await db.execute(
+        "INSERT INTO streams (id, tenant_id, name, url, kind) VALUES ($1, $2, 'cam', $3, 'rtsp')",
+        stream,
+        tenant,
+        "rtsp://cam.example.com/live",
+    )
+    job, snapshot = uuid.uuid4(), uuid.uuid4()
+    await db.execute(
+        """INSERT INTO snapshot_jobs (id, tenant_id, stream_id, status, attempts, version)
+           VALUES ($1, $2, $3, 'succeeded', 1, 3)""",
+        job,
+        tenant,
+        stream,
+    )
+    await db.execute(
+        """INSERT INTO snapshots (id, tenant_id, stream_id, job_id, storage_key, content_type,
+                                  size_bytes, sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        snapshot,
+        tenant,
+        stream,
+        job,
+        stored.key,
+        stored.content_type,
+        stored.size_bytes,
+        stored.sha256,
+    )
+    payload = SnapshotCreated(
+        stream_id=stream, job_id=job, content_type="image/jpeg", size_bytes=len(data)
+    )
+    return make_envelope(
+        "snapshot.created",
+        payload,
+        producer="tests",
+        tenant_id=tenant,
+        entity_id=snapshot,
+        entity_version=1,
+    )
 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
