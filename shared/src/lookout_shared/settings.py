@@ -60,6 +60,11 @@ class ServiceSettings(BaseSettings):
     # unset: derived from the JWT secret (rotating that then voids the stored secrets).
     webhook_secrets_key: SecretStr | None = None
 
+    @field_validator("webhook_secrets_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
@@ -84,6 +89,10 @@ class ServiceSettings(BaseSettings):
                 f"LOOKOUT_JWT_SECRET is too weak for production: {why}; "
                 "set a random value, e.g. `openssl rand -hex 32`"
             )
+        if self.webhook_secrets_key is not None:
+            why = weakness(self.webhook_secrets_key.get_secret_value(), JWT_SECRET_MIN_BYTES)
+            if why is not None:
+                problems.append(f"LOOKOUT_WEBHOOK_SECRETS_KEY is too weak for production: {why}")
         for name in ("database_url", "redis_url", "amqp_url"):
             password = url_password(getattr(self, name).get_secret_value())
             why = None if password is None else weakness(password, PASSWORD_MIN_BYTES)

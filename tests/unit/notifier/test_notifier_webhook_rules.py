@@ -7,6 +7,7 @@ import hmac
 import json
 import uuid
 
+import pytest
 from lookout_notifier.domain.webhooks import Circuit, body_of, headers, signature
 from lookout_shared.contracts import StreamState
 from lookout_shared.envelope import make_envelope
@@ -62,3 +63,13 @@ def test_circuit_opens_after_threshold_failures_and_closes_on_success() -> None:
     assert circuit.wait_seconds(70) == 60
     circuit.succeeded()
     assert circuit.wait_seconds(70) == 0 and circuit.failures == 0
+
+
+def test_sealed_secret_opens_only_with_the_same_key() -> None:
+    from lookout_shared.sealed import InvalidToken, Sealer
+
+    sealed = Sealer("k" * 40).seal("whsec_abc")
+    assert b"whsec_abc" not in sealed
+    assert Sealer("k" * 40).open(sealed) == "whsec_abc"
+    with pytest.raises(InvalidToken):
+        Sealer("j" * 40).open(sealed)
