@@ -22,6 +22,7 @@ from tests.integration.notifier.webhook_receiver import Received, serve_receiver
 
 SECRET = "whsec_test-secret-of-enough-length-0123456789"
 FAST = {
+    "webhooks_enabled": True,
     "allowed_networks": "127.0.0.0/8",
     "webhook_attempts": 3,
     "webhook_retry_initial_seconds": 0.05,
