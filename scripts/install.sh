@@ -8,6 +8,8 @@ packages=(postgresql postgresql-contrib redis-server rabbitmq-server ffmpeg
   gcc libc6-dev
   # promtool checks /metrics in the tests; wrk drives the api benchmark.
   prometheus wrk
+  # An MQTT broker for the notifier's Home Assistant bridge tests (started per test).
+  mosquitto
   # A real RTSP server for the worker's tests: GStreamer's, driven from the system python.
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   # Headless browser for the operator page's tests (driven by Playwright, never downloaded).

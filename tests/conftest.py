@@ -22,7 +22,7 @@ from lookout_shared.redis import Keys, create_redis
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("outbox", "snapshots", "snapshot_jobs", "streams", "users", "tenants")
+TABLES = ("outbox", "webhooks", "snapshots", "snapshot_jobs", "streams", "users", "tenants")
 
 
 def _stack_env() -> dict[str, str]:

@@ -52,7 +52,7 @@ EXPECTED = {
 QUEUES = {
     "snapshot-worker": ["snapshot.capture", "stream.probe"],
     "count-aggregator": ["count-aggregator.events"],
-    "notifier": ["notifier.events"],
+    "notifier": ["notifier.events", "notifier.webhooks"],
 }
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -3,7 +3,7 @@
  * worker's egress policy and ends the process on the first one the policy refuses.
  *
  * The policy comes in LOOKOUT_EGRESS_POLICY, written by the worker from the same rule list
- * its URL check uses (domain/addresses.py): "action network [port=N] [at=N]" entries joined
+ * its URL check uses (lookout_shared/addresses.py): "action network [port=N] [at=N]" entries joined
  * by ';', first match wins, no match allows. "embed" judges the IPv4 address found at bit
  * offset N (IPv4-mapped, NAT64, 6to4) with the whole list again and decides by it.
  * A missing or malformed policy refuses every IPv4/IPv6 destination (fail closed).

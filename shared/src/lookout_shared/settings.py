@@ -10,11 +10,14 @@ loudly at start-up. The error names the setting and never shows the value.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from ipaddress import ip_network
+from typing import Annotated, Any, Literal
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lookout_shared.addresses import Network
 from lookout_shared.weak_secrets import DEV_JWT_SECRET, url_password, weakness
 
 __all__ = ["DEV_JWT_SECRET", "ServiceSettings"]
@@ -50,6 +53,31 @@ class ServiceSettings(BaseSettings):
     notifier_port: int = 8001
     worker_port: int = 8002
     aggregator_port: int = 8003
+    # Private or loopback networks that user-given URLs may still reach (a camera LAN for
+    # stream URLs, an internal receiver for webhooks); see lookout_shared.addresses.
+    # Accepts a JSON list or a comma-separated string of CIDRs.
+    allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    # The key webhook signing secrets are encrypted with at rest (lookout_shared.sealed);
+    # unset: derived from the JWT secret (rotating that then voids the stored secrets).
+    webhook_secrets_key: SecretStr | None = None
+
+    @field_validator("webhook_secrets_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part for part in (p.strip() for p in text.split(",")) if part]
+        if isinstance(value, list):
+            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> ServiceSettings:
@@ -62,6 +90,10 @@ class ServiceSettings(BaseSettings):
                 f"LOOKOUT_JWT_SECRET is too weak for production: {why}; "
                 "set a random value, e.g. `openssl rand -hex 32`"
             )
+        if self.webhook_secrets_key is not None:
+            why = weakness(self.webhook_secrets_key.get_secret_value(), JWT_SECRET_MIN_BYTES)
+            if why is not None:
+                problems.append(f"LOOKOUT_WEBHOOK_SECRETS_KEY is too weak for production: {why}")
         for name in ("database_url", "redis_url", "amqp_url"):
             # LOOKOUT_AMQP_URL may list several nodes, comma-separated: check each one.
             for url in getattr(self, name).get_secret_value().split(","):

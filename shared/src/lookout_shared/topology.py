@@ -22,6 +22,8 @@ SNAPSHOT_CAPTURE = "snapshot.capture"
 STREAM_PROBE = "stream.probe"
 AGGREGATOR_EVENTS = "count-aggregator.events"
 NOTIFIER_EVENTS = "notifier.events"  # per-instance queues share this dead-letter name
+# Webhook deliveries: one shared queue, so each event is delivered once across notifiers.
+NOTIFIER_WEBHOOKS = "notifier.webhooks"
 
 DELIVERY_LIMIT = 5
 
@@ -41,6 +43,7 @@ WORK_QUEUES = (
     WorkQueue(SNAPSHOT_CAPTURE, COMMANDS, (SNAPSHOT_CAPTURE,)),
     WorkQueue(STREAM_PROBE, COMMANDS, (STREAM_PROBE,)),
     WorkQueue(AGGREGATOR_EVENTS, EVENTS, ("stream.*", "snapshot.*", "snapshot_job.*")),
+    WorkQueue(NOTIFIER_WEBHOOKS, EVENTS, ("stream.*", "snapshot.*", "snapshot_job.*")),
 )
 
 

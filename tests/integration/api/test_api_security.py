@@ -145,7 +145,7 @@ def _claims(user: dict[str, Any], **over: Any) -> dict[str, Any]:
 
 
 def _unsigned(claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, key=None, algorithm="none")
+    return jwt.encode(claims, key="", algorithm="none")
 
 
 async def test_token_attacks_answer_401(api: Api) -> None:

@@ -127,6 +127,7 @@ async def test_deploy_replayed_capture_is_processed(
             "stream.probe.dead",
             "count-aggregator.events.dead",
             "notifier.events.dead",
+            "notifier.webhooks.dead",
         }
 
         [letter] = await cli_json("dlq", "list", CAPTURE)

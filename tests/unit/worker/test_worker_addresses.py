@@ -5,8 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 import pytest
-from lookout_snapshot_worker.domain.addresses import EgressPolicy
-from lookout_snapshot_worker.domain.special_addresses import REFUSED
+from lookout_shared.addresses import EgressPolicy
+from lookout_shared.special_addresses import REFUSED
 
 DEFAULT = EgressPolicy.build([])
 

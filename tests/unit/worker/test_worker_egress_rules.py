@@ -14,9 +14,9 @@ from ipaddress import IPv6Address, ip_address, ip_network
 from pathlib import Path
 
 import pytest
+from lookout_shared.addresses import Address, EgressPolicy
+from lookout_shared.special_addresses import METADATA, REFUSED
 from lookout_snapshot_worker.adapters.egress import POLICY_VARIABLE
-from lookout_snapshot_worker.domain.addresses import Address, EgressPolicy
-from lookout_snapshot_worker.domain.special_addresses import METADATA, REFUSED
 
 from tests.unit.worker.test_worker_addresses import INTERNAL, PUBLIC, mapped, nat64, six_to_four
 

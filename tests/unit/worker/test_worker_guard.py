@@ -5,9 +5,9 @@ from __future__ import annotations
 from ipaddress import ip_network
 
 import pytest
+from lookout_shared.addresses import EgressPolicy
 from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.guard import AddressGuard
-from lookout_snapshot_worker.domain.addresses import EgressPolicy
 from lookout_snapshot_worker.domain.failures import MediaError
 
 

@@ -8,11 +8,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 from lookout_shared.broker import Broker
+from lookout_shared.db import create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.redis import create_redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from lookout_notifier import mqtt_bridge, webhook_dispatch
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
 from lookout_notifier.adapters.uvicorn_ws import BoundedWebSocketProtocol
@@ -43,6 +45,17 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             notifier = bootstrap(settings, history, slots)
             app.state.notifier, app.state.broker = notifier, broker
             await consumer.start_consumer(broker, notifier, settings.event_prefetch)
+            if settings.webhooks_enabled or settings.mqtt_url is not None:
+                # Webhooks and snapshots live in the api's Postgres.
+                dsn = settings.database_url.get_secret_value()
+                pool = await create_pool(dsn, 1, settings.db_pool_max)
+                stack.push_async_callback(pool.close)
+                if settings.webhooks_enabled:
+                    await stack.enter_async_context(
+                        webhook_dispatch.running(settings, broker, pool)
+                    )
+                if settings.mqtt_url is not None:
+                    await stack.enter_async_context(mqtt_bridge.running(settings, broker, pool))
             await stack.enter_async_context(running(notifier))
             stack.callback(notifier.close_all)  # runs first on shutdown
             yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lookout_shared.settings import ServiceSettings
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 
 class NotifierSettings(ServiceSettings):
@@ -38,6 +38,23 @@ class NotifierSettings(ServiceSettings):
     # Rooms one SSE request may ask for (each adds to every event id).
     sse_max_rooms: int = Field(default=16, ge=1)
     event_prefetch: int = Field(default=64, ge=1)
+    # Webhooks (lookout_notifier.webhooks): each delivery gets webhook_attempts tries with
+    # exponential backoff and jitter between retry_initial and retry_max seconds; after
+    # circuit_threshold consecutive failures an endpoint is held circuit_open_seconds.
+    webhooks_enabled: bool = True
+    webhook_prefetch: int = Field(default=32, ge=1)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_attempts: int = Field(default=6, ge=1)
+    webhook_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
+    webhook_circuit_threshold: int = Field(default=5, ge=1)
+    webhook_circuit_open_seconds: float = Field(default=60.0, gt=0)
+    webhook_replay_poll_seconds: float = Field(default=5.0, gt=0)
+    # The Home Assistant MQTT bridge (lookout_notifier.mqtt_bridge), off unless set, e.g.
+    # mqtt://user:pass@broker:1883; topics go under <mqtt_prefix>/<tenant id>/.
+    mqtt_url: SecretStr | None = None
+    mqtt_prefix: str = "lookout"
+    mqtt_discovery_prefix: str = "homeassistant"
 
     @model_validator(mode="after")
     def _timeout_after_heartbeat(self) -> NotifierSettings:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
+from lookout_shared.addresses import EgressPolicy
 from lookout_shared.broker import Broker
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
@@ -34,7 +35,6 @@ from lookout_snapshot_worker.adapters.postgres import (
     PostgresStreamStore,
 )
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
-from lookout_snapshot_worker.domain.addresses import EgressPolicy
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
 from lookout_snapshot_worker.handlers import Deps

@@ -11,19 +11,13 @@ holds at most a share of each (tenant_slots.py), so the prefetch must exceed tha
 
 from __future__ import annotations
 
-import json
 import sys
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any
 
 from lookout_shared.settings import ServiceSettings
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, model_validator
 
 from lookout_snapshot_worker.tenant_slots import tenant_limit
-
-Network = IPv4Network | IPv6Network
 
 
 class WorkerSettings(ServiceSettings):
@@ -68,9 +62,6 @@ class WorkerSettings(ServiceSettings):
     breaker_max_delay_seconds: float = Field(default=3600.0, gt=0)
     # On SIGTERM: stop taking commands, give in-flight ones this long, then hand them back.
     shutdown_grace_seconds: float = Field(default=15.0, ge=0)
-    # Private or loopback networks that may still be reached (e.g. a camera LAN).
-    # Accepts a JSON list or a comma-separated string of CIDRs.
-    allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # The egress shim preloaded into ffmpeg/ffprobe (adapters/egress.py); scripts/install.sh
     # and the image build it into the environment's lib folder. Without it nothing runs.
     egress_shim_path: str = str(Path(sys.prefix) / "lib" / "lookout_egress.so")
@@ -94,19 +85,6 @@ class WorkerSettings(ServiceSettings):
     hot_error_after: int = Field(default=3, ge=1)
     # A capture of a hot stream whose frame is younger than this stores that frame.
     hot_fresh_seconds: float = Field(default=2.0, ge=0)
-
-    @field_validator("allowed_networks", mode="before")
-    @classmethod
-    def _split_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                value = json.loads(text)
-            else:
-                value = [part for part in (p.strip() for p in text.split(",")) if part]
-        if isinstance(value, list):
-            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
-        return value
 
     @model_validator(mode="after")
     def _tick_renews_in_time(self) -> WorkerSettings:

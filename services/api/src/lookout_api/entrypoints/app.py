@@ -29,6 +29,7 @@ from lookout_api.entrypoints.routes import (
     stream_list,
     streams,
     users,
+    webhooks,
 )
 from lookout_api.settings import ApiSettings
 
@@ -83,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         audit,
         quotas,
         dashboard,
+        webhooks,
     ):
         app.include_router(module.router)
     app.include_router(ui.router)  # the operator page at /ui

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
+from lookout_shared.addresses import Address, EgressPolicy, Rule
+
 from lookout_snapshot_worker.adapters.process import ProcessTimeout, run_bounded
-from lookout_snapshot_worker.domain.addresses import Address, EgressPolicy, Rule
 
 POLICY_VARIABLE = "LOOKOUT_EGRESS_POLICY"
 REFUSAL_MARK = b"lookout-egress: refused"

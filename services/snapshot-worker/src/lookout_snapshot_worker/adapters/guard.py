@@ -17,9 +17,9 @@ import socket
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
+from lookout_shared.addresses import EgressPolicy
 from lookout_shared.stream_urls import StreamUrl
 
-from lookout_snapshot_worker.domain.addresses import EgressPolicy
 from lookout_snapshot_worker.domain.failures import permanent, transient
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}

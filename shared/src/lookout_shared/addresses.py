@@ -1,14 +1,16 @@
-"""Which network addresses ffmpeg may connect to (the SSRF guard's decision).
+"""Which network addresses a service may connect to on a user's behalf (the SSRF guard's
+decision): ffmpeg in the snapshot worker, webhook deliveries in the notifier.
 
-Stream URLs come from users, so without this a URL could make the worker fetch from the
-cloud metadata service, the database, or anything else on its private network. Operators
+Stream and webhook URLs come from users, so without this a URL could make a service fetch
+from the cloud metadata service, the database, or anything else on its private network. Operators
 list camera networks that may be reached anyway in ``allowed_networks``; the metadata
 addresses are refused even then, as no camera lives there.
 
 The decision is one ordered list of rules, first match wins. The worker's URL check judges
 the addresses a stream's host resolves to with it, and the same list, encoded by
 ``EgressPolicy.encode``, is what the connect() shim loaded into ffmpeg judges every socket
-address with (adapters/egress.py). Both read this one list, so they cannot disagree.
+address with (the worker's adapters/egress.py). The api judges a webhook URL with it at
+creation, the notifier every address it delivers to. Both read this one list, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Literal
 
-from lookout_snapshot_worker.domain.special_addresses import EMBEDDED_IPV4, METADATA, REFUSED
+from lookout_shared.special_addresses import EMBEDDED_IPV4, METADATA, REFUSED
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
