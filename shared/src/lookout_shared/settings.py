@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lookout_shared.addresses import Network
+from lookout_shared.signed_urls import derive_key
 from lookout_shared.weak_secrets import DEV_JWT_SECRET, url_password, weakness
 
 __all__ = ["DEV_JWT_SECRET", "ServiceSettings"]
@@ -60,8 +61,15 @@ class ServiceSettings(BaseSettings):
     # The key webhook signing secrets are encrypted with at rest (lookout_shared.sealed);
     # unset: derived from the JWT secret (rotating that then voids the stored secrets).
     webhook_secrets_key: SecretStr | None = None
+    # Where clients reach the api: the base of absolute links (a job's status_url, signed
+    # image URLs the api and the notifier's MQTT bridge hand out).
+    public_url: str = "http://127.0.0.1:8000"
+    # The HMAC key of signed image URLs (lookout_shared.signed_urls; 32+ random bytes in
+    # production). Unset: a key derived from LOOKOUT_JWT_SECRET; setting one lets it rotate
+    # apart from the tokens (rotating either voids every signed URL handed out).
+    url_signing_key: SecretStr | None = None
 
-    @field_validator("webhook_secrets_key", mode="before")
+    @field_validator("webhook_secrets_key", "url_signing_key", mode="before")
     @classmethod
     def _empty_key_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -90,10 +98,11 @@ class ServiceSettings(BaseSettings):
                 f"LOOKOUT_JWT_SECRET is too weak for production: {why}; "
                 "set a random value, e.g. `openssl rand -hex 32`"
             )
-        if self.webhook_secrets_key is not None:
-            why = weakness(self.webhook_secrets_key.get_secret_value(), JWT_SECRET_MIN_BYTES)
+        for name in ("webhook_secrets_key", "url_signing_key"):
+            key = getattr(self, name)
+            why = None if key is None else weakness(key.get_secret_value(), JWT_SECRET_MIN_BYTES)
             if why is not None:
-                problems.append(f"LOOKOUT_WEBHOOK_SECRETS_KEY is too weak for production: {why}")
+                problems.append(f"LOOKOUT_{name.upper()} is too weak for production: {why}")
         for name in ("database_url", "redis_url", "amqp_url"):
             # LOOKOUT_AMQP_URL may list several nodes, comma-separated: check each one.
             for url in getattr(self, name).get_secret_value().split(","):
@@ -105,3 +114,8 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def signing_key(self) -> bytes:
+        """The key signed image URLs are made and checked with."""
+        secret = self.url_signing_key or self.jwt_secret
+        return derive_key(secret.get_secret_value())

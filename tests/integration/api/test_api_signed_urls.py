@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-from lookout_api.domain import signed_urls
+from lookout_shared import signed_urls as signing
 
 from .conftest import Api, add_snapshot
 from .test_api_frames import jpeg, publish, size_of
@@ -95,11 +95,11 @@ async def test_an_expired_signed_url_is_refused(api: Api) -> None:
     key = api.settings.signing_key()
     stream_id = uuid.UUID(stream["id"])
     past = int(time.time()) - 1
-    sig = signed_urls.signature(key, uuid.UUID(tenant), stream_id, "latest_jpg", past)
+    sig = signing.signature(key, uuid.UUID(tenant), stream_id, "latest_jpg", past)
     r = await api.client.get(f"/api/v1/streams/{stream_id}/latest.jpg?exp={past}&sig={sig}")
     assert r.status_code == 403 and "expired" in r.json()["detail"]
     future = int(time.time()) + 60
-    sig = signed_urls.signature(key, uuid.UUID(tenant), stream_id, "latest_jpg", future)
+    sig = signing.signature(key, uuid.UUID(tenant), stream_id, "latest_jpg", future)
     r = await api.client.get(f"/api/v1/streams/{stream_id}/latest.jpg?exp={future}&sig={sig}")
     assert r.status_code == 200
 
@@ -110,7 +110,7 @@ async def test_signed_url_works_until_exp_then_not(api: Api) -> None:
     await publish(api, stream["id"], jpeg(64, 48), (64, 48))
     key = api.settings.signing_key()
     exp = int(time.time()) + 2
-    sig = signed_urls.signature(key, uuid.UUID(tenant), uuid.UUID(stream["id"]), "latest_jpg", exp)
+    sig = signing.signature(key, uuid.UUID(tenant), uuid.UUID(stream["id"]), "latest_jpg", exp)
     url = f"/api/v1/streams/{stream['id']}/latest.jpg?exp={exp}&sig={sig}"
     assert (await api.client.get(url)).status_code == 200
     await asyncio.sleep(max(0.0, exp - time.time()) + 0.1)  # past exp (whole seconds)

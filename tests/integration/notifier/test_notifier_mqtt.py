@@ -11,14 +11,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import aiomqtt
 import asyncpg
 import httpx
 import pytest
+from lookout_api.domain.signed_urls import BadSignature, verify
+from lookout_api.settings import ApiSettings
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import SnapshotCreated
 from lookout_shared.envelope import Envelope, make_envelope
@@ -122,10 +126,22 @@ async def test_streams_appear_with_discovery_state_and_availability_until_killed
         )
         assert camera["topic"] == f"{base}/streams/{stream}/snapshot"
         assert camera["device"]["identifiers"] == sensor["device"]["identifiers"]
+        image = json.loads(
+            await seen.until(f"homeassistant/image/{tenant}/lookout_{stream}_snapshot_url/config")
+        )
+        assert image["url_topic"] == f"{base}/streams/{stream}/snapshot_url"
         # The camera entity shows the latest snapshot's JPEG bytes.
         jpeg = b"\xff\xd8 a tiny test image \xff\xd9"
         await broker.publish_envelope(await snapshot_created(db, tmp_path, tenant, stream, jpeg))
         assert await seen.until(f"{base}/streams/{stream}/snapshot") == jpeg
+        # And the image entity a signed URL of it, which the api opens with its own key.
+        url = urlsplit((await seen.until(f"{base}/streams/{stream}/snapshot_url")).decode())
+        assert url.path == f"/api/v1/streams/{stream}/snapshots/latest/image"
+        signed = dict(parse_qsl(url.query))
+        key = ApiSettings().signing_key()
+        verify(key, tenant, stream, "latest_snapshot", signed["exp"], signed["sig"], time.time())
+        with pytest.raises(BadSignature):  # the URL opens that stream's route and nothing else
+            verify(key, tenant, stream, "latest_jpg", signed["exp"], signed["sig"], time.time())
         # The other tenant's stream lives under its own subtree only.
         await seen.until(f"lookout/{other}/availability", b"online")
         assert not [t for t in seen.topics if t.startswith(base) and str(other) in t]

@@ -10,6 +10,7 @@ import pytest
 from lookout_api.adapters.frame_encoder import encode
 from lookout_api.domain import frames, signed_urls
 from lookout_api.domain.errors import Forbidden, InvalidInput
+from lookout_shared import signed_urls as signing
 from PIL import Image
 
 HD = (1280, 720)
@@ -66,9 +67,9 @@ def test_encode_decodes_in_draft_mode_and_gives_the_size_asked() -> None:
 
 
 def test_signature_binds_tenant_stream_kind_and_expiry() -> None:
-    key = signed_urls.derive_key("k" * 40)
+    key = signing.derive_key("k" * 40)
     tenant, stream = uuid.uuid4(), uuid.uuid4()
-    sig = signed_urls.signature(key, tenant, stream, "latest_jpg", 2_000)
+    sig = signing.signature(key, tenant, stream, "latest_jpg", 2_000)
     signed_urls.verify(key, tenant, stream, "latest_jpg", "2000", sig, now=1_000)
     for bad in (
         (tenant, uuid.uuid4(), "latest_jpg", "2000", sig),
@@ -83,7 +84,7 @@ def test_signature_binds_tenant_stream_kind_and_expiry() -> None:
             signed_urls.verify(key, *bad, now=1_000)
     with pytest.raises(Forbidden, match="expired"):
         signed_urls.verify(key, tenant, stream, "latest_jpg", "2000", sig, now=2_000)
-    other_key = signed_urls.derive_key("j" * 40)
+    other_key = signing.derive_key("j" * 40)
     with pytest.raises(Forbidden):
         signed_urls.verify(other_key, tenant, stream, "latest_jpg", "2000", sig, now=1_000)
 

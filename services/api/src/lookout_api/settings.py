@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from lookout_shared.settings import JWT_SECRET_MIN_BYTES, ServiceSettings
-from lookout_shared.weak_secrets import weakness
-from pydantic import SecretStr, field_validator, model_validator
-
-from lookout_api.domain.signed_urls import derive_key
+from lookout_shared.settings import ServiceSettings
+from pydantic import field_validator
 
 
 class ApiSettings(ServiceSettings):
     service_name: str = "api"
     access_token_minutes: int = 15
-    # Where clients reach the api; used to build absolute links such as a job's status_url.
-    public_url: str = "http://127.0.0.1:8000"
     # Where browsers reach the notifier (http or https; the page derives ws/wss from it). The
     # operator page at /ui learns it from /ui/config.json and its CSP allows it in connect-src.
     public_notifier_url: str = "http://127.0.0.1:8001"
@@ -81,32 +76,6 @@ class ApiSettings(ServiceSettings):
     frame_offline_seconds: float = 10.0
     frame_cache_max_bytes: int = 64 * 1024 * 1024
     frame_encode_threads: int = 2
-    # The HMAC key of signed image URLs (32+ random bytes in production). Unset: a key
-    # derived from LOOKOUT_JWT_SECRET; setting one lets it rotate apart from the tokens
-    # (rotating either invalidates every signed URL out there).
-    url_signing_key: SecretStr | None = None
-
-    @field_validator("url_signing_key", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value  # an empty variable (compose's ${X:-})
-
-    @model_validator(mode="after")
-    def _strong_signing_key(self) -> ApiSettings:
-        if self.url_signing_key is None or self.environment in ("development", "test"):
-            return self
-        why = weakness(self.url_signing_key.get_secret_value(), JWT_SECRET_MIN_BYTES)
-        if why is not None:
-            raise ValueError(
-                f"LOOKOUT_URL_SIGNING_KEY is too weak for production: {why}; "
-                "set a random value, e.g. `openssl rand -hex 32`"
-            )
-        return self
-
-    def signing_key(self) -> bytes:
-        """The key signed image URLs are made and checked with."""
-        secret = self.url_signing_key or self.jwt_secret
-        return derive_key(secret.get_secret_value())
 
     @field_validator("public_notifier_url")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ import aiomqtt
 import asyncpg
 from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
+from lookout_shared.signed_urls import signed_url
 from lookout_shared.storage import LocalStorage
 
 from lookout_notifier.domain.mqtt_topics import Topics
@@ -100,19 +102,37 @@ class Bridge:
             ]
         if envelope.type == "stream.deleted":
             # An empty retained message removes the entity and the kept state.
-            leaves = ("status", "attributes", "snapshot")
-            return [
-                (t, b"") for t in (topics.sensor_config(stream), topics.camera_config(stream))
-            ] + [(topics.stream(stream, leaf), b"") for leaf in leaves]
+            leaves = ("status", "attributes", "snapshot", "snapshot_url")
+            entities = (
+                topics.sensor_config(stream),
+                topics.camera_config(stream),
+                topics.image_config(stream),
+            )
+            return [(t, b"") for t in entities] + [
+                (topics.stream(stream, leaf), b"") for leaf in leaves
+            ]
         if envelope.type == "snapshot.created":
             image = await self._image(envelope.entity_id)
             stream_id = _uuid(data.get("stream_id"))
-            if image is None or stream_id is None:
+            if stream_id is None:
                 return []
-            return [(topics.stream(stream_id, "snapshot"), image)]
+            url = self._signed_snapshot_url(topics.tenant, stream_id)
+            messages = [(topics.stream(stream_id, "snapshot_url"), url.encode())]
+            if image is not None:
+                messages.append((topics.stream(stream_id, "snapshot"), image))
+            return messages
         if envelope.type == "counts.changed":
             return [(topics.counts, json.dumps(data.get("changes", {})).encode())]
         return []
+
+    def _signed_snapshot_url(self, tenant: uuid.UUID, stream: uuid.UUID) -> str:
+        """The stream's latest snapshot image, opened without credentials until it expires
+        (lookout_shared.signed_urls: the api checks it with the same key)."""
+        settings = self._settings
+        exp = int(time.time()) + settings.mqtt_image_url_ttl_seconds
+        return signed_url(
+            settings.public_url, settings.signing_key(), tenant, stream, "latest_snapshot", exp
+        )
 
     async def _image(self, snapshot_id: uuid.UUID) -> bytes | None:
         row = await self._pool.fetchrow(

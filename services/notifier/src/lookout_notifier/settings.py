@@ -55,6 +55,8 @@ class NotifierSettings(ServiceSettings):
     mqtt_url: SecretStr | None = None
     mqtt_prefix: str = "lookout"
     mqtt_discovery_prefix: str = "homeassistant"
+    # How long the signed image URL of a new snapshot (the snapshot_url topic) opens it.
+    mqtt_image_url_ttl_seconds: int = Field(default=86_400, ge=60, le=86_400)
 
     @model_validator(mode="after")
     def _timeout_after_heartbeat(self) -> NotifierSettings:

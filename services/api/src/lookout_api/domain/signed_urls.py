@@ -3,38 +3,26 @@ of one stream until ``exp``, without credentials (an ``<img src>`` in another pa
 
 The signature is HMAC-SHA256 over the tenant, the stream, the route kind and ``exp``, so a
 signature never opens another stream, another route or another tenant's frame, and a
-changed ``exp`` breaks it. Pure rules: no I/O; the api holds the key.
+changed ``exp`` breaks it (the signing contract itself is ``lookout_shared.signed_urls``).
+Pure rules: no I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import uuid
-from typing import Literal
+
+from lookout_shared.signed_urls import Kind, signature
 
 from lookout_api.domain.errors import Forbidden, InvalidInput
 
-Kind = Literal["latest_jpg", "latest_snapshot"]
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 86_400
 SIG_HEX_LENGTH = 64
-# Derives the signing key from the JWT secret when no key of its own is set; the label
-# keeps the two uses apart (a URL signature is never a token signature).
-DERIVATION_LABEL = b"lookout signed image urls v1"
 
 
 class BadSignature(Forbidden):
     title = "Invalid signed URL"
-
-
-def derive_key(secret: str) -> bytes:
-    return hmac.new(secret.encode(), DERIVATION_LABEL, hashlib.sha256).digest()
-
-
-def signature(key: bytes, tenant_id: uuid.UUID, stream_id: uuid.UUID, kind: Kind, exp: int) -> str:
-    message = f"{tenant_id}|{stream_id}|{kind}|{exp}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def check_ttl(ttl_seconds: int) -> None:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from lookout_shared.hot_frames import HotFrame
+from lookout_shared.signed_urls import Kind, signed_url
 from PIL import Image
 from redis.exceptions import RedisError
 
@@ -128,18 +129,15 @@ async def signed_urls_for(
     """Signed image URLs for each stream (404 if any is not the caller's)."""
     signed_urls.check_ttl(ttl_seconds)
     exp = int(time.time()) + ttl_seconds
-    key = deps.settings.signing_key()
-    base = deps.settings.public_url.rstrip("/") + "/api/v1/streams"
+    key, base = deps.settings.signing_key(), deps.settings.public_url
     out = []
     for stream_id in stream_ids:
         tenant = await stream_tenant(deps, stream_id, scope)
-        jpg = signed_urls.signature(key, tenant, stream_id, "latest_jpg", exp)
-        snap = signed_urls.signature(key, tenant, stream_id, "latest_snapshot", exp)
         out.append(
             SignedUrls(
                 stream_id,
-                f"{base}/{stream_id}/latest.jpg?exp={exp}&sig={jpg}",
-                f"{base}/{stream_id}/snapshots/latest/image?exp={exp}&sig={snap}",
+                signed_url(base, key, tenant, stream_id, "latest_jpg", exp),
+                signed_url(base, key, tenant, stream_id, "latest_snapshot", exp),
                 exp,
             )
         )
@@ -147,7 +145,7 @@ async def signed_urls_for(
 
 
 async def check_signed(
-    deps: Deps, stream_id: uuid.UUID, kind: signed_urls.Kind, exp: str, sig: str
+    deps: Deps, stream_id: uuid.UUID, kind: Kind, exp: str, sig: str
 ) -> uuid.UUID:
     """The tenant a valid signed URL opens; 403 for a bad or expired one, 404 without the
     stream."""

@@ -39,9 +39,13 @@ class Topics:
     def camera_config(self, stream: uuid.UUID) -> str:
         return f"{self.discovery}/camera/{self.tenant}/lookout_{stream}_snapshot/config"
 
+    def image_config(self, stream: uuid.UUID) -> str:
+        return f"{self.discovery}/image/{self.tenant}/lookout_{stream}_snapshot_url/config"
+
     def discovery_configs(self, stream: uuid.UUID, name: str) -> dict[str, str]:
-        """Each stream is a device with a status sensor and a camera showing its latest
-        snapshot (JPEG bytes on the snapshot topic)."""
+        """Each stream is a device with a status sensor, a camera showing its latest
+        snapshot (JPEG bytes on the snapshot topic) and an image entity that fetches it from
+        a signed URL (on the snapshot_url topic), for dashboards that load images by URL."""
         device = {
             "identifiers": [f"lookout_{stream}"],
             "name": name,
@@ -63,7 +67,14 @@ class Topics:
             "unique_id": f"lookout_{stream}_snapshot",
             "topic": self.stream(stream, "snapshot"),
         }
+        image = {
+            **common,
+            "name": "Latest snapshot",
+            "unique_id": f"lookout_{stream}_snapshot_url",
+            "url_topic": self.stream(stream, "snapshot_url"),
+        }
         return {
             self.sensor_config(stream): json.dumps(sensor),
             self.camera_config(stream): json.dumps(camera),
+            self.image_config(stream): json.dumps(image),
         }

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from lookout_shared.signed_urls import Kind
 
 from lookout_api import handlers
-from lookout_api.domain import access, frames, signed_urls
+from lookout_api.domain import access, frames
 from lookout_api.domain.errors import InvalidInput, Unauthorized
 from lookout_api.entrypoints.deps import Credentials, DepsDep, PrincipalDep, app_deps, get_principal
 from lookout_api.entrypoints.frame_schemas import (
@@ -34,7 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["images"], responses=COMMON)
 REVALIDATE = "private, no-cache"
 
 
-def image_scope(kind: signed_urls.Kind) -> Callable[..., Awaitable[uuid.UUID | None]]:
+def image_scope(kind: Kind) -> Callable[..., Awaitable[uuid.UUID | None]]:
     """A dependency: the tenant scope of an image request, from its credentials or, without
     any, from a signed URL made for ``kind`` and this stream."""
 
