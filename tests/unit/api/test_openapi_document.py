@@ -19,6 +19,7 @@ from lookout_api.entrypoints import (
     schemas,
     snapshot_schemas,
     stream_schemas,
+    webhook_schemas,
 )
 from lookout_api.entrypoints.app import create_app
 from lookout_api.entrypoints.problems import PROBLEM_JSON, PROBLEM_REF, Problem
@@ -141,7 +142,7 @@ def test_docs_can_log_in_with_the_password_flow_or_a_bearer_token(doc: dict[str,
 def test_every_request_body_has_examples_its_model_accepts(doc: dict[str, Any]) -> None:
     models: dict[str, type[BaseModel]] = {
         name: value
-        for module in (schemas, stream_schemas, snapshot_schemas, frame_schemas)
+        for module in (schemas, stream_schemas, snapshot_schemas, frame_schemas, webhook_schemas)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, BaseModel)
     }

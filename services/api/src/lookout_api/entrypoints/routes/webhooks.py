@@ -3,58 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, problems
+from lookout_api.entrypoints.webhook_schemas import (
+    DeliveryList,
+    DeliveryOut,
+    WebhookCreated,
+    WebhookIn,
+    WebhookList,
+    WebhookOut,
+)
 from lookout_api.handlers import webhooks
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=COMMON)
-
-
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2048)
-    events: list[str] = Field(min_length=1, max_length=32)
-    secret: str | None = Field(default=None, min_length=24, max_length=256)
-    tenant_id: uuid.UUID | None = None  # a superuser names the tenant
-
-
-class WebhookOut(BaseModel):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    url: str
-    events: list[str]
-    created_at: datetime
-    disabled: bool
-
-
-class WebhookCreated(WebhookOut):
-    secret: str = Field(description="the signing secret; shown in this answer only")
-
-
-class WebhookList(BaseModel):
-    items: list[WebhookOut]
-
-
-class DeliveryOut(BaseModel):
-    id: uuid.UUID
-    webhook_id: uuid.UUID
-    event_id: uuid.UUID
-    event_type: str
-    status: str
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class DeliveryList(BaseModel):
-    items: list[DeliveryOut]
 
 
 @router.post(
