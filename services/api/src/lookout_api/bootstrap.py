@@ -13,7 +13,9 @@ from lookout_shared.redis import Keys, create_redis
 from lookout_shared.storage import LocalStorage, SnapshotStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
 
+from lookout_api.adapters.cache_tracking import CacheTracking
 from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
@@ -33,6 +35,7 @@ class Deps:
     # API key lookups (hash -> principal fields), trusted while principal_changes listens.
     key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
     principal_changes: PrincipalChanges | None = None
+    cache_tracking: CacheTracking | None = None
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -58,6 +61,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         cache=read_cache(settings, redis, keys),
         key_cache=TtlCache(settings.api_key_cache_seconds, trusted=False),
     )
+    deps.cache_tracking = cache_tracking(settings, redis, deps.cache)
     if with_broker:
         deps.principal_changes = PrincipalChanges(
             settings.database_url.get_secret_value(), deps.key_cache
@@ -65,6 +69,18 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
         deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
     return deps
+
+
+def cache_tracking(settings: ApiSettings, redis: Redis, cache: ReadCache) -> CacheTracking:
+    pool = redis.connection_pool
+    return CacheTracking(
+        dict(pool.connection_kwargs),
+        issubclass(pool.connection_class, SSLConnection),
+        settings.redis_prefix,
+        cache.local,
+        heartbeat=settings.cache_local_heartbeat_seconds,
+        timeout=settings.cache_timeout_seconds,
+    )
 
 
 def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
@@ -76,7 +92,7 @@ def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
         ttl=settings.cache_ttl_seconds,
         timeout=settings.cache_timeout_seconds,
         invalidate_timeout=settings.cache_invalidate_timeout_seconds,
-        local_seconds=settings.cache_local_seconds,
+        local_seconds=settings.cache_local_seconds if settings.cache == "on" else 0.0,
         local_max_bytes=settings.cache_local_max_bytes,
     )
 

@@ -51,10 +51,13 @@ class ApiSettings(ServiceSettings):
     # An entry lives this long at most: the bound on how late a change made outside the api
     # (the worker's probe sets status, width, height, codec) shows in a cached read.
     cache_ttl_seconds: float = 30.0
-    # In-process copies of entries, served without asking Redis for this long (0: off). A
-    # write through this process drops its tenant's copies at once; a write through another
-    # api replica shows here only once the copy expires, so it is off by default.
-    cache_local_seconds: float = 0.0
+    # In-process copies of entries, served without asking Redis for this long (0: off).
+    # They are invalidated through Redis (adapters/cache_tracking.py): a write through any
+    # api process drops every process's copies of its tenant within one message's delay.
+    # While that channel is down they are not served; it is checked every
+    # cache_local_heartbeat_seconds and must answer within cache_timeout_seconds.
+    cache_local_seconds: float = 10.0
+    cache_local_heartbeat_seconds: float = 0.5
     cache_local_max_bytes: int = 16 * 1024 * 1024
     # A cache operation waits this long for Redis; after a Redis failure, the cache and the
     # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.

@@ -47,10 +47,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         broker_task = asyncio.create_task(deps.broker.connect_with_retry())
         relay_task = asyncio.create_task(deps.relay.run())
         changes_task = asyncio.create_task(deps.principal_changes.run())
+        tasks = [changes_task, relay_task, broker_task]
+        if deps.cache_tracking is not None:
+            tasks.append(asyncio.create_task(deps.cache_tracking.run()))
         try:
             yield
         finally:
-            for task in (changes_task, relay_task, broker_task):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
