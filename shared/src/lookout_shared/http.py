@@ -104,13 +104,16 @@ def add_ops_routes(
     *,
     check_timeout: float = 2.0,
     failures: int = 3,
+    front: bool = False,
 ) -> None:
     """``/healthz`` (the process answers), ``/readyz`` (every dependency answers, see
     :class:`Readiness`) and ``/metrics`` (Prometheus); also request ids, request metrics and
     (if configured) traces for every route of ``app``. ``checks`` is called per request so
-    it can read app state."""
-    record_http(app)
-    app.add_middleware(RequestId)  # outside record_http: its lines carry the id too
+    it can read app state. ``front``: the app's own outermost layer makes the request ids
+    and metrics (the api's, which answers cache hits there)."""
+    if not front:
+        record_http(app)
+        app.add_middleware(RequestId)  # outside record_http: its lines carry the id too
     instrument_app(app)
     readiness = Readiness(check_timeout, failures)
 

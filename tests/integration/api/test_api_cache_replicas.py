@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -36,6 +36,15 @@ async def second_api(api: Api) -> AsyncIterator[tuple[httpx.AsyncClient, Deps]]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield client, deps
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` until it holds (TimeoutError after ``seconds``)."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.005)
 
 
 async def tracking_up(deps: Deps) -> LocalCopies:
@@ -92,9 +101,7 @@ async def test_a_write_through_one_process_is_seen_by_the_other_within_the_bound
             r = await api.client.patch(path, json={"name": "after"}, headers=operator)
             assert r.status_code == 200
             written_at = time.perf_counter()
-            async with asyncio.timeout(10):
-                while len(seen_at) < len(readers):
-                    await asyncio.sleep(0.005)
+            await until(lambda: len(seen_at) == len(readers), 10)
         finally:
             stop.set()
             await asyncio.gather(*readers)
@@ -116,9 +123,7 @@ async def test_a_count_move_drops_the_other_process_list_pages(api: Api) -> None
             await redis.hincrby(key, "streams_total", 1)
         finally:
             await redis.aclose()
-        async with asyncio.timeout(STALE_BOUND_SECONDS):
-            while copies.count("list"):
-                await asyncio.sleep(0.005)
+        await until(lambda: copies.count("list") == 0, STALE_BOUND_SECONDS)
 
 
 @pytest.mark.api_settings(cache_local_heartbeat_seconds=0.2, cache_timeout_seconds=0.3)
@@ -133,9 +138,7 @@ async def test_copies_are_not_served_while_the_invalidation_channel_is_stalled(
     await copied(copies, lambda: api.client.get(path, headers=operator), "stream")
     async with redis_stalled(api.settings, 2.0):
         stalled_at = time.perf_counter()
-        async with asyncio.timeout(5):
-            while copies.live:
-                await asyncio.sleep(0.01)
+        await until(lambda: not copies.live, 5)
         off_after = time.perf_counter() - stalled_at
         assert copies.count() == 0
     print(f"copies off {off_after * 1000:.0f} ms into the stall")

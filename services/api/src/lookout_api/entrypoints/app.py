@@ -16,6 +16,7 @@ from lookout_api.entrypoints import ui
 from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.deps import storable_query
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
+from lookout_api.entrypoints.front import Front
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
     audit,
@@ -86,15 +87,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui.router)  # the operator page at /ui
 
-    # Innermost first. Cache hits skip routing and gzip (the cache keeps the encoded bytes)
-    # but still get metrics and request ids.
+    # Innermost first. Cache hits are answered by the outermost layers (the cache keeps the
+    # encoded bytes): Front's request id, metrics and access line, then CachedReads; nothing
+    # else runs for them. (With tracing on, its middleware wraps the whole stack.)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
-    app.add_middleware(CachedReads)
     add_ops_routes(
         app,
         lambda: bootstrap.readiness_checks(app.state.deps),
         check_timeout=settings.readiness_timeout_seconds,
         failures=settings.readiness_failures,
+        front=True,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CachedReads)
+    app.add_middleware(Front)
     return app

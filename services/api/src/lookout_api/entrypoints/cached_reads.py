@@ -48,7 +48,7 @@ class CachedReads:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = _kind(scope)
+        kind = kind_of(scope)
         deps: Deps | None = getattr(scope["app"].state, "deps", None) if kind else None
         if kind is None or deps is None:
             await self.app(scope, receive, send)
@@ -108,7 +108,7 @@ COUNTED = {
 }
 
 
-def _kind(scope: Scope) -> str | None:
+def kind_of(scope: Scope) -> str | None:
     if scope["type"] != "http" or scope["method"] != "GET":
         return None
     path = scope["path"]

@@ -1,0 +1,45 @@
+"""The access log: one line per HTTP request, as uvicorn writes it (same logger, same
+message: ``client - "METHOD path?query HTTP/1.1" status``), at the cost of a formatted line.
+
+uvicorn's own line goes through the JSON formatter's full scrub (a dozen regular
+expressions) on every request. Here only what can hold a secret is scrubbed, where it is
+written: the query string (``?token=``), and the path unless the caller vouches that it
+holds only ids (the read cache's paths). The line is then marked so the formatter does not
+scrub it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from starlette.types import Scope
+
+from lookout_shared.logs import PRESCRUBBED, scrub
+
+ACCESS = logging.getLogger("uvicorn.access")
+_EXTRA = {PRESCRUBBED: True}
+
+
+def log_request(scope: Scope, status: int, *, plain_path: bool = False) -> None:
+    """Write the access line of ``scope``'s request, answered ``status``. ``plain_path``:
+    the path is known to hold nothing but fixed words and ids."""
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    path = quote(scope.get("root_path", "") + scope["path"])
+    if not plain_path:
+        path = scrub(path)
+    query = scope.get("query_string")
+    if query:
+        path = f"{path}?{scrub(query.decode('latin-1'))}"
+    client = scope.get("client")
+    address = f"{client[0]}:{client[1]}" if client else "-"
+    ACCESS.info(
+        '%s - "%s %s HTTP/%s" %d',
+        address,
+        scope["method"],
+        path,
+        scope.get("http_version", "1.1"),
+        status,
+        extra=_EXTRA,
+    )
