@@ -13,10 +13,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
 from lookout_api.entrypoints import ui
-from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.deps import storable_query
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
-from lookout_api.entrypoints.front import Front
+from lookout_api.entrypoints.front import LookoutApi
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
     audit,
@@ -61,7 +60,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await app.state.postgres_outage.close()
             await bootstrap.close(deps)
 
-    app = FastAPI(
+    app = LookoutApi(
         title="Lookout API",
         version="0.2.0",
         lifespan=lifespan,
@@ -87,9 +86,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui.router)  # the operator page at /ui
 
-    # Innermost first. Cache hits are answered by the outermost layers (the cache keeps the
-    # encoded bytes): Front's request id, metrics and access line, then CachedReads; nothing
-    # else runs for them. (With tracing on, its middleware wraps the whole stack.)
+    # Innermost first. Cache hits are answered in front of all of these (front.py; the cache
+    # keeps the encoded bytes, gzipped or not).
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     add_ops_routes(
         app,
@@ -99,6 +97,4 @@ def create_app(settings: ApiSettings) -> FastAPI:
         front=True,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(CachedReads)
-    app.add_middleware(Front)
     return app
