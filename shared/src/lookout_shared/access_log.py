@@ -1,5 +1,8 @@
-"""The access log: one line per HTTP request, as uvicorn writes it (same logger, same
-message: ``client - "METHOD path?query HTTP/1.1" status``), at the cost of a formatted line.
+"""The access log: one line per HTTP request, with uvicorn's message (``client - "METHOD
+path?query HTTP/1.1" status``) and fields, at the cost of a formatted line. Its logger is
+``lookout.access``: uvicorn silences its own ``uvicorn.access`` when told not to write it.
+Written when the response starts, from inside the request's context, so the line names
+the tenant and the trace as uvicorn's did.
 
 uvicorn's own line goes through the JSON formatter's full scrub (a dozen regular
 expressions) on every request. Here only what can hold a secret is scrubbed, where it is
@@ -17,7 +20,7 @@ from starlette.types import Scope
 
 from lookout_shared.logs import PRESCRUBBED, scrub
 
-ACCESS = logging.getLogger("uvicorn.access")
+ACCESS = logging.getLogger("lookout.access")
 _EXTRA = {PRESCRUBBED: True}
 
 

@@ -6,7 +6,7 @@ routing, no dependency. A profile of hits put half of their time in those layers
 
 It replaces the shared ``RequestId`` and request-metrics middleware for the api (same
 header, same metric names and labels) and uvicorn's access line (lookout_shared.access_log:
-same logger, same message).
+same message and fields).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Front:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+                log_request(scope, status, plain_path=kind_of(scope) is not None)
             await send(message)
 
         with request_context(request_id):
@@ -53,7 +54,6 @@ class Front:
                 # The router (or the cache, for a hit) names the route in the shared scope.
                 route = getattr(scope.get("route"), "path", "unmatched")
                 self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
-                log_request(scope, status, plain_path=kind_of(scope) is not None)
 
 
 class LookoutApi(FastAPI):
