@@ -132,8 +132,11 @@ def _wrk_ms(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+WARM_S = 5  # long enough to cache every entry of the working set, even on a loaded machine
+
+
 def throughput(base: str, script: Path, seconds: int) -> Wrk:
-    run_wrk(base, script, 2)  # warm: connections, caches, Postgres buffers
+    run_wrk(base, script, WARM_S)  # warm: connections, caches, Postgres buffers
     return run_wrk(base, script, seconds)
 
 

@@ -126,7 +126,7 @@ async def test_a_count_move_drops_the_other_process_list_pages(api: Api) -> None
         await until(lambda: copies.count("list") == 0, STALE_BOUND_SECONDS)
 
 
-@pytest.mark.api_settings(cache_local_heartbeat_seconds=0.2, cache_timeout_seconds=0.3)
+@pytest.mark.api_settings(cache_local_heartbeat_seconds=0.2, cache_local_timeout_seconds=0.3)
 async def test_copies_are_not_served_while_the_invalidation_channel_is_stalled(
     api: Api,
 ) -> None:

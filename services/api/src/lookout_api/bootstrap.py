@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -36,6 +37,9 @@ class Deps:
     key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
     principal_changes: PrincipalChanges | None = None
     cache_tracking: CacheTracking | None = None
+    # The dashboard's last RabbitMQ queue depths (monotonic time, depths), and its probe lock.
+    broker_state: tuple[float, dict[str, int]] | None = None
+    broker_probe: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -79,7 +83,7 @@ def cache_tracking(settings: ApiSettings, redis: Redis, cache: ReadCache) -> Cac
         settings.redis_prefix,
         cache.local,
         heartbeat=settings.cache_local_heartbeat_seconds,
-        timeout=settings.cache_timeout_seconds,
+        timeout=settings.cache_local_timeout_seconds,
     )
 
 
