@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from lookout_api.adapters import counts_redis
@@ -145,3 +147,17 @@ async def test_copies_are_not_served_while_the_invalidation_channel_is_stalled(
     assert off_after < 0.2 + 0.3 + 0.3  # heartbeat + timeout, and some slack
     await tracking_up(deps)  # back, and empty until read again
     assert copies.live
+
+
+@pytest.mark.api_settings(cache_ttl_seconds=0.5)
+async def test_a_copy_never_outlives_its_redis_entry(api: Api, db: asyncpg.Pool) -> None:
+    """Changes made outside the api (the worker's probe) still show within the cache TTL
+    with the in-process copies on (10 s by default, longer than this TTL)."""
+    _, operator = await api.tenant_user("operator")
+    stream = await api.stream(operator)
+    path = f"/api/v1/streams/{stream['id']}"
+    copies = await tracking_up(api.app.state.deps)
+    await copied(copies, lambda: api.client.get(path, headers=operator), "stream")
+    await db.execute("UPDATE streams SET status = 'online' WHERE id = $1", uuid.UUID(stream["id"]))
+    await asyncio.sleep(0.6)
+    assert (await api.client.get(path, headers=operator)).json()["status"] == "online"

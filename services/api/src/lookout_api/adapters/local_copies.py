@@ -52,14 +52,26 @@ class LocalCopies:
             return None
         return copy.entry
 
-    def put(self, key: str, scope: uuid.UUID | None, kind: str, entry: Entry, seq: int) -> None:
-        """Keep ``entry`` if nothing was invalidated since ``seq`` was read."""
+    def put(
+        self,
+        key: str,
+        scope: uuid.UUID | None,
+        kind: str,
+        entry: Entry,
+        seq: int,
+        seconds: float | None = None,
+    ) -> None:
+        """Keep ``entry`` if nothing was invalidated since ``seq`` was read, for
+        ``seconds`` at most (the Redis entry's remaining TTL) or the layer's own time."""
         if not (self.enabled and self.live) or seq != self.seq:
             return
         if len(entry.body) > self.max_bytes:
             return
         self._drop(key)
-        self._copies[key] = _Copy(self._clock() + self.seconds, entry, scope, kind)
+        lifetime = self.seconds if seconds is None else min(self.seconds, seconds)
+        if lifetime <= 0:
+            return
+        self._copies[key] = _Copy(self._clock() + lifetime, entry, scope, kind)
         self._bytes += len(entry.body)
         while self._bytes > self.max_bytes:
             self._drop(next(iter(self._copies)))  # the oldest first

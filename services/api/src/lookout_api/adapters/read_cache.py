@@ -57,7 +57,8 @@ SECONDS = Histogram(
 )
 
 # KEYS: epoch, generation, entry, the scope's counts hash, the counts epoch. ARGV[1]: "1" bumps
-# the epoch first (a lost bump). Returns {stamp, entry or nil}: the entry only while its stamp,
+# the epoch first (a lost bump). Returns {stamp, entry or nil[, its remaining TTL in ms]}: the
+# entry only while its stamp,
 # the counts epoch its total was decided under (if any) and every count field it watches
 # still hold the values it was computed from ("" for a missing field).
 LOOKUP = (
@@ -76,7 +77,7 @@ if #head.f > 0 then
     if (now[i] or '') ~= head.w[i] then return {stamp, false} end
   end
 end
-return {stamp, entry}
+return {stamp, entry, redis.call('PTTL', KEYS[3])}
 """
 )
 
@@ -161,7 +162,7 @@ class ReadCache:
         ]
         started = time.perf_counter()
         try:
-            stamp, raw = await self.breaker.call(
+            stamp, raw, *left = await self.breaker.call(
                 lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
                 self.timeout,
             )
@@ -173,7 +174,8 @@ class ReadCache:
             return Lookup(stamp, None, seq)
         head, _, body = bytes(raw).partition(b"\n")
         entry = Entry(body, orjson.loads(head)["h"])
-        self.local.put(entry_key, key.scope, key.kind, entry, seq)
+        # A copy never outlives its Redis entry: the TTL bounds changes made outside the api.
+        self.local.put(entry_key, key.scope, key.kind, entry, seq, int(left[0]) / 1000)
         return Lookup(stamp, entry, seq)
 
     async def store(
@@ -203,7 +205,7 @@ class ReadCache:
             lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
         )
         # Kept here only if nothing was invalidated since the lookup (a racing write).
-        self.local.put(entry_key, key.scope, key.kind, entry, found.seq)
+        self.local.put(entry_key, key.scope, key.kind, entry, found.seq, self.ttl_ms / 1000)
 
     # Writes -----------------------------------------------------------------------------
 
