@@ -61,7 +61,7 @@ class ApiSettings(ServiceSettings):
     cache_local_seconds: float = 10.0
     cache_local_heartbeat_seconds: float = 0.5
     cache_local_timeout_seconds: float = 1.0
-    cache_local_max_bytes: int = 16 * 1024 * 1024
+    cache_local_max_bytes: int = 64 * 1024 * 1024  # first pages of 1,000 tenants fit
     # A cache operation waits this long for Redis; after a Redis failure, the cache and the
     # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.
     cache_timeout_seconds: float = 0.5
