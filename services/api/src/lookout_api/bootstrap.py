@@ -51,7 +51,10 @@ def token_codec(settings: ApiSettings) -> TokenCodec:
 async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     """Open every connection. The CLI skips the broker: it only writes Postgres (the outbox)."""
     pool = await create_pool(
-        settings.database_url.get_secret_value(), settings.db_pool_min, settings.db_pool_max
+        settings.database_url.get_secret_value(),
+        settings.db_pool_min,
+        settings.db_pool_max,
+        session_free=True,  # the api's LISTENs have their own connections
     )
     redis = create_redis(settings.redis_url.get_secret_value())
     keys = Keys(settings.redis_prefix)
