@@ -7,10 +7,13 @@ The data set is loaded with COPY: 1,000,000 streams over 1,000 tenants (``BENCH_
 also gives the cursor row its depth of 500,000 (small: 50,000) inside one tenant. The counts
 come from the aggregator's own ``rebuild`` command.
 
-Throughput rows run `wrk` (Debian's package) with 64 connections against one api process
-(uvicorn, one worker, as deployed per container) on this machine, first with the cache on,
-then with ``LOOKOUT_CACHE=off``; each request picks a random stream (or tenant) from a working
-set, so the cached run measures real hits, misses and per-tenant keys, not one hot entry.
+Throughput rows run `wrk` (Debian's package) with 64 connections against one process at a
+time on this machine: the api as `make run` and the image run it (api_servers.py), with the
+cache on and with ``LOOKOUT_CACHE=off``, and its peers (api_peers.py: bare Starlette, the
+naive redis cache). Each request picks a random stream (or tenant) from a working set, so
+the cached run measures per-tenant keys, not one hot entry. ``BENCH_ROUNDS=3`` repeats every
+wrk row on the loaded data and reports each round and min/median/max; ``BENCH_PROFILE=0``
+skips the py-spy flame graph of the cached read (bench/results/api-cached-read.svg).
 Access tokens are minted with the api's own codec (a JWT needs no database row to verify).
 
 Run: ``LOOKOUT_STACK=<stack> python -m bench.bench_api`` with the stack's variables
