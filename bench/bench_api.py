@@ -80,6 +80,7 @@ DURATION_S = 5 if SMALL else 10
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "1")))
 PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
 FLAME_GRAPH = RESULTS / "api-cached-read.svg"
+LIST_FLAME_GRAPH = RESULTS / "api-cached-list.svg"
 WORKING_SET = 2_000  # streams read by the single-stream row
 SQL_READS = 10 if SMALL else 20
 SNAPSHOT_STREAMS = 641  # ten requests per client, and one to warm up
@@ -355,6 +356,7 @@ def wrk_rounds(
                 measure(f"lookout {row}", base, row)
             if n == 0 and PROFILE:  # before the slower rows leave requests in flight
                 flame_graph(pid, base, scripts["single"], FLAME_GRAPH, DURATION_S)
+                flame_graph(pid, base, scripts["list"], LIST_FLAME_GRAPH, DURATION_S)
             for row in ("counts", "dashboard"):
                 measure(f"lookout {row}", base, row)
         with server(api, env | {"LOOKOUT_CACHE": "off"}, log) as (base, _):
@@ -498,7 +500,7 @@ one of {TENANTS:,} tenants at random, counts and dashboard one of {TENANTS:,} te
 Ratios: throughput rows are measured / baseline req/s; latency rows are baseline p50 /
 measured p50. The offset baseline calls the api's list query directly: the api itself
 refuses offsets past {100_000:,}. COUNT_CAP for SQL totals is {COUNT_CAP:,}.
-{"Flame graph of the cached single read: `bench/results/api-cached-read.svg` (py-spy)." if PROFILE else ""}
+{"Flame graphs (py-spy) of the cached reads: `bench/results/api-cached-read.svg` (single) and `api-cached-list.svg` (first page)." if PROFILE else ""}
 
 Every round (req/s, p50, p99):
 
