@@ -22,6 +22,23 @@ from lookout_shared.logs import PRESCRUBBED, scrub
 
 ACCESS = logging.getLogger("lookout.access")
 _EXTRA = {PRESCRUBBED: True}
+# Scrubbed query strings: hot paths repeat theirs (``limit=50``), and scrub() costs a dozen
+# regular expressions. Short ones only, and a bounded number.
+_QUERIES: dict[str, str] = {}
+_QUERIES_MAX = 1024
+_QUERY_MAX_CHARS = 256
+
+
+def _scrubbed_query(query: str) -> str:
+    known = _QUERIES.get(query)
+    if known is not None:
+        return known
+    scrubbed = scrub(query)
+    if len(query) <= _QUERY_MAX_CHARS:
+        if len(_QUERIES) >= _QUERIES_MAX:
+            _QUERIES.clear()
+        _QUERIES[query] = scrubbed
+    return scrubbed
 
 
 def log_request(scope: Scope, status: int, *, plain_path: bool = False) -> None:
@@ -34,7 +51,7 @@ def log_request(scope: Scope, status: int, *, plain_path: bool = False) -> None:
         path = scrub(path)
     query = scope.get("query_string")
     if query:
-        path = f"{path}?{scrub(query.decode('latin-1'))}"
+        path = f"{path}?{_scrubbed_query(query.decode('latin-1'))}"
     client = scope.get("client")
     address = f"{client[0]}:{client[1]}" if client else "-"
     ACCESS.info(

@@ -60,3 +60,12 @@ def test_the_access_line_never_holds_a_secret_of_the_query_or_an_unknown_path(
     text = lines.getvalue()
     assert JWT not in text and "lk_abcdefghijklmnopqrst" not in text
     assert json.loads(text)["msg"].startswith('127.0.0.1:5123 - "GET /ws/***?token=***')
+
+
+def test_a_repeated_query_with_a_secret_is_scrubbed_every_time(lines: io.StringIO) -> None:
+    """Scrubbed query strings are remembered (hot paths repeat theirs); a remembered one is
+    the scrubbed text, never the raw one."""
+    for _ in range(3):
+        log_request(scope("/api/v1/streams", f"limit=5&token={JWT}".encode()), 200)
+    assert JWT not in lines.getvalue()
+    assert lines.getvalue().count("token=***") == 3
