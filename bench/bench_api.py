@@ -7,10 +7,13 @@ The data set is loaded with COPY: 1,000,000 streams over 1,000 tenants (``BENCH_
 also gives the cursor row its depth of 500,000 (small: 50,000) inside one tenant. The counts
 come from the aggregator's own ``rebuild`` command.
 
-Throughput rows run `wrk` (Debian's package) with 64 connections against one api process
-(uvicorn, one worker, as deployed per container) on this machine, first with the cache on,
-then with ``LOOKOUT_CACHE=off``; each request picks a random stream (or tenant) from a working
-set, so the cached run measures real hits, misses and per-tenant keys, not one hot entry.
+Throughput rows run `wrk` (Debian's package) with 64 connections against one process at a
+time on this machine: the api as `make run` and the image run it (api_servers.py), with the
+cache on and with ``LOOKOUT_CACHE=off``, and its peers (api_peers.py: bare Starlette, the
+naive redis cache). Each request picks a random stream (or tenant) from a working set, so
+the cached run measures per-tenant keys, not one hot entry. ``BENCH_ROUNDS=3`` repeats every
+wrk row on the loaded data and reports each round and min/median/max; ``BENCH_PROFILE=0``
+skips the py-spy flame graph of the cached read (bench/results/api-cached-read.svg).
 Access tokens are minted with the api's own codec (a JWT needs no database row to verify).
 
 Run: ``LOOKOUT_STACK=<stack> python -m bench.bench_api`` with the stack's variables
@@ -20,12 +23,9 @@ Run: ``LOOKOUT_STACK=<stack> python -m bench.bench_api`` with the stack's variab
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,32 +55,37 @@ from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.commands import capture_command
 from lookout_snapshot_worker.adapters.process import run_bounded
 
+from bench.api_peers import naive_key
+from bench.api_servers import (
+    BIN,
+    CONNECTIONS,
+    WARM_S,
+    OtlpSink,
+    Wrk,
+    flame_graph,
+    server,
+    spread,
+    throughput,
+    wrk_script,
+)
 from bench.bench_worker import make_video
-from bench.report import Row, latencies, ms, percentile, publish
+from bench.report import RESULTS, Row, latencies, ms, percentile, publish
 
 SMALL = os.environ.get("BENCH_SCALE", "full") == "small"
 STREAMS = 100_000 if SMALL else 1_000_000
 TENANTS = 100 if SMALL else 1_000
 BIG_SHARE = 0.6
 DEPTH = 50_000 if SMALL else 500_000
-CONNECTIONS = 64
 DURATION_S = 5 if SMALL else 10
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "1")))
+PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
+FLAME_GRAPH = RESULTS / "api-cached-read.svg"
+LIST_FLAME_GRAPH = RESULTS / "api-cached-list.svg"
 WORKING_SET = 2_000  # streams read by the single-stream row
 SQL_READS = 10 if SMALL else 20
-SNAPSHOT_STREAMS = 100
+SNAPSHOT_STREAMS = 641  # ten requests per client, and one to warm up
 STATUSES = ["pending", "online", "error", "disabled"]
-BIN = Path(sys.executable).parent  # the services' entrypoints, installed beside python
 KINDS = ["rtsp", "rtmp", "hls", "http"]
-
-
-@dataclass(frozen=True)
-class Wrk:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-    def figure(self) -> str:
-        return f"{self.rps:,.0f} req/s (p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms)"
 
 
 @dataclass(frozen=True)
@@ -189,96 +194,6 @@ def rebuild_counts(env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-# --- the api process and wrk --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def api_process(env: dict[str, str], cache: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "lookout-api")],
-        env=env | {"LOOKOUT_API_PORT": str(port), "LOOKOUT_CACHE": cache},
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the api did not become ready (exit {proc.returncode})")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wrk_script(folder: Path, requests: list[tuple[str, str, str]]) -> Path:
-    """A wrk Lua script that sends a random one of ``requests`` (method, path, token)."""
-    entries = ",\n".join(f'{{"{m}", "{p}", "Bearer {t}"}}' for m, p, t in requests)
-    script = folder / f"wrk-{uuid.uuid4().hex[:6]}.lua"
-    script.write_text(
-        f"""local reqs = {{
-{entries}
-}}
-math.randomseed(7)
-request = function()
-  local r = reqs[math.random(#reqs)]
-  return wrk.format(r[1], r[2], {{["Authorization"] = r[3]}})
-end
-"""
-    )
-    return script
-
-
-def run_wrk(base: str, script: Path, seconds: int) -> Wrk:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-            str(script),
-            base,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Wrk(rps, _wrk_ms(out, "50%"), _wrk_ms(out, "99%"))
-
-
-def _wrk_ms(out: str, pct: str) -> float:
-    value, unit = re.search(rf"^\s+{pct}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def throughput(base: str, folder: Path, requests: list[tuple[str, str, str]]) -> Wrk:
-    script = wrk_script(folder, requests)
-    run_wrk(base, script, 2)  # warm: connections, caches, Postgres buffers
-    return run_wrk(base, script, DURATION_S)
-
-
 # --- in-process measurements --------------------------------------------------------------
 
 
@@ -353,15 +268,29 @@ async def total_rows(
 
 async def snapshot_row(base: str, token: str, data: DataSet, video: Path, media: Path) -> Row:
     """POST .../snapshots answers 202 once the job and its command are committed; the
-    capture it queues runs elsewhere. One request per stream, so none joins another's job."""
+    capture it queues runs elsewhere. 64 clients at once, one request per stream, so none
+    joins another's job."""
     headers = {"Authorization": f"Bearer {token}"}
     accepted: list[float] = []
-    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
-        for stream in data.snap_streams:
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as client:
+
+        async def one(stream: uuid.UUID) -> None:
             started = time.perf_counter()
             r = await client.post(f"/api/v1/streams/{stream}/snapshots")
             accepted.append(time.perf_counter() - started)
             assert r.status_code == 202, r.text
+
+        async def worker(streams: list[uuid.UUID]) -> None:
+            for stream in streams:
+                await one(stream)
+
+        await one(data.snap_streams[0])  # warm: connection, statements
+        accepted.clear()
+        rest = data.snap_streams[1:]
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(rest[i::CONNECTIONS]) for i in range(CONNECTIONS)))
+        rate = len(rest) / (time.perf_counter() - started)
     argv = capture_command(
         "ffmpeg",
         parse_stream_url(video.as_uri(), str(media)),
@@ -376,8 +305,8 @@ async def snapshot_row(base: str, token: str, data: DataSet, video: Path, media:
         assert done.returncode == 0, done.stderr[-500:]
         captures.append(time.perf_counter() - started)
     return Row(
-        "snapshot request answered (202)",
-        ms(accepted),
+        f"snapshot request answered (202), {CONNECTIONS} clients at once",
+        f"{ms(accepted)} ({rate:,.0f} req/s)",
         "the ffmpeg capture it queues (720p H.264 file)",
         ms(captures),
         p50_ratio(captures, accepted),
@@ -385,6 +314,97 @@ async def snapshot_row(base: str, token: str, data: DataSet, video: Path, media:
 
 
 # --- the run ------------------------------------------------------------------------------
+
+
+async def fill_naive_cache(
+    base: str, redis_url: str, prefix: str, requests: list[tuple[str, str, str]]
+) -> None:
+    """The naive peer's entries: the api's own answers, under the peer's keys."""
+    redis = create_redis(redis_url)
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        sem = asyncio.Semaphore(16)
+
+        async def one(path: str, token: str) -> None:
+            async with sem:
+                r = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.text
+            authorization = f"Bearer {token}"
+            await redis.set(naive_key(prefix, path, authorization), r.content)
+
+        await asyncio.gather(*(one(p, t) for _, p, t in {*requests}))
+    await redis.aclose()
+
+
+def wrk_rounds(
+    env: dict[str, str], folder: Path, scripts: dict[str, Path], naive_prefix: str
+) -> dict[str, list[Wrk]]:
+    """Every wrk row, ``ROUNDS`` times over; each round starts each server afresh."""
+    log = folder / "servers.log"
+    api = [str(BIN / "lookout-api")]
+    runs: dict[str, list[Wrk]] = {}
+
+    def measure(name: str, base: str, script: str) -> None:
+        measured = throughput(base, scripts[script], DURATION_S)
+        runs.setdefault(name, []).append(measured)
+        print(f"  {name}: {measured.figure()}", flush=True)
+
+    for n in range(ROUNDS):
+        print(f"round {n + 1} of {ROUNDS}", flush=True)
+        with server(api, env | {"LOOKOUT_CACHE": "on"}, log) as (base, pid):
+            for row in ("single", "list"):
+                measure(f"lookout {row}", base, row)
+            if n == 0 and PROFILE:  # before the slower rows leave requests in flight
+                flame_graph(pid, base, scripts["single"], FLAME_GRAPH, DURATION_S)
+                flame_graph(pid, base, scripts["list"], LIST_FLAME_GRAPH, DURATION_S)
+            for row in ("counts", "dashboard"):
+                measure(f"lookout {row}", base, row)
+        with server(api, env | {"LOOKOUT_CACHE": "off"}, log) as (base, _):
+            for row in ("single", "list"):
+                measure(f"off {row}", base, row)
+        peer = [sys.executable, "-m", "bench.api_peers"]
+        with server([*peer, "bare", "{port}"], env, log, ready="/") as (base, _):
+            measure("bare single", base, "single")
+        naive_env = env | {"BENCH_NAIVE_PREFIX": naive_prefix}
+        with server([*peer, "naive", "{port}"], naive_env, log, ready="/docs") as (base, _):
+            for row in ("single", "list"):
+                measure(f"naive {row}", base, row)
+    return runs
+
+
+def throughput_rows(runs: dict[str, list[Wrk]]) -> tuple[list[Row], str]:
+    """The table's rows (each the median round), and every round's figures for the notes."""
+    med = {name: spread(r)[0] for name, r in runs.items()}
+    rows: list[Row] = []
+    for row, what in (
+        ("single", f"GET /api/v1/streams/{{id}}, {CONNECTIONS} connections, cached"),
+        ("list", f"first list page with total, {CONNECTIONS} connections, cached"),
+    ):
+        ours = med[f"lookout {row}"]
+        peers = [("naive FastAPI + redis.get", f"naive {row}"), ("LOOKOUT_CACHE=off", f"off {row}")]
+        if row == "single":
+            peers.insert(0, ("bare Starlette, fixed bytes", "bare single"))
+        for name, key in peers:
+            rows.append(Row(what, ours.figure(), name, med[key].figure(), ours.rps / med[key].rps))
+    for row, what in (
+        ("counts", "GET /api/v1/counts"),
+        ("dashboard", "GET /api/v1/dashboard/summary"),
+    ):
+        ours = med[f"lookout {row}"]
+        rows.append(
+            Row(
+                f"{what}, {CONNECTIONS} connections",
+                ours.figure(),
+                "cached single read (same run)",
+                med["lookout single"].figure(),
+                ours.rps / med["lookout single"].rps,
+            )
+        )
+    lines = [
+        f"- {name}: " + ", ".join(w.figure() for w in r) + f"; req/s min/median/max {spread(r)[1]}"
+        for name, r in runs.items()
+    ]
+    return rows, "\n".join(lines)
 
 
 async def main() -> None:
@@ -395,12 +415,15 @@ async def main() -> None:
     media = folder / "media"
     media.mkdir()
     video = make_video(media)
+    sink = OtlpSink()
+    # The api as make run and the image run it: default settings (INFO logs, the read
+    # cache and its local layer on), traces exported as compose does (default sampler).
     env = os.environ | {
         "LOOKOUT_REDIS_PREFIX": settings.redis_prefix,
-        "LOOKOUT_LOG_LEVEL": "WARNING",
         "LOOKOUT_MEDIA_DIR": str(media),
         "LOOKOUT_STORAGE_DIR": str(folder / "snapshots"),
         "LOOKOUT_DEFAULT_SNAPSHOT_REQUESTS_PER_MINUTE": "100000",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
     }
     pool = await asyncpg.create_pool(
         settings.database_url.get_secret_value(), min_size=1, max_size=4, command_timeout=1800
@@ -420,17 +443,23 @@ async def main() -> None:
         tokens = {t: token(t) for t in data.tenants}
         single = [("GET", f"/api/v1/streams/{s}", tokens[t]) for t, s in data.streams]
         first_pages = [("GET", "/api/v1/streams?limit=50", tokens[t]) for t in data.tenants]
-
-        # Each setting runs twice, alternating, and keeps its better run: a background
-        # checkpoint or autovacuum after the load then cannot decide a ratio.
-        runs: dict[str, dict[str, Wrk]] = {"on": {}, "off": {}}
-        for cache in ("on", "off", "on", "off"):
-            with api_process(env, cache) as base:
-                print(f"wrk, cache {cache}", flush=True)
-                for row, requests in (("single", single), ("list", first_pages)):
-                    measured = throughput(base, folder, requests)
-                    if row not in runs[cache] or measured.rps > runs[cache][row].rps:
-                        runs[cache][row] = measured
+        counts = [("GET", "/api/v1/counts", tokens[t]) for t in data.tenants]
+        dashboard = [("GET", "/api/v1/dashboard/summary", tokens[t]) for t in data.tenants]
+        scripts = {
+            name: wrk_script(folder, requests)
+            for name, requests in (
+                ("single", single),
+                ("list", first_pages),
+                ("counts", counts),
+                ("dashboard", dashboard),
+            )
+        }
+        naive_prefix = settings.redis_prefix + "naive:"
+        with server([str(BIN / "lookout-api")], env, folder / "servers.log") as (base, _):
+            await fill_naive_cache(
+                base, settings.redis_url.get_secret_value(), naive_prefix, single + first_pages
+            )
+        runs = wrk_rounds(env, folder, scripts, naive_prefix)
         # A write checks its account in Postgres: the snapshot requests need a real operator.
         operator = await pool.fetchval(
             """INSERT INTO users (id, tenant_id, email, password_hash, role)
@@ -440,23 +469,11 @@ async def main() -> None:
             f"bench-{uuid.uuid4().hex[:8]}@example.com",
         )
         operator_token = codec.issue(operator, data.snap_tenant, "operator", timedelta(hours=2))
-        with api_process(env, "off") as base:
+        with server([str(BIN / "lookout-api")], env, folder / "servers.log") as (base, _):
             snap = await snapshot_row(base, operator_token, data, video, media)
+        wrk_table, per_round = throughput_rows(runs)
         rows = [
-            Row(
-                f"GET /api/v1/streams/{{id}}, {CONNECTIONS} connections, cache on",
-                runs["on"]["single"].figure(),
-                "LOOKOUT_CACHE=off",
-                runs["off"]["single"].figure(),
-                runs["on"]["single"].rps / runs["off"]["single"].rps,
-            ),
-            Row(
-                f"first list page with total, {CONNECTIONS} connections, cache on",
-                runs["on"]["list"].figure(),
-                "LOOKOUT_CACHE=off",
-                runs["off"]["list"].figure(),
-                runs["on"]["list"].rps / runs["off"]["list"].rps,
-            ),
+            *wrk_table,
             *await pagination_rows(pool, data.big),
             *await total_rows(pool, settings, data.big, big_size),
             snap,
@@ -464,20 +481,34 @@ async def main() -> None:
         scale = "BENCH_SCALE=small" if SMALL else "full scale"
         publish(
             "api",
-            "API gateway: cached reads, pagination, totals, snapshot requests",
+            "API gateway: cached reads against their peers, pagination, totals, snapshot requests",
             rows,
             notes=f"""{scale}: {STREAMS:,} streams over {TENANTS:,} tenants (COPY; the largest
 tenant holds {big_size:,}), counts from `lookout-count-aggregator rebuild`. Throughput rows:
-`wrk -t1 -c{CONNECTIONS} -d{DURATION_S}s` (best of two runs per setting, alternating) against one api process (one uvicorn worker) on the
-same 2 cores as Postgres, Redis and wrk itself, viewer tokens; single reads pick one of
-{len(single):,} streams of every tenant at random, list reads the first page (50 streams and
-the total) of one of {TENANTS:,} tenants at random. Ratios: throughput rows are cache on /
-off; latency rows are baseline p50 / measured p50. The offset baseline calls the api's list
-query directly: the api itself refuses offsets past {100_000:,}. COUNT_CAP for SQL totals is
-{COUNT_CAP:,}.""",
+`wrk -t1 -c{CONNECTIONS} -d{DURATION_S}s` after a {WARM_S} s warm-up (every entry cached), {ROUNDS} round(s), each server
+started afresh per round; the table shows the round with the median req/s, every round is
+listed below. One process each (one uvicorn worker, uvloop + httptools) on the same 2 cores
+as Postgres, Redis and wrk itself. Lookout runs as `make run` and the image run it: default
+settings (read cache with its in-process layer, INFO JSON logs with one access line per
+request, written to a file), traces exported over OTLP/HTTP (default sampler,
+parent-based 1 in 10) to a sink. Peers, under the same uvicorn options without an access
+log: bare Starlette answering fixed bytes (the ceiling), and the naive cache a user would
+write (FastAPI, a Bearer header check, `await redis.get(key)`, the bytes returned; filled
+with Lookout's own answers). Viewer tokens; single reads pick one of {len(single):,}
+streams of every tenant at random, list reads the first page (50 streams and the total) of
+one of {TENANTS:,} tenants at random, counts and dashboard one of {TENANTS:,} tenants.
+Ratios: throughput rows are measured / baseline req/s; latency rows are baseline p50 /
+measured p50. The offset baseline calls the api's list query directly: the api itself
+refuses offsets past {100_000:,}. COUNT_CAP for SQL totals is {COUNT_CAP:,}.
+{"Flame graphs (py-spy) of the cached reads: `bench/results/api-cached-read.svg` (single) and `api-cached-list.svg` (first page)." if PROFILE else ""}
+
+Every round (req/s, p50, p99):
+
+{per_round}""",
         )
     finally:
         print("cleaning up", flush=True)
+        sink.close()
         if data is not None:
             await pool.execute(
                 "DELETE FROM tenants WHERE id = ANY($1::uuid[])", [*data.tenants, data.snap_tenant]

@@ -30,11 +30,12 @@ from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.commands import capture_command
 from lookout_snapshot_worker.adapters.process import run_bounded
 
-from bench.bench_api import CONNECTIONS, api_process, throughput
+from bench.api_servers import BIN, CONNECTIONS, server, throughput, wrk_script
 from bench.bench_worker import make_video
 from bench.report import Row, ms, percentile, publish
 
 CAPTURES = 10
+DURATION_S = 5 if os.environ.get("BENCH_SCALE", "full") == "small" else 10
 TARGET_P50_MS, TARGET_P99_MS = 5.0, 15.0
 
 
@@ -112,11 +113,14 @@ async def main() -> None:
         token = token_codec(settings).issue(uuid.uuid4(), tenant, "viewer", timedelta(hours=1))
         hot_path = f"/api/v1/streams/{stream}/latest.jpg?width=640"
         file_path = f"/api/v1/streams/{stream}/snapshots/latest/image"
-        with api_process(env, "on") as base:
+        api = [str(BIN / "lookout-api")]
+        with server(api, env | {"LOOKOUT_CACHE": "on"}, folder / "api.log") as (base, _):
             print("wrk: latest.jpg from the hot frame", flush=True)
-            hot = throughput(base, folder, [("GET", hot_path, token)])
+            hot_script = wrk_script(folder, [("GET", hot_path, token)])
+            hot = throughput(base, hot_script, DURATION_S)
             print("wrk: the stored snapshot file", flush=True)
-            stored_file = throughput(base, folder, [("GET", file_path, token)])
+            file_script = wrk_script(folder, [("GET", file_path, token)])
+            stored_file = throughput(base, file_script, DURATION_S)
     finally:
         await redis.delete(frame_key(Keys(settings.redis_prefix), stream))
         await redis.aclose()

@@ -120,6 +120,7 @@ def system(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         "LOOKOUT_ALLOWED_NETWORKS": "127.0.0.1/32",
         # Every service exports its spans to the receiver in this process, quickly.
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # every request's trace, to check
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
     system = System(env=env, logs=logs, media=media, otlp=otlp)

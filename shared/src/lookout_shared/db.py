@@ -30,16 +30,27 @@ async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
         raise DatabaseUnreachable(f"cannot connect to Postgres: {exc!r}") from exc
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A release's reset beyond asyncpg's own rollback of an open transaction: none."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, min_size: int = 2, max_size: int = 10, *, session_free: bool = False
+) -> asyncpg.Pool:
     """Open the pool with ``min_size`` live connections, so the first request pays no connect.
 
     asyncpg opens ``min_size`` connections inside ``create_pool``; the ``SELECT 1`` proves
     the server answers before the service says it is ready.
+
+    ``session_free``: the caller never leaves session state on a pooled connection (no
+    session advisory lock, LISTEN, SET or cursor outside a transaction), so a release skips
+    asyncpg's reset query, one more round trip on every release (an open transaction is
+    still rolled back, by asyncpg itself).
     """
     pool = await asyncpg.create_pool(
         dsn,
@@ -48,6 +59,7 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
         init=_init_connection,
         connect=_connect,
         command_timeout=30,
+        reset=_keep_session if session_free else None,
     )
     await pool.fetchval("SELECT 1")
     return pool

@@ -55,6 +55,25 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 
 
+class HttpMetrics:
+    """The request counter and histogram children of each (method, route, status), bound
+    once: ``labels()`` per request takes a lock and builds a key."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_DURATION.labels(method, route),
+            )
+            self._children[method, route, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
 def record_http(app: FastAPI) -> None:
     """Count and time every request by its route template (``/api/v1/streams/{stream_id}``)."""
     app.add_middleware(_RecordHttp)
@@ -66,6 +85,7 @@ class _RecordHttp:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.metrics = HttpMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,6 +105,4 @@ class _RecordHttp:
         finally:
             # The router stores the matched route in the (shared) scope.
             template = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)

@@ -1,7 +1,11 @@
 """OpenTelemetry tracing for every service, configured by the standard ``OTEL_*`` variables.
 
 Export is off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set;
-then spans go over OTLP/HTTP. Postgres (asyncpg) and Redis calls are traced by their
+then spans go over OTLP/HTTP. Sampling: ``OTEL_TRACES_SAMPLER`` when set (the SDK's
+names); otherwise ``parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG`` (default
+:data:`DEFAULT_RATIO`): a trace started upstream is kept or dropped whole as its parent
+decided, and of the traces started here one in ten is kept, so a busy api does not spend
+its time exporting spans of identical cache hits. Postgres (asyncpg) and Redis calls are traced by their
 instrumentations; FastAPI apps by :func:`instrument_app`; RabbitMQ hops by the broker adapter,
 which carries the W3C ``traceparent`` in AMQP headers both ways (and the outbox stores it, so
 a trace continues across the relay).
@@ -18,8 +22,21 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 _configured = False
+DEFAULT_RATIO = 0.1
+
+
+def sampler() -> Sampler | None:
+    """None when ``OTEL_TRACES_SAMPLER`` names one (the SDK reads it then)."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    try:
+        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", DEFAULT_RATIO))
+    except ValueError:
+        ratio = DEFAULT_RATIO
+    return ParentBased(TraceIdRatioBased(min(max(ratio, 0.0), 1.0)))
 
 
 def export_enabled() -> bool:
@@ -42,7 +59,7 @@ def setup_tracing(service_name: str) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     name = os.environ.get("OTEL_SERVICE_NAME") or f"lookout-{service_name}"
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]

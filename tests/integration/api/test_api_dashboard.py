@@ -274,3 +274,31 @@ async def test_the_summary_over_http_with_rabbitmq(api: Api, db: asyncpg.Pool) -
     )
     assert r.status_code == 422
     assert (await api.client.get("/api/v1/dashboard/summary")).status_code == 401
+
+
+async def test_concurrent_summaries_share_one_queue_depth_probe(api: Api) -> None:
+    """A summary used to open a channel and declare every queue per request: under a load
+    of dashboards that was most of their cost. Concurrent ones now share one probe."""
+    _, op = await api.tenant_user("operator")
+    deps = api.app.state.deps
+    for _ in range(600):  # the lifespan connects in the background
+        if deps.broker.is_connected:
+            break
+        await asyncio.sleep(0.05)
+    probes = 0
+    channel = deps.broker.connection.channel
+
+    def counted_channel(*args: object, **kwargs: object) -> object:
+        nonlocal probes
+        probes += 1
+        return channel(*args, **kwargs)
+
+    deps.broker.connection.channel = counted_channel
+    try:
+        replies = await asyncio.gather(
+            *(api.client.get("/api/v1/dashboard/summary", headers=op) for _ in range(8))
+        )
+    finally:
+        deps.broker.connection.channel = channel
+    assert all(r.status_code == 200 and r.json()["queues"]["rabbitmq"] for r in replies)
+    assert probes == 1

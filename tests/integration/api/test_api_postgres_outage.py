@@ -40,6 +40,7 @@ NOT_REQUESTS = (
     "asyncpg.pool",
     "lookout_shared.outbox",
     "lookout_api.adapters.key_cache",  # the principal-changes listener
+    "lookout.access",  # the access line: one per request by design, not an error report
 )
 
 

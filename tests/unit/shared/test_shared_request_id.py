@@ -95,3 +95,11 @@ async def test_problem_answers_carry_the_request_id_too(client: httpx.AsyncClien
     r = await client.get("/no-such-route", headers={"X-Request-ID": "abc-123"})
     assert r.status_code == 404
     assert r.headers["X-Request-ID"] == "abc-123"
+
+
+def test_made_request_ids_are_unique_plain_tokens() -> None:
+    from lookout_shared.http import new_request_id
+
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 32 and i.isalnum() for i in ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -13,7 +14,9 @@ from lookout_shared.redis import Keys, create_redis
 from lookout_shared.storage import LocalStorage, SnapshotStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
 
+from lookout_api.adapters.cache_tracking import CacheTracking
 from lookout_api.adapters.frame_encoder import FrameEncoder
 from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
@@ -38,6 +41,10 @@ class Deps:
     # never changes, so a stale entry can only name the right tenant of a deleted stream).
     frames: FrameEncoder = field(default_factory=lambda: FrameEncoder(0, 1, 1920))
     stream_tenants: TtlCache[str] = field(default_factory=lambda: TtlCache(30.0))
+    cache_tracking: CacheTracking | None = None
+    # The dashboard's last RabbitMQ queue depths (monotonic time, depths), and its probe lock.
+    broker_state: tuple[float, dict[str, int]] | None = None
+    broker_probe: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -49,7 +56,10 @@ def token_codec(settings: ApiSettings) -> TokenCodec:
 async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     """Open every connection. The CLI skips the broker: it only writes Postgres (the outbox)."""
     pool = await create_pool(
-        settings.database_url.get_secret_value(), settings.db_pool_min, settings.db_pool_max
+        settings.database_url.get_secret_value(),
+        settings.db_pool_min,
+        settings.db_pool_max,
+        session_free=True,  # the api's LISTENs have their own connections
     )
     redis = create_redis(settings.redis_url.get_secret_value())
     keys = Keys(settings.redis_prefix)
@@ -68,6 +78,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
             settings.frame_max_width,
         ),
     )
+    deps.cache_tracking = cache_tracking(settings, redis, deps.cache)
     if with_broker:
         deps.principal_changes = PrincipalChanges(
             settings.database_url.get_secret_value(), deps.key_cache
@@ -75,6 +86,18 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
         deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
     return deps
+
+
+def cache_tracking(settings: ApiSettings, redis: Redis, cache: ReadCache) -> CacheTracking:
+    pool = redis.connection_pool
+    return CacheTracking(
+        dict(pool.connection_kwargs),
+        issubclass(pool.connection_class, SSLConnection),
+        settings.redis_prefix,
+        cache.local,
+        heartbeat=settings.cache_local_heartbeat_seconds,
+        timeout=settings.cache_local_timeout_seconds,
+    )
 
 
 def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
@@ -86,7 +109,7 @@ def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
         ttl=settings.cache_ttl_seconds,
         timeout=settings.cache_timeout_seconds,
         invalidate_timeout=settings.cache_invalidate_timeout_seconds,
-        local_seconds=settings.cache_local_seconds,
+        local_seconds=settings.cache_local_seconds if settings.cache == "on" else 0.0,
         local_max_bytes=settings.cache_local_max_bytes,
     )
 

@@ -57,13 +57,18 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve_options(settings: ApiSettings) -> dict[str, Any]:
-    """uvicorn's options. The client address (login rate limits) is the TCP peer's, unless
+    """uvicorn's options. uvloop and httptools (uvicorn[standard]) are named, not left to
+    "auto", so a missing one fails at start instead of silently halving throughput; the
+    access line is written by the api itself (entrypoints/front.py). The client address (login rate limits) is the TCP peer's, unless
     the peer is a proxy listed in LOOKOUT_FORWARDED_ALLOW_IPS: then uvicorn takes it from
     X-Forwarded-For (the right-most address that is not a trusted proxy)."""
     return {
         "host": settings.bind_host,
         "port": settings.api_port,
         "log_config": None,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
         "proxy_headers": bool(settings.forwarded_allow_ips),
         "forwarded_allow_ips": settings.forwarded_allow_ips or None,
     }

@@ -52,11 +52,17 @@ class ApiSettings(ServiceSettings):
     # An entry lives this long at most: the bound on how late a change made outside the api
     # (the worker's probe sets status, width, height, codec) shows in a cached read.
     cache_ttl_seconds: float = 30.0
-    # In-process copies of entries, served without asking Redis for this long (0: off). A
-    # write through this process drops its tenant's copies at once; a write through another
-    # api replica shows here only once the copy expires, so it is off by default.
-    cache_local_seconds: float = 0.0
-    cache_local_max_bytes: int = 16 * 1024 * 1024
+    # In-process copies of entries, served without asking Redis for this long (0: off).
+    # They are invalidated through Redis (adapters/cache_tracking.py): a write through any
+    # api process drops every process's copies of its tenant within one message's delay.
+    # While that channel is down they are not served; it is pinged every
+    # cache_local_heartbeat_seconds and must answer within cache_local_timeout_seconds (a
+    # bound that also covers the event loop's own backlog under a full load), so a stalled
+    # Redis stops them within the sum of the two.
+    cache_local_seconds: float = 10.0
+    cache_local_heartbeat_seconds: float = 0.5
+    cache_local_timeout_seconds: float = 1.0
+    cache_local_max_bytes: int = 64 * 1024 * 1024  # first pages of 1,000 tenants fit
     # A cache operation waits this long for Redis; after a Redis failure, the cache and the
     # count reads skip Redis for cache_breaker_seconds instead of waiting on every request.
     cache_timeout_seconds: float = 0.5

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from lookout_api.adapters import counts_redis
 from lookout_api.adapters.breaker import Breaker as Breaker
 from lookout_api.adapters.breaker import RedisUnavailable as RedisUnavailable
 from lookout_api.adapters.cache_generations import Generations, epoch_key, generation_key
+from lookout_api.adapters.local_copies import LocalCopies
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ SECONDS = Histogram(
 )
 
 # KEYS: epoch, generation, entry, the scope's counts hash, the counts epoch. ARGV[1]: "1" bumps
-# the epoch first (a lost bump). Returns {stamp, entry or nil}: the entry only while its stamp,
+# the epoch first (a lost bump). Returns {stamp, entry or nil[, its remaining TTL in ms]}: the
+# entry only while its stamp,
 # the counts epoch its total was decided under (if any) and every count field it watches
 # still hold the values it was computed from ("" for a missing field).
 LOOKUP = (
@@ -76,7 +77,7 @@ if #head.f > 0 then
     if (now[i] or '') ~= head.w[i] then return {stamp, false} end
   end
 end
-return {stamp, entry}
+return {stamp, entry, redis.call('PTTL', KEYS[3])}
 """
 )
 
@@ -98,14 +99,7 @@ class Entry:
 class Lookup:
     stamp: str  # "epoch.generation" of the scope when looked up: store a miss under it
     entry: Entry | None
-    writes: int = 0  # this process's write count then: a copy computed across one is stale
-
-
-@dataclass
-class _Local:
-    expires: float
-    entry: Entry
-    scope: uuid.UUID | None
+    seq: int = 0  # the local layer's invalidation count then: a copy read across one is stale
 
 
 class ReadCache:
@@ -129,14 +123,10 @@ class ReadCache:
         self.enabled = enabled
         self.ttl_ms = max(1, int(ttl * 1000))
         self.timeout = timeout
-        self._local_seconds = local_seconds
-        self._local_max_bytes = local_max_bytes
-        self._local: OrderedDict[str, _Local] = OrderedDict()
-        self._local_bytes = 0
-        self._clock = clock
+        # In-process copies, on while the invalidation channel (cache_tracking.py) is up.
+        self.local = LocalCopies(local_seconds, local_max_bytes, clock)
         # Generation bumps, and the epoch bump owed when one is lost.
         self.generations = Generations(redis, keys, breaker, invalidate_timeout or timeout)
-        self._writes = 0
         self._lookup_script = redis.register_script(LOOKUP)
 
     # Keys -------------------------------------------------------------------------------
@@ -158,10 +148,10 @@ class ReadCache:
         """The entry for ``key`` if it is still valid, and the stamp to store a miss under.
         Raises RedisUnavailable when Redis does not answer in time (or failed a moment ago)."""
         entry_key = self.entry_key(key)
-        local = self._local_get(entry_key)
+        local = self.local.get(entry_key)
         if local is not None:
             return Lookup("", local)
-        writes = self._writes
+        seq = self.local.seq
         owed = self.generations.owed
         keys = [
             self._epoch_key(),
@@ -172,7 +162,7 @@ class ReadCache:
         ]
         started = time.perf_counter()
         try:
-            stamp, raw = await self.breaker.call(
+            stamp, raw, *left = await self.breaker.call(
                 lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
                 self.timeout,
             )
@@ -181,12 +171,12 @@ class ReadCache:
         self.generations.paid(owed)
         stamp = _text(stamp) or ""
         if raw is None:
-            return Lookup(stamp, None, writes)
+            return Lookup(stamp, None, seq)
         head, _, body = bytes(raw).partition(b"\n")
         entry = Entry(body, orjson.loads(head)["h"])
-        if writes == self._writes:
-            self._local_put(entry_key, key.scope, entry)
-        return Lookup(stamp, entry, writes)
+        # A copy never outlives its Redis entry: the TTL bounds changes made outside the api.
+        self.local.put(entry_key, key.scope, key.kind, entry, seq, int(left[0]) / 1000)
+        return Lookup(stamp, entry, seq)
 
     async def store(
         self,
@@ -214,8 +204,8 @@ class ReadCache:
         await self.breaker.call(
             lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
         )
-        if found.writes == self._writes:  # no write of this process raced the computation
-            self._local_put(entry_key, key.scope, entry)
+        # Kept here only if nothing was invalidated since the lookup (a racing write).
+        self.local.put(entry_key, key.scope, key.kind, entry, found.seq, self.ttl_ms / 1000)
 
     # Writes -----------------------------------------------------------------------------
 
@@ -225,44 +215,13 @@ class ReadCache:
         take is owed and made up as soon as Redis answers (cache_generations.py); the
         write still succeeds."""
         tenants = {*tenant_ids}
-        self._writes += 1
-        self._local_drop_scopes([*tenants, None])
+        self.local.drop_scopes([*tenants, None])
         await self.generations.bump(tenants)
+        # Again: a read that raced the bump may have copied an entry from before it.
+        self.local.drop_scopes([*tenants, None])
 
     async def close(self) -> None:
         await self.generations.close()
-
-    # The optional in-process layer: a plain TTL cache in front of Redis. It saves the round
-    # trip, so a write made through another api process shows here only once the copy
-    # expires; writes through this process drop their scopes' copies at once.
-
-    def _local_get(self, entry_key: str) -> Entry | None:
-        local = self._local.get(entry_key)
-        if local is None:
-            return None
-        if local.expires <= self._clock():
-            self._local_drop(entry_key)
-            return None
-        return local.entry
-
-    def _local_put(self, entry_key: str, scope: uuid.UUID | None, entry: Entry) -> None:
-        if self._local_seconds <= 0 or len(entry.body) > self._local_max_bytes:
-            return
-        self._local_drop(entry_key)
-        self._local[entry_key] = _Local(self._clock() + self._local_seconds, entry, scope)
-        self._local_bytes += len(entry.body)
-        while self._local_bytes > self._local_max_bytes:
-            self._local_drop(next(iter(self._local)))  # the oldest first
-
-    def _local_drop(self, entry_key: str) -> None:
-        local = self._local.pop(entry_key, None)
-        if local is not None:
-            self._local_bytes -= len(local.entry.body)
-
-    def _local_drop_scopes(self, scopes: Iterable[uuid.UUID | None]) -> None:
-        dropped = set(scopes)
-        for entry_key in [k for k, local in self._local.items() if local.scope in dropped]:
-            self._local_drop(entry_key)
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -13,9 +13,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from lookout_api import bootstrap
 from lookout_api.entrypoints import openapi, ui
-from lookout_api.entrypoints.cached_reads import CachedReads
 from lookout_api.entrypoints.deps import storable_query
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
+from lookout_api.entrypoints.front import LookoutApi
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
     audit,
@@ -49,17 +49,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
         broker_task = asyncio.create_task(deps.broker.connect_with_retry())
         relay_task = asyncio.create_task(deps.relay.run())
         changes_task = asyncio.create_task(deps.principal_changes.run())
+        tasks = [changes_task, relay_task, broker_task]
+        if deps.cache_tracking is not None:
+            tasks.append(asyncio.create_task(deps.cache_tracking.run()))
         try:
             yield
         finally:
-            for task in (changes_task, relay_task, broker_task):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await app.state.postgres_outage.close()
             await bootstrap.close(deps)
 
-    app = FastAPI(
+    app = LookoutApi(
         title="Lookout API",
         version="0.2.0",
         lifespan=lifespan,
@@ -89,15 +92,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ui.router)  # the operator page at /ui
 
-    # Innermost first. Cache hits skip routing and gzip (the cache keeps the encoded bytes)
-    # but still get metrics and request ids.
+    # Innermost first. Cache hits are answered in front of all of these (front.py; the cache
+    # keeps the encoded bytes, gzipped or not).
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
-    app.add_middleware(CachedReads)
     add_ops_routes(
         app,
         lambda: bootstrap.readiness_checks(app.state.deps),
         check_timeout=settings.readiness_timeout_seconds,
         failures=settings.readiness_failures,
+        front=True,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

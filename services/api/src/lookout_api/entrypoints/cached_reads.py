@@ -28,11 +28,13 @@ from urllib.parse import parse_qsl
 
 from lookout_shared.logs import bind_tenant
 from lookout_shared.tokens import Principal
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookout_api.adapters.read_cache import REQUESTS, CacheKey, Entry, RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, etags
+from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.handlers.auth import known_principal
 
 LIST_PATH = "/api/v1/streams"
@@ -44,12 +46,13 @@ KEPT_HEADERS = ("etag", "content-encoding", "vary")
 
 
 class CachedReads:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, owner: Starlette) -> None:
         self.app = app
+        self.owner = owner  # the application whose state holds the Deps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = _kind(scope)
-        deps: Deps | None = getattr(scope["app"].state, "deps", None) if kind else None
+        kind = kind_of(scope)
+        deps: Deps | None = getattr(self.owner.state, "deps", None) if kind else None
         if kind is None or deps is None:
             await self.app(scope, receive, send)
             return
@@ -78,7 +81,8 @@ class CachedReads:
         if found.entry is not None:
             COUNTED[kind, "hit"].inc()
             scope["route"] = TEMPLATES[kind]
-            await _answer(found.entry, headers.get(b"if-none-match"), send)
+            with hit_span(kind, headers):
+                await _answer(found.entry, headers.get(b"if-none-match"), send)
             return
         COUNTED[kind, "miss"].inc()
         response = _Recorder(send)
@@ -108,7 +112,7 @@ COUNTED = {
 }
 
 
-def _kind(scope: Scope) -> str | None:
+def kind_of(scope: Scope) -> str | None:
     if scope["type"] != "http" or scope["method"] != "GET":
         return None
     path = scope["path"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from lookout_api.handlers.quotas import effective, snapshot_rate_key
 from lookout_api.ops.dead_letters import dead_queues
 
 log = logging.getLogger(__name__)
+BROKER_STATE_SECONDS = 1.0
 SQL_TIMEOUT_SECONDS = 5.0
 BROKER_TIMEOUT_SECONDS = 2.0
 
@@ -120,6 +122,23 @@ async def _read_redis(
 
 
 async def _broker_state(deps: Deps) -> tuple[bool, dict[str, int] | None]:
+    """:func:`_probe_broker`, shared for BROKER_STATE_SECONDS: the depths are the same for
+    every caller, and a probe opens a channel and declares every queue, which under a load
+    of dashboards cost more than the rest of the summary. Only a full answer is kept, so a
+    broker that comes back shows at once; one that goes away shows within that time."""
+    kept = deps.broker_state
+    if kept is not None and time.monotonic() - kept[0] < BROKER_STATE_SECONDS:
+        return True, kept[1]
+    async with deps.broker_probe:  # one probe at a time; the others take its answer
+        kept = deps.broker_state
+        if kept is not None and time.monotonic() - kept[0] < BROKER_STATE_SECONDS:
+            return True, kept[1]
+        connected, depths = await _probe_broker(deps)
+        deps.broker_state = (time.monotonic(), depths) if depths is not None else None
+        return connected, depths
+
+
+async def _probe_broker(deps: Deps) -> tuple[bool, dict[str, int] | None]:
     """Whether the api is connected to RabbitMQ and, if so, the messages ready in every
     work queue and dead-letter queue (passive declares: nothing is created)."""
     try:
