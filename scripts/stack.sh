@@ -116,7 +116,13 @@ CONF
   log "starting RabbitMQ on 127.0.0.1:$AMQP_PORT"
   ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$base/log/console.log" 2>&1 & )
   for _ in $(seq 600); do
-    rabbit_up && { sleep 0.5; return 0; }
+    if rabbit_up; then
+      # The port opens before the node has finished booting (definitions, vhost, queues):
+      # wait for the boot itself, so a client never meets a half-started broker.
+      ( rabbit_env; timeout 60 "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" await_startup \
+          >/dev/null 2>&1 ) || log "rabbitmqctl await_startup did not answer; going on"
+      return 0
+    fi
     sleep 0.1
   done
   log "RabbitMQ did not start; see $base/log"; return 1
