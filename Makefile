@@ -11,7 +11,7 @@ test: install
 	@bash scripts/test.sh
 
 # The fault tier: a three-node RabbitMQ cluster, two replicas of every service, nodes and
-# replicas killed and paused under load (tests/cluster). run it with `make test-cluster` (or LOOKOUT_TEST_CLUSTER=1 make test).
+# replicas killed and paused under load (tests/cluster). `make test` runs it last too.
 test-cluster: install
 	@bash scripts/test_cluster.sh
 

@@ -169,6 +169,8 @@ case "${1:-}" in
     rm -rf "$VAR"
     start_postgres; start_redis; start_rabbitmq ;;
   start-rabbitmq) start_rabbitmq ;;
+  # ctl 1 TOOL ARGS...: rabbitmqctl, rabbitmq-queues, ... (the same form as the cluster's).
+  ctl) ( rabbit_env; "$RABBIT_BIN/${3:?tool}" -n "$RABBIT_NODE" "${@:4}" ) ;;
   stop-rabbitmq) stop_rabbitmq ;;
   start-redis) start_redis ;;
   stop-redis) stop_redis ;;

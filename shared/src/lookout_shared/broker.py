@@ -50,11 +50,17 @@ class Consumer:
     """A running consumer. :meth:`stop` drains it for a graceful shutdown: no new
     deliveries, in-flight ones get a grace period to finish (and ack), the rest are
     cancelled and handed back to the queue. ``label`` names the queue in metrics (stable
-    even for a server-named queue)."""
+    even for a queue named per process). ``own_bindings``: the queue is this process's
+    own, bound by these keys, and unbound once drained (the events it would still get are
+    every other instance's too).
+    """
 
-    def __init__(self, queue: AbstractQueue, label: str) -> None:
+    def __init__(
+        self, queue: AbstractQueue, label: str, *, own_bindings: tuple[str, ...] = ()
+    ) -> None:
         self.queue = queue
         self.label = label
+        self._own_bindings = own_bindings
         metrics.QUEUE_UNACKED.labels(label)  # exported (as 0) before the first delivery
         self.tag: str | None = None
         self._in_flight: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
@@ -105,6 +111,16 @@ class Consumer:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=5)
+        await self.release_own_queue()
+
+    async def release_own_queue(self) -> None:
+        """Unbind the queue if it is this process's own (it expires by itself then)."""
+        bindings, self._own_bindings = self._own_bindings, ()
+        if bindings:
+            try:
+                await asyncio.wait_for(topology.release_instance_queue(self.queue, bindings), 5)
+            except Exception as exc:  # it expires with its bindings then
+                log.warning("could not unbind %s: %r", self.queue.name, exc)
 
 
 class Broker:
@@ -174,6 +190,8 @@ class Broker:
                 delay = min(delay * 2, max_delay)
 
     async def close(self) -> None:
+        for consumer in self._consumers:
+            await consumer.release_own_queue()  # a process's own queue goes with it
         if self._depths is not None:
             self._depths.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,17 +296,30 @@ class Broker:
     async def consume_events(
         self, bindings: tuple[str, ...], handler: Handler, prefetch: int
     ) -> Consumer:
-        """Consume a queue of this process's own (exclusive, auto-delete) bound to
-        ``lookout.events``. Its dead letters go to ``notifier.events.dead``."""
+        """Consume a queue of this process's own bound to ``lookout.events``
+        (topology.declare_instance_queue: it survives a move to another broker node).
+        Its dead letters go to ``notifier.events.dead``."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await topology.declare_instance_queue(channel, bindings)
-        return await self._start(queue, topology.NOTIFIER_EVENTS, topology.NOTIFIER_EVENTS, handler)
+        return await self._start(
+            queue,
+            topology.NOTIFIER_EVENTS,
+            topology.NOTIFIER_EVENTS,
+            handler,
+            own_bindings=bindings,
+        )
 
     async def _start(
-        self, queue: AbstractQueue, label: str, dead_letter_key: str, handler: Handler
+        self,
+        queue: AbstractQueue,
+        label: str,
+        dead_letter_key: str,
+        handler: Handler,
+        *,
+        own_bindings: tuple[str, ...] = (),
     ) -> Consumer:
-        consumer = Consumer(queue, label)
+        consumer = Consumer(queue, label, own_bindings=own_bindings)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             token = otel_context.attach(telemetry.extract(message.headers))

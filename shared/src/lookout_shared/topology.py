@@ -8,6 +8,7 @@ fails too often, or that a consumer rejects as invalid, ends in ``<queue>.dead``
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import aio_pika
@@ -75,14 +76,52 @@ async def declare(channel: AbstractChannel) -> None:
         await dead_queue.bind(dead, routing_key=name.removesuffix(".dead"))
 
 
+# An instance queue outlives its consumer's connection by this long: a notifier whose broker
+# node died or stalled finds its queue, and the events routed to it meanwhile, when it
+# reconnects to another node; a queue whose process is gone for good is deleted after it.
+INSTANCE_QUEUE_EXPIRES_MS = 120_000
+
+
+def instance_queue_name() -> str:
+    """A fresh name per process: ``notifier.events.<random>``."""
+    return f"{NOTIFIER_EVENTS}.{uuid.uuid4().hex[:16]}"
+
+
 async def declare_instance_queue(
-    channel: AbstractChannel, bindings: tuple[str, ...]
+    channel: AbstractChannel, bindings: tuple[str, ...], name: str | None = None
 ) -> AbstractQueue:
-    """A server-named, exclusive, auto-delete queue on ``lookout.events`` (one per notifier)."""
+    """One process's own queue on ``lookout.events`` (each notifier instance sees every event).
+
+    A quorum queue, not an exclusive one: an exclusive queue lives on the node its
+    connection reached and dies with that connection, so every event routed while the
+    process moves to another node (a node killed, paused or partitioned away) would be
+    lost to it. This one is replicated like the work queues, survives the move (the robust
+    channel declares it again and resumes consuming), and expires
+    ``INSTANCE_QUEUE_EXPIRES_MS`` after its process is gone; a graceful stop unbinds it at
+    once (release_instance_queue).
+    """
     events = await channel.get_exchange(EVENTS)
     queue = await channel.declare_queue(
-        "", exclusive=True, auto_delete=True, arguments=dead_letter_arguments(NOTIFIER_EVENTS)
+        name or instance_queue_name(),
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-expires": INSTANCE_QUEUE_EXPIRES_MS,
+            "x-delivery-limit": DELIVERY_LIMIT,
+            **dead_letter_arguments(NOTIFIER_EVENTS),
+        },
     )
     for key in bindings:
         await queue.bind(events, routing_key=key)
     return queue
+
+
+async def release_instance_queue(queue: AbstractQueue, bindings: tuple[str, ...]) -> None:
+    """Stop routing events to a leaving process's queue; its expiry then removes it.
+
+    Unbinding, not deleting: RabbitMQ 3.10 fails the channel (and with it the connection)
+    of a publisher whose message is routed to a quorum queue while that queue is deleted,
+    so a delete would now and then cost the api's relay its connection.
+    """
+    for key in bindings:
+        await queue.unbind(EVENTS, routing_key=key)

@@ -126,6 +126,7 @@ async def test_events_through_the_broker_reach_the_counts(
         }
     finally:
         await aggregator.stop()
+        await topology.release_instance_queue(listener, ("counts.changed",))  # as notifiers do
         await channel.close()
 
 

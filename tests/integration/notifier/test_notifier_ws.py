@@ -371,7 +371,10 @@ async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Brok
 async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker: Broker) -> None:
     tenant, count = uuid.uuid4(), 200
     big = "x" * 65536  # large frames fill the socket buffers with few events (uncompressed)
-    async with serve_notifier(prefix, send_queue_size=4, history_size=5) as notifier:
+    # A send queue of 8 frames and one event in flight: the broker may hand a
+    # whole prefetch's worth of events over at once and a reading client gets them in a burst.
+    small = {"send_queue_size": 8, "event_prefetch": 1, "history_size": 5}
+    async with serve_notifier(prefix, **small) as notifier:
         stream = await new_stream(broker, tenant)
         room = f"stream:{stream}"
         # A fixed, small receive buffer (no autotuning to 32 MiB) and a one-message client
@@ -406,7 +409,10 @@ async def test_client_that_never_reads_is_dropped_with_1013_long_before_the_hear
     tenant, count = uuid.uuid4(), 200
     big = "x" * 65536
     heartbeat = {"heartbeat_seconds": 60, "idle_timeout_seconds": 180}
-    async with serve_notifier(prefix, max_unsent_bytes=262144, **heartbeat) as notifier:
+    # One event in flight: a burst of a prefetch's worth of 64 KiB frames would exceed the
+    # reading client's 256 KiB too, since it reads on this same event loop.
+    bounds = {"max_unsent_bytes": 262144, "event_prefetch": 1}
+    async with serve_notifier(prefix, **bounds, **heartbeat) as notifier:
         stream = await new_stream(broker, tenant)
         room = f"stream:{stream}"
         sock = socket.socket()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import uuid
 from pathlib import Path
 
+from aio_pika.exceptions import DeliveryError
 from lookout_shared import topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import ProbeStream
@@ -58,3 +60,66 @@ async def test_consumer_resumes_after_a_broker_restart(broker: Broker) -> None:
         except Exception:
             await asyncio.sleep(0.5)
     assert await asyncio.wait_for(received.get(), 30) == second
+
+
+def close_connections_named(name: str) -> int:
+    """Close, from the broker's side, every connection whose client named it ``name``."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts/stack.sh"), "ctl", "1", "rabbitmqctl", "list_connections",
+         "-q", "--no-table-headers", "pid", "client_properties"],
+        env=os.environ, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    pids = [line.split()[0] for line in out.splitlines() if f'"{name}"' in line]
+    for pid in pids:
+        subprocess.run(
+            ["bash", str(ROOT / "scripts/stack.sh"), "ctl", "1", "rabbitmqctl",
+             "close_connection", pid, "test: connection lost"],
+            env=os.environ, check=True, capture_output=True,
+        )  # fmt: skip
+    return len(pids)
+
+
+async def send_event(broker: Broker, key: str, env: Envelope) -> None:
+    await broker.publish(
+        topology.EVENTS, key, env.to_bytes(), message_id=str(env.id), message_type=env.type
+    )
+
+
+async def test_events_routed_while_an_instance_reconnects_reach_it_afterwards(
+    broker: Broker,
+) -> None:
+    # A notifier's own queue must outlive its connection: when its node dies the process
+    # reconnects elsewhere, and what was published meanwhile must still reach it.
+    name = f"instance-{uuid.uuid4().hex[:8]}"
+    key = f"tests.{name}"  # bound by this instance's queue alone
+    instance = Broker(os.environ["LOOKOUT_AMQP_URL"], producer=name)
+    instance.reconnect_interval = 2.0  # a gap long enough to publish into
+    await instance.connect()
+    received: asyncio.Queue[Envelope] = asyncio.Queue()
+
+    async def handler(env: Envelope) -> None:
+        await received.put(env)
+
+    try:
+        consumer = await instance.consume_events((key,), handler, prefetch=10)
+        before = probe()
+        await send_event(broker, key, before)
+        assert await asyncio.wait_for(received.get(), 10) == before
+
+        assert await asyncio.to_thread(close_connections_named, name) == 1
+        during = [probe() for _ in range(5)]
+        for env in during:  # while the instance has no connection
+            await send_event(broker, key, env)
+        got = [await asyncio.wait_for(received.get(), 30) for _ in during]
+        assert sorted(e.id.hex for e in got) == sorted(e.id.hex for e in during)
+        await consumer.stop(grace=1)
+        # A graceful stop unbinds the queue: nothing more is routed to a process that left.
+        # Unroutable, unless another test's queue is still bound to "#".
+        with contextlib.suppress(DeliveryError):
+            await send_event(broker, key, probe())
+        channel = await broker.connection.channel()
+        left = await channel.declare_queue(consumer.queue.name, passive=True)
+        assert left.declaration_result.message_count == 0
+        await channel.close()
+    finally:
+        await instance.close()
