@@ -34,6 +34,7 @@ from lookout_snapshot_worker.adapters.postgres import (
     PostgresJobStore,
     PostgresStreamStore,
 )
+from lookout_snapshot_worker.adapters.process import watch_children_with_pidfd
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
@@ -155,6 +156,7 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watch_children_with_pidfd()
         # Before anything is consumed: a binary the shim cannot hold stops the worker here.
         await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()
