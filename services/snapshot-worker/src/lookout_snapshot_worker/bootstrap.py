@@ -143,6 +143,7 @@ def build_hot_pool(
         backoff_seconds=settings.hot_backoff_seconds,
         backoff_max_seconds=settings.hot_backoff_max_seconds,
         error_after=settings.hot_error_after,
+        publish_interval=settings.hot_publish_interval_seconds,
     )
     return HotPool(
         leases=leases, hot=PostgresHotStreams(pool), streams=deps.streams, guard=deps.guard,

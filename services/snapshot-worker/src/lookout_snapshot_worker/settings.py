@@ -83,6 +83,10 @@ class WorkerSettings(ServiceSettings):
     hot_backoff_seconds: float = Field(default=0.5, ge=0)
     hot_backoff_max_seconds: float = Field(default=5.0, ge=0)
     hot_error_after: int = Field(default=3, ge=1)
+    # A reader encodes and publishes at most one frame per interval: with every keyframe
+    # (or, in mode "all", every frame) published, a source with short keyframe intervals
+    # or a high frame rate would cost a JPEG each; 1 s keeps frames under 2 s old.
+    hot_publish_interval_seconds: float = Field(default=1.0, ge=0)
     # A capture of a hot stream whose frame is younger than this stores that frame.
     hot_fresh_seconds: float = Field(default=2.0, ge=0)
 
