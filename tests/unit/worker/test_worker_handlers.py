@@ -62,12 +62,14 @@ def world(tmp_path: Path, *outcomes: bytes | ProbeResult | MediaError, attempts:
     return World(deps, jobs, streams, media, storage, outbox, uuid.uuid4(), tmp_path)
 
 
-def add_job(w: World, url: str | None = None, status: str = "queued") -> CaptureSnapshot:
+def add_job(
+    w: World, url: str | None = None, status: str = "queued", *, hot: bool = False
+) -> CaptureSnapshot:
     if url is None:
         (w.media_dir / "cam.mp4").touch()
         url = (w.media_dir / "cam.mp4").as_uri()
     job = Job(uuid.uuid4(), w.tenant, uuid.uuid4(), status, attempts=0, version=1)  # type: ignore[arg-type]
-    w.jobs.add(job, url)
+    w.jobs.add(job, url, hot=hot)
     return CaptureSnapshot(job_id=job.id, stream_id=job.stream_id)
 
 
@@ -408,13 +410,28 @@ async def test_a_capture_takes_a_fresh_hot_frame_and_runs_ffmpeg_only_for_a_stal
     w = world(tmp_path, b"\xff\xd8cold")
     hot = InMemoryHotFrames()
     w.deps = replace(w.deps, hot_frames=hot, hot_fresh_seconds=2.0)
-    command = add_job(w)
+    command = add_job(w, hot=True)
     captured_at = w.deps.clock().timestamp() - age
     hot.frames[command.stream_id] = HotFrame(JPEG, captured_at, 4, 2, "worker-1")
     await capture_snapshot(command, w.tenant, w.deps)
     assert len(w.media.calls) == ffmpeg_runs
     stored = w.storage.objects[w.jobs.snapshots[command.job_id].storage_key]
     assert stored == (JPEG if ffmpeg_runs == 0 else b"\xff\xd8cold")
+
+
+async def test_a_capture_of_a_stream_that_is_not_hot_does_not_look_for_a_hot_frame(
+    tmp_path: Path,
+) -> None:
+    """Every capture asked Redis for a frame first, though only a hot stream has one: a round
+    trip per capture for nothing (and a frame left from a stream just turned cold taken)."""
+    w = world(tmp_path, b"\xff\xd8cold")
+    hot = InMemoryHotFrames()
+    w.deps = replace(w.deps, hot_frames=hot, hot_fresh_seconds=2.0)
+    command = add_job(w, hot=False)
+    hot.frames[command.stream_id] = HotFrame(JPEG, w.deps.clock().timestamp(), 4, 2, "worker-1")
+    await capture_snapshot(command, w.tenant, w.deps)
+    assert len(w.media.calls) == 1
+    assert w.storage.objects[w.jobs.snapshots[command.job_id].storage_key] == b"\xff\xd8cold"
 
 
 class GatedStorage(InMemoryStorage):

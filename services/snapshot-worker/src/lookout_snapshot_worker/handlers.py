@@ -121,9 +121,11 @@ async def capture_snapshot(
 
     tries = _Tries()
     try:
-        data = await fresh_hot_frame(
-            deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
-        )
+        data = None
+        if loaded.stream_hot:  # any other stream has no frame to find: no Redis round trip
+            data = await fresh_hot_frame(
+                deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
+            )
         if data is None:
             data = await _with_retries(capture_once, deps, tries)
     except MediaError as exc:
