@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lookout_snapshot_worker.adapters.process import ProcessTimeout, run_bounded
+from lookout_snapshot_worker.adapters.process import (
+    PidfdChildWatcher,
+    ProcessTimeout,
+    run_bounded,
+    watch_children_with_pidfd,
+)
 from lookout_snapshot_worker.bootstrap import egress_shim
 from lookout_snapshot_worker.settings import WorkerSettings
 
@@ -118,3 +126,40 @@ async def test_starting_a_media_child_does_not_stop_the_event_loop(tmp_path: Pat
         worst.append(max(gaps))
     assert sorted(worst)[len(worst) // 2] < 0.015, worst
     del ballast
+
+
+@pytest.fixture
+def pidfd_watcher() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        before = asyncio.get_child_watcher()
+    assert watch_children_with_pidfd()
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_child_watcher(before)
+
+
+@pytest.mark.usefixtures("pidfd_watcher")
+def test_children_are_reaped_without_a_thread_each_on_any_event_loop(tmp_path: Path) -> None:
+    """Python 3.11's default watcher starts a thread per child to wait for it; the pidfd
+    watcher waits on the event loop, and (unlike 3.11's own) on whichever loop runs."""
+    assert isinstance(asyncio.get_child_watcher(), PidfdChildWatcher)
+    threads: list[int] = []
+
+    async def captures() -> list[int]:
+        async def one(code: int) -> int:
+            done = await run_bounded(["sh", "-c", f"sleep 0.2; exit {code}"], 5)
+            return done.returncode
+
+        running = asyncio.gather(*(one(code) for code in range(8)))
+        await asyncio.sleep(0.1)  # all eight children are running now
+        threads.append(threading.active_count())
+        return await running
+
+    for _ in range(2):  # a second loop once the first is closed, as tests and restarts do
+        before = threading.active_count()
+        assert asyncio.run(captures()) == list(range(8))
+        assert threads[-1] == before
+    with pytest.raises(ProcessTimeout):  # a timed-out child is still killed and reaped
+        asyncio.run(run_bounded(["sleep", "30"], 0.3))

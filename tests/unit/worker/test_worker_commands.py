@@ -87,6 +87,13 @@ def test_capture_is_one_scaled_jpeg_frame_on_stdout() -> None:
     assert option(argv, "-max_pixels") == str(PIXELS)
     assert argv.index("-max_pixels") < argv.index("-i")
     assert argv[-1] == "pipe:1"
+
+
+def test_a_capture_decodes_keyframes_only_so_joining_mid_gop_costs_no_decoding() -> None:
+    url = parse_stream_url("rtsp://cam/live", None)
+    argv = capture_command("ffmpeg", url, max_width=1280, io_timeout=5, max_pixels=PIXELS)
+    assert option(argv, "-skip_frame") == "nokey"
+    assert argv.index("-skip_frame") < argv.index("-i")  # the input's decoder, and its probe
     assert not any(a in ("sh", "bash", "-c") for a in argv)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.hot_frames import HotFrame
+from lookout_shared.storage import StoredObject
 from lookout_snapshot_worker.adapters.memory import (
     InMemoryBreakerStore,
     InMemoryHotFrames,
@@ -27,7 +29,9 @@ from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerPolicy
 from lookout_snapshot_worker.domain.failures import MediaError, permanent, transient
 from lookout_snapshot_worker.domain.jobs import Job
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
 from lookout_snapshot_worker.handlers import Deps, StaleState, capture_snapshot, probe_stream
+from lookout_snapshot_worker.tenant_slots import TenantSlots
 
 # SOI + SOF0 (height 2, width 4): enough JPEG for the handlers.
 JPEG = b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x02\x00\x04\x03" + b"\x00" * 12
@@ -58,12 +62,14 @@ def world(tmp_path: Path, *outcomes: bytes | ProbeResult | MediaError, attempts:
     return World(deps, jobs, streams, media, storage, outbox, uuid.uuid4(), tmp_path)
 
 
-def add_job(w: World, url: str | None = None, status: str = "queued") -> CaptureSnapshot:
+def add_job(
+    w: World, url: str | None = None, status: str = "queued", *, hot: bool = False
+) -> CaptureSnapshot:
     if url is None:
         (w.media_dir / "cam.mp4").touch()
         url = (w.media_dir / "cam.mp4").as_uri()
     job = Job(uuid.uuid4(), w.tenant, uuid.uuid4(), status, attempts=0, version=1)  # type: ignore[arg-type]
-    w.jobs.add(job, url)
+    w.jobs.add(job, url, hot=hot)
     return CaptureSnapshot(job_id=job.id, stream_id=job.stream_id)
 
 
@@ -404,10 +410,69 @@ async def test_a_capture_takes_a_fresh_hot_frame_and_runs_ffmpeg_only_for_a_stal
     w = world(tmp_path, b"\xff\xd8cold")
     hot = InMemoryHotFrames()
     w.deps = replace(w.deps, hot_frames=hot, hot_fresh_seconds=2.0)
-    command = add_job(w)
+    command = add_job(w, hot=True)
     captured_at = w.deps.clock().timestamp() - age
     hot.frames[command.stream_id] = HotFrame(JPEG, captured_at, 4, 2, "worker-1")
     await capture_snapshot(command, w.tenant, w.deps)
     assert len(w.media.calls) == ffmpeg_runs
     stored = w.storage.objects[w.jobs.snapshots[command.job_id].storage_key]
     assert stored == (JPEG if ffmpeg_runs == 0 else b"\xff\xd8cold")
+
+
+async def test_a_capture_of_a_stream_that_is_not_hot_does_not_look_for_a_hot_frame(
+    tmp_path: Path,
+) -> None:
+    """Every capture asked Redis for a frame first, though only a hot stream has one: a round
+    trip per capture for nothing (and a frame left from a stream just turned cold taken)."""
+    w = world(tmp_path, b"\xff\xd8cold")
+    hot = InMemoryHotFrames()
+    w.deps = replace(w.deps, hot_frames=hot, hot_fresh_seconds=2.0)
+    command = add_job(w, hot=False)
+    hot.frames[command.stream_id] = HotFrame(JPEG, w.deps.clock().timestamp(), 4, 2, "worker-1")
+    await capture_snapshot(command, w.tenant, w.deps)
+    assert len(w.media.calls) == 1
+    assert w.storage.objects[w.jobs.snapshots[command.job_id].storage_key] == b"\xff\xd8cold"
+
+
+class GatedStorage(InMemoryStorage):
+    """Holds every write until the test opens the gate: a slow disk, or a slow commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.arrivals: asyncio.Queue[None] = asyncio.Queue()
+
+    async def put(self, data: bytes, content_type: str) -> StoredObject:
+        self.arrivals.put_nowait(None)
+        await self.gate.wait()
+        return await super().put(data, content_type)
+
+
+async def test_a_capture_gives_its_tenant_slot_to_the_next_command_while_it_stores(
+    tmp_path: Path,
+) -> None:
+    """Storing and committing need no ffmpeg: a tenant's slot held through them stood idle
+    (the worker's ffmpeg slots ran ~75% busy under a backlog)."""
+    w = world(tmp_path, JPEG, JPEG)
+    storage = GatedStorage()
+    w.deps = replace(w.deps, storage=storage)
+    consumer = CommandConsumer(
+        w.deps, captures=TenantSlots(1, 1), probes=TenantSlots(1, 1), tenant_wait=5
+    )
+    first, second = add_job(w), add_job(w)
+
+    def envelope(command: CaptureSnapshot) -> Envelope:
+        return make_envelope(
+            "snapshot.capture", command, producer="test", tenant_id=w.tenant,
+            entity_id=command.job_id, entity_version=1,
+        )  # fmt: skip
+
+    one = asyncio.create_task(consumer.on_capture(envelope(first)))
+    await asyncio.wait_for(storage.arrivals.get(), 2)  # it has its frame, and stores it
+    assert consumer.captures.running(w.tenant) == 0
+    two = asyncio.create_task(consumer.on_capture(envelope(second)))
+    # Its frame comes at once, not after the tenant wait (5 s): the slot was free.
+    await asyncio.wait_for(storage.arrivals.get(), 2)
+    storage.gate.set()
+    await asyncio.gather(one, two)
+    assert {w.jobs.jobs[c.job_id].status for c in (first, second)} == {"succeeded"}

@@ -34,6 +34,7 @@ from lookout_snapshot_worker.adapters.postgres import (
     PostgresJobStore,
     PostgresStreamStore,
 )
+from lookout_snapshot_worker.adapters.process import watch_children_with_pidfd
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
@@ -142,6 +143,7 @@ def build_hot_pool(
         backoff_seconds=settings.hot_backoff_seconds,
         backoff_max_seconds=settings.hot_backoff_max_seconds,
         error_after=settings.hot_error_after,
+        publish_interval=settings.hot_publish_interval_seconds,
     )
     return HotPool(
         leases=leases, hot=PostgresHotStreams(pool), streams=deps.streams, guard=deps.guard,
@@ -155,6 +157,7 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watch_children_with_pidfd()
         # Before anything is consumed: a binary the shim cannot hold stops the worker here.
         await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()

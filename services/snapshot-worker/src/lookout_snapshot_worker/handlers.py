@@ -79,8 +79,15 @@ class Deps:
 
 
 async def capture_snapshot(
-    command: CaptureSnapshot, tenant_id: uuid.UUID | None, deps: Deps
+    command: CaptureSnapshot,
+    tenant_id: uuid.UUID | None,
+    deps: Deps,
+    *,
+    media_done: Callable[[], None] = lambda: None,
 ) -> None:
+    """``media_done`` is called once the frame is in hand (or the capture failed): what
+    follows (storing, committing) needs no ffmpeg slot, so the consumer gives the tenant's
+    slot to the next command then, and a slot never idles through a commit."""
     loaded = await deps.jobs.load(command.job_id)
     if loaded is None:
         log.info("job %s is gone (stream deleted?); nothing to do", command.job_id)
@@ -114,12 +121,15 @@ async def capture_snapshot(
 
     tries = _Tries()
     try:
-        data = await fresh_hot_frame(
-            deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
-        )
+        data = None
+        if loaded.stream_hot:  # any other stream has no frame to find: no Redis round trip
+            data = await fresh_hot_frame(
+                deps.hot_frames, job.stream_id, deps.hot_fresh_seconds, deps.clock()
+            )
         if data is None:
             data = await _with_retries(capture_once, deps, tries)
     except MediaError as exc:
+        media_done()
         failed = running.fail(exc.reason, exc.category, deps.clock(), extra_attempts=tries.extra)
         if not await deps.jobs.save(failed, running.version, [job_event(failed, deps.producer)]):
             await _settle(deps.jobs, job.id)
@@ -128,6 +138,7 @@ async def capture_snapshot(
         await _count_failure(deps, job.stream_id, exc.reason)
         raise PermanentFailure(exc.reason) from None
 
+    media_done()
     # Written (temp file + rename) before the row that references it commits.
     stored = await deps.storage.put(data, "image/jpeg")
     width, height = jpeg_dimensions(data) or (None, None)

@@ -38,6 +38,7 @@ __all__ = [
 class LoadedJob:
     job: Job
     stream_url: str
+    stream_hot: bool = False  # only a hot stream's capture looks for a published frame
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,11 @@ def capture_command(
         # One decoding thread: frame threading would decode several frames before the
         # first comes out, and the worker runs many captures side by side anyway.
         "-threads", "1",
+        # Decode keyframes only: a capture that joins a live stream between two keyframes
+        # shows the next whole picture, never one decoded from missing references (grey,
+        # smeared), and the frames skipped on the way, or while ffmpeg probes the input,
+        # cost no decoding. An H.264 recovery point (intra refresh) counts as a keyframe.
+        "-skip_frame", "nokey",
         *decoder_options(max_pixels),
         "-i", url.url,
         "-map", "0:v:0", "-an", "-sn", "-dn",

@@ -58,6 +58,7 @@ class ReaderConfig:
     backoff_seconds: float
     backoff_max_seconds: float
     error_after: int
+    publish_interval: float = 0.0  # at most one frame per this many seconds (hot_reader.py)
 
 
 class StreamHolder:
@@ -110,6 +111,7 @@ class StreamHolder:
             "url": url.url, "kind": url.kind, "mode": self.stream.mode,
             "io_timeout": self._config.io_timeout, "stall_seconds": self._config.stall_seconds,
             "max_pixels": self._config.max_pixels,
+            "publish_interval": self._config.publish_interval,
         }  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lookout_snapshot_worker.hot_reader",

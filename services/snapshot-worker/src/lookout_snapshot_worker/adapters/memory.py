@@ -36,16 +36,19 @@ class InMemoryJobStore:
     def __init__(self, outbox: Outbox) -> None:
         self.jobs: dict[uuid.UUID, Job] = {}
         self.urls: dict[uuid.UUID, str] = {}
+        self.hot: set[uuid.UUID] = set()  # jobs whose stream is hot
         self.snapshots: dict[uuid.UUID, Snapshot] = {}  # by job id, like the unique index
         self.outbox = outbox
 
-    def add(self, job: Job, stream_url: str) -> None:
+    def add(self, job: Job, stream_url: str, *, hot: bool = False) -> None:
         self.jobs[job.id] = job
         self.urls[job.id] = stream_url
+        if hot:
+            self.hot.add(job.id)
 
     async def load(self, job_id: uuid.UUID) -> LoadedJob | None:
         job = self.jobs.get(job_id)
-        return None if job is None else LoadedJob(job, self.urls[job_id])
+        return None if job is None else LoadedJob(job, self.urls[job_id], job_id in self.hot)
 
     async def save(self, job: Job, expected_version: int, events: Sequence[Envelope]) -> bool:
         if not self._may_write(job.id, expected_version):

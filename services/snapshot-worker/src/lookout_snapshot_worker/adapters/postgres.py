@@ -59,7 +59,7 @@ class PostgresJobStore:
     async def load(self, job_id: uuid.UUID) -> LoadedJob | None:
         row = await self._pool.fetchrow(
             """SELECT j.id, j.tenant_id, j.stream_id, j.status, j.attempts, j.version, j.error,
-                      j.error_category, j.snapshot_id, j.started_at, j.finished_at, s.url
+                      j.error_category, j.snapshot_id, j.started_at, j.finished_at, s.url, s.hot
                  FROM snapshot_jobs j JOIN streams s ON s.id = j.stream_id
                 WHERE j.id = $1""",
             job_id,
@@ -73,7 +73,7 @@ class PostgresJobStore:
             snapshot_id=row["snapshot_id"], started_at=row["started_at"],
             finished_at=row["finished_at"],
         )  # fmt: skip
-        return LoadedJob(job, row["url"])
+        return LoadedJob(job, row["url"], row["hot"])
 
     async def save(self, job: Job, expected_version: int, events: Sequence[Envelope]) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -6,7 +6,9 @@ channels, so in-flight commands still ack when they finish (graceful drain on SI
 and what cannot finish in time is handed back to the queue.
 
 Every command first takes a slot of its tenant (tenant_slots.py): a command whose tenant
-holds its share of the worker for longer than the wait goes to the back of its queue.
+holds its share of the worker for longer than the wait goes to the back of its queue. A
+capture gives its slot back as soon as ffmpeg is done: storing the frame and committing run
+outside the count, within the prefetch window, while the next command takes the slot.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class CommandConsumer:
         assert isinstance(command, CaptureSnapshot)  # the queue only carries this type
         await self._fairly(
             self.captures, topology.SNAPSHOT_CAPTURE, envelope,
-            lambda: capture_snapshot(command, envelope.tenant_id, self.deps),
+            lambda release: capture_snapshot(
+                command, envelope.tenant_id, self.deps, media_done=release
+            ),
         )  # fmt: skip
 
     async def on_probe(self, envelope: Envelope) -> None:
@@ -53,7 +57,7 @@ class CommandConsumer:
         assert isinstance(command, ProbeStream)
         await self._fairly(
             self.probes, topology.STREAM_PROBE, envelope,
-            lambda: probe_stream(command, envelope.tenant_id, self.deps),
+            lambda release: probe_stream(command, envelope.tenant_id, self.deps),
         )  # fmt: skip
 
     async def _fairly(
@@ -61,8 +65,10 @@ class CommandConsumer:
         slots: TenantSlots,
         queue: str,
         envelope: Envelope,
-        handle: Callable[[], Awaitable[None]],
+        handle: Callable[[Callable[[], None]], Awaitable[None]],
     ) -> None:
+        """Run ``handle`` in one of the tenant's slots. It may give the slot back early
+        (the release it is passed): the command then runs on, out of the count."""
         tenant = envelope.tenant_id
         if not await slots.acquire(tenant, self.tenant_wait):
             # Returning acks the delivery, so the copy must be confirmed first.
@@ -73,10 +79,18 @@ class CommandConsumer:
                 "command %s back to the end of %s: its tenant holds its share", envelope.id, queue
             )
             return
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                slots.release(tenant)
+
         try:
-            await handle()
+            await handle(release)
         finally:
-            slots.release(tenant)
+            release()
 
     async def start(self, broker: Broker, capture_prefetch: int, probe_prefetch: int) -> None:
         self._broker = broker
