@@ -6,7 +6,7 @@
   fields it currently contributes (each ``1``); a deletion leaves just ``version``.
 - ``{prefix}counts:seen:{event_id}``: an event already applied (expires).
 - ``{prefix}counts:gen:{tenant_id}``: the tenant's generation; its hash counts the entity
-  states whose ``gen`` is at least this (a rebuild raises it, see ``apply_event.lua``).
+  states whose ``gen`` is at least this (a rebuild raises it, see ``apply_events.lua``).
 - ``{prefix}counts:rebuild:pending:{tenant_id}`` and ``...:rebuild:scratch:{tenant_id}``: the
   generation a running rebuild will swap in, and its counts so far.
 - ``{prefix}counts:rebuild:lock``: held by the one rebuild that may run at a time.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from lookout_shared.envelope import Envelope
@@ -11,9 +12,12 @@ from lookout_count_aggregator.domain.contributions import Contribution
 
 
 class CountStore(Protocol):
-    async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
-        """Apply one event atomically and idempotently; return the tenant's changed fields
-        with their new values (empty when the event was a duplicate or stale)."""
+    async def apply_many(
+        self, events: Sequence[tuple[uuid.UUID, Contribution]]
+    ) -> list[dict[str, int]]:
+        """Apply events in order, each atomically and idempotently (by event id); return,
+        per event, the tenant's changed fields with their new values (empty when the event
+        was a duplicate or stale)."""
         ...
 
 

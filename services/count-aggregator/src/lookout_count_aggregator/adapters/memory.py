@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 
 from lookout_shared.envelope import Envelope
 
@@ -16,8 +17,18 @@ class InMemoryCountStore:
         self.entities: dict[tuple[str, uuid.UUID], tuple[int, frozenset[str]]] = {}
         self.tenants: dict[uuid.UUID, Counter[str]] = {}
         self.platform: Counter[str] = Counter()
+        self.calls = 0  # apply_many calls: one per batch
+
+    async def apply_many(
+        self, events: Sequence[tuple[uuid.UUID, Contribution]]
+    ) -> list[dict[str, int]]:
+        self.calls += 1
+        return [self._apply(event_id, c) for event_id, c in events]
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
+        return self._apply(event_id, contribution)
+
+    def _apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
         c = contribution
         if event_id in self.seen:
             return {}

@@ -1,14 +1,19 @@
 """The count keys in Redis, changed only by Lua scripts so every step is atomic.
 
-Each apply is a span (with the Redis call under it) and counts in
-``lookout_aggregator_applies_total`` by outcome: applied, duplicate or stale. An apply that
-meets an unreachable Redis waits until it answers (``redis_outage.py``).
+A batch of events is applied by one script call (``apply_events.lua``): one Redis round trip
+and one span for the batch, each event still atomic, idempotent by event id and
+order-tolerant by entity version. Events count in ``lookout_aggregator_applies_total`` by
+outcome: applied, duplicate or stale. An apply that meets an unreachable Redis waits until
+it answers (``redis_outage.py``); a retried batch finds the events it applied before as
+duplicates.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -50,38 +55,52 @@ class RedisCountStore:
         self._keys = keys
         self._ttl = dedupe_ttl_seconds
         self._outage = outage or RedisOutage(max_backoff_seconds=5.0)
-        self._apply = redis.register_script(load_script("apply_event.lua"))
+        self._apply = redis.register_script(load_script("apply_events.lua"))
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
-        c = contribution
+        return (await self.apply_many([(event_id, contribution)]))[0]
+
+    async def apply_many(
+        self, events: Sequence[tuple[uuid.UUID, Contribution]]
+    ) -> list[dict[str, int]]:
+        """Apply ``events`` in order with one script call (one Redis round trip)."""
+        if not events:
+            return []
+        k = self._keys
+        keys = [k.platform()]
+        args: list[str | int] = [self._ttl, SCRATCH_TTL_SECONDS]
+        for event_id, c in events:
+            keys += (
+                k.seen(event_id),
+                k.entity(c.entity_type, c.entity_id),
+                k.tenant(c.tenant_id),
+                k.generation(c.tenant_id),
+                k.pending(c.tenant_id),
+                k.scratch(c.tenant_id),
+            )
+            args += (c.version, len(c.fields), *sorted(c.fields))
         with _tracer.start_as_current_span(
-            "apply_event",
+            "apply_events",
             attributes={
                 "db.system": "redis",
                 "db.operation.name": "EVALSHA",
-                "db.stored_procedure.name": "apply_event",
-                "lookout.entity.type": c.entity_type,
-                "lookout.entity.id": str(c.entity_id),
-                "lookout.entity.version": c.version,
-                "lookout.event.id": str(event_id),
-                "lookout.tenant.id": str(c.tenant_id),
+                "db.stored_procedure.name": "apply_events",
+                "db.operation.batch.size": len(events),
             },
         ) as span:
-            keys = [
-                self._keys.seen(event_id),
-                self._keys.entity(c.entity_type, c.entity_id),
-                self._keys.tenant(c.tenant_id),
-                self._keys.platform(),
-                self._keys.generation(c.tenant_id),
-                self._keys.pending(c.tenant_id),
-                self._keys.scratch(c.tenant_id),
-            ]
-            args: list[str | int] = [self._ttl, c.version, SCRATCH_TTL_SECONDS, *sorted(c.fields)]
-            result = await self._outage.call(lambda: self._timed_apply(keys, args))
-            outcome, pairs = _text(result[0]), result[1:]
-            span.set_attribute("lookout.outcome", outcome)
-        metrics.APPLIES.labels(outcome).inc()
-        return {_text(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+            replies = await self._outage.call(lambda: self._timed_apply(keys, args))
+            outcomes = Counter(_text(reply[0]) for reply in replies)
+            if span.is_recording():
+                span.set_attribute(
+                    "lookout.entity.types", sorted({c.entity_type for _, c in events})
+                )
+                span.set_attribute("lookout.outcomes", sorted(outcomes))
+        for outcome, n in outcomes.items():
+            metrics.APPLIES.labels(outcome).inc(n)
+        return [
+            {_text(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
+            for reply in replies
+        ]
 
     async def _timed_apply(self, keys: list[str], args: list[str | int]) -> Any:
         started = time.perf_counter()
