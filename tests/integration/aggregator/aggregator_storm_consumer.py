@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lookout_count_aggregator.bootstrap import bootstrap
 from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.ports import CountStore
+from lookout_count_aggregator.ports import Applied, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 
 
@@ -24,9 +24,7 @@ class DyingStore:
         self._store = store
         self._left = kill_after
 
-    async def apply_many(
-        self, events: Sequence[tuple[uuid.UUID, Contribution]]
-    ) -> list[dict[str, int]]:
+    async def apply_many(self, events: Sequence[tuple[uuid.UUID, Contribution]]) -> Applied:
         changes = await self._store.apply_many(events)
         self._left -= len(events)
         if self._left <= 0:

@@ -16,7 +16,7 @@ import asyncpg
 from lookout_count_aggregator.bootstrap import Aggregator, bootstrap
 from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.ports import CountStore
+from lookout_count_aggregator.ports import Applied, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import topology
 from lookout_shared.broker import REASON_HEADER, Broker
@@ -210,9 +210,7 @@ class CountingStore:
         self._store = store
         self.events = 0
 
-    async def apply_many(
-        self, events: Sequence[tuple[uuid.UUID, Contribution]]
-    ) -> list[dict[str, int]]:
+    async def apply_many(self, events: Sequence[tuple[uuid.UUID, Contribution]]) -> Applied:
         self.events += len(events)
         return await self._store.apply_many(events)
 

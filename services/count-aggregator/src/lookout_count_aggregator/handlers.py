@@ -15,7 +15,7 @@ from lookout_count_aggregator.domain.contributions import (
     UnusableEvent,
     contribution_of,
 )
-from lookout_count_aggregator.ports import ChangeSink, CountStore
+from lookout_count_aggregator.ports import Applied, ChangeSink, CountStore
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +37,44 @@ async def apply_entity_events(
         metrics.EVENTS.labels(outcome="unusable").inc(len(envelopes) - len(usable))
     events = [(event_id, c) for _, event_id, c in usable]
     try:
-        applied: list[dict[str, int] | Exception] = list(await store.apply_many(events))
+        applied = await store.apply_many(events)
+        failed: dict[int, Exception] = {}
     except Exception as exc:
         if len(events) == 1:
             results[usable[0][0]] = exc
             return results
         # Not an outage (the store waits those out), e.g. a script error: find the event(s)
         # at fault so the others are not retried with them. Events applied before the error
-        # are duplicates now: applying them again changes nothing.
+        # are duplicates now: applying them again changes nothing, so their counts are
+        # announced by the next change of the tenant rather than by this batch.
         log.warning("batch apply failed (%r); applying its events one at a time", exc)
-        applied = [await _apply_one(store, event) for event in events]
-    changed = 0
-    for (i, _, c), changes in zip(usable, applied, strict=True):
-        if isinstance(changes, Exception):
-            results[i] = changes
-        elif changes:
-            changed += 1
-            sink.record(str(c.tenant_id), changes)
-    metrics.EVENTS.labels(outcome="changed").inc(changed)
-    metrics.EVENTS.labels(outcome="unchanged").inc(
-        len(usable) - changed - sum(isinstance(r, Exception) for r in applied)
-    )
+        applied, failed = await _apply_one_by_one(store, events)
+    for j, error in failed.items():
+        results[usable[j][0]] = error
+    moved = sum(applied.moved)
+    metrics.EVENTS.labels(outcome="changed").inc(moved)
+    metrics.EVENTS.labels(outcome="unchanged").inc(len(usable) - len(failed) - moved)
+    for tenant, counts in applied.counts.items():
+        sink.record(str(tenant), counts)
     return results
 
 
-async def _apply_one(
-    store: CountStore, event: tuple[uuid.UUID, Contribution]
-) -> dict[str, int] | Exception:
-    try:
-        return (await store.apply_many([event]))[0]
-    except Exception as exc:
-        return exc
+async def _apply_one_by_one(
+    store: CountStore, events: list[tuple[uuid.UUID, Contribution]]
+) -> tuple[Applied, dict[int, Exception]]:
+    """Each event in its own store call: (what the good ones did, the failures by index)."""
+    merged, failed = Applied(), {}
+    for j, event in enumerate(events):
+        try:
+            one = await store.apply_many([event])
+        except Exception as exc:
+            failed[j] = exc
+            continue
+        merged.outcomes += one.outcomes
+        merged.moved += one.moved
+        for tenant, counts in one.counts.items():
+            merged.counts.setdefault(tenant, {}).update(counts)
+    return merged, failed
 
 
 async def apply_entity_event(envelope: Envelope, store: CountStore, sink: ChangeSink) -> None:

@@ -1,14 +1,19 @@
 -- Apply a batch of entity events to the counts, in order, each one atomically (the whole
 -- script is: Redis runs one script at a time).
--- KEYS[1] platform counts hash; then 6 keys per event, event i at base b = 1 + 6 * (i - 1):
---   KEYS[b+1] seen key of the event id   KEYS[b+2] entity state hash
---   KEYS[b+3] tenant counts hash         KEYS[b+4] tenant generation
---   KEYS[b+5] tenant's pending generation (a rebuild runs)
---   KEYS[b+6] the pending rebuild's scratch counts hash
--- ARGV[1] dedupe TTL (s)   ARGV[2] scratch TTL (s)
--- then per event: its entity version, the number n of its new fields, the n fields.
--- Returns one reply per event, in order: {outcome, field1, tenant value1, ...}; the outcome
--- is 'applied', 'duplicate' (the event id was seen) or 'stale' (the entity is newer already).
+-- KEYS[1] platform counts hash;
+-- then 4 keys per tenant of the batch, tenant t at base b = 1 + 4 * (t - 1):
+--   KEYS[b+1] tenant counts hash   KEYS[b+2] tenant generation
+--   KEYS[b+3] tenant's pending generation (a rebuild runs)
+--   KEYS[b+4] the pending rebuild's scratch counts hash
+-- then 2 keys per event, event i at base e = 1 + 4 * T + 2 * (i - 1):
+--   KEYS[e+1] seen key of the event id   KEYS[e+2] entity state hash
+-- ARGV[1] dedupe TTL (s)   ARGV[2] scratch TTL (s)   ARGV[3] T, the number of tenants
+-- ARGV[4] JSON array, one [t, version, [field, ...]] per event: its tenant's number, its
+-- entity version and the fields it leaves the entity with (one argument: cheap to send).
+-- Returns {outcomes, changes}: outcomes holds one code per event, in order (0 duplicate:
+-- the event id was seen; 1 stale: the entity is newer already; 2 applied, no count moved;
+-- 3 applied, counts moved); changes[t] is {field1, value1, ...}, the tenant's new value of
+-- every field the batch moved.
 --
 -- Generations: the tenant hash counts exactly the entity states whose `gen` is at least the
 -- tenant's generation. A rebuild raises the generation when it swaps in counts recomputed
@@ -19,24 +24,41 @@
 
 local dedupe_ttl, scratch_ttl = ARGV[1], ARGV[2]
 local platform = KEYS[1]
+local tenants = tonumber(ARGV[3])
+local changed = {}
+for t = 1, tenants do changed[t] = {} end
 
-local function apply(k, version_arg, fields)
-  if not redis.call('SET', k[1], '1', 'NX', 'EX', dedupe_ttl) then
-    return {'duplicate'}  -- this event id was applied already
+-- A tenant's generation and pending generation, read once per batch: applying an event
+-- changes neither, and nothing else runs while this script does.
+local gens = {}
+local function generations(t)
+  local g = gens[t]
+  if not g then
+    local b = 1 + 4 * (t - 1)
+    local pending = redis.call('GET', KEYS[b + 3])
+    g = {tonumber(redis.call('GET', KEYS[b + 2]) or '0'), pending and tonumber(pending)}
+    gens[t] = g
+  end
+  return g[1], g[2]
+end
+
+local function apply(seen, entity, t, version_arg, fields)
+  if not redis.call('SET', seen, '1', 'NX', 'EX', dedupe_ttl) then
+    return 0  -- duplicate: this event id was applied already
   end
   local version = tonumber(version_arg)
-  local stored = redis.call('HGET', k[2], 'version')
+  local stored = redis.call('HGET', entity, 'version')
   if stored and tonumber(stored) >= version then
-    return {'stale'}  -- same or older version: the entity already reflects it or something newer
+    return 1  -- stale: same or older version; the entity reflects it or something newer
   end
 
-  local gen = tonumber(redis.call('GET', k[4]) or '0')
-  local pending = redis.call('GET', k[5])
-  pending = pending and tonumber(pending)
+  local b = 1 + 4 * (t - 1)
+  local tenant, scratch = KEYS[b + 1], KEYS[b + 4]
+  local gen, pending = generations(t)
 
   local old = {}
   local egen = 0
-  local raw = redis.call('HGETALL', k[2])
+  local raw = redis.call('HGETALL', entity)
   for i = 1, #raw, 2 do
     if raw[i] == 'gen' then egen = tonumber(raw[i + 1])
     elseif raw[i] ~= 'version' then old[#old + 1] = raw[i] end
@@ -58,45 +80,49 @@ local function apply(k, version_arg, fields)
   if pending then
     -- The scratch counts every state of the pending generation: replace this entity's.
     if egen == pending then
-      for _, f in ipairs(old) do redis.call('HINCRBY', k[6], f, -1) end
+      for _, f in ipairs(old) do redis.call('HINCRBY', scratch, f, -1) end
     end
-    for _, f in ipairs(fields) do redis.call('HINCRBY', k[6], f, 1) end
-    redis.call('EXPIRE', k[6], scratch_ttl)
+    for _, f in ipairs(fields) do redis.call('HINCRBY', scratch, f, 1) end
+    redis.call('EXPIRE', scratch, scratch_ttl)
   end
 
-  redis.call('DEL', k[2])
-  redis.call('HSET', k[2], unpack(state))
+  redis.call('DEL', entity)
+  redis.call('HSET', entity, unpack(state))
   if #fields == 0 then
     -- A tombstone keeps the version so a late older event cannot resurrect the entity; it
     -- needs to live only as long as event ids are remembered.
-    redis.call('EXPIRE', k[2], dedupe_ttl)
+    redis.call('EXPIRE', entity, dedupe_ttl)
   end
 
-  local out = {'applied'}
+  local moved = changed[t]
+  local code = 2
   for field, d in pairs(delta) do
     if d ~= 0 then
-      local t = redis.call('HINCRBY', k[3], field, d)
+      local n = redis.call('HINCRBY', tenant, field, d)
       local p = redis.call('HINCRBY', platform, field, d)
       -- Hashes hold only non-zero counts (a negative one would be drift: kept, so seen).
-      if t == 0 then redis.call('HDEL', k[3], field) end
+      if n == 0 then redis.call('HDEL', tenant, field) end
       if p == 0 then redis.call('HDEL', platform, field) end
-      out[#out + 1] = field
-      out[#out + 1] = t
+      moved[field] = n
+      code = 3
     end
   end
-  return out
+  return code
 end
 
-local replies = {}
-local a = 3
-local b = 1
-while a <= #ARGV do
-  local version_arg, n = ARGV[a], tonumber(ARGV[a + 1])
-  local fields = {}
-  for i = 1, n do fields[i] = ARGV[a + 1 + i] end
-  local k = {KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], KEYS[b + 5], KEYS[b + 6]}
-  replies[#replies + 1] = apply(k, version_arg, fields)
-  a = a + 2 + n
-  b = b + 6
+local outcomes = {}
+local e = 1 + 4 * tenants
+for i, event in ipairs(cjson.decode(ARGV[4])) do
+  outcomes[i] = apply(KEYS[e + 1], KEYS[e + 2], event[1], tostring(event[2]), event[3])
+  e = e + 2
 end
-return replies
+local changes = {}
+for t = 1, tenants do
+  local flat = {}
+  for field, n in pairs(changed[t]) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = n
+  end
+  changes[t] = flat
+end
+return {outcomes, changes}

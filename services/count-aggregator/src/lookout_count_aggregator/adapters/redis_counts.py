@@ -10,6 +10,7 @@ duplicates.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -24,9 +25,13 @@ from lookout_count_aggregator import metrics
 from lookout_count_aggregator.adapters.redis_outage import RedisOutage
 from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.keys import CountKeys
+from lookout_count_aggregator.ports import Applied, Outcome
 
 # A rebuild's scratch hash outlives a crashed rebuild only this long.
 SCRATCH_TTL_SECONDS = 3600
+# The script's outcome codes (apply_events.lua).
+OUTCOMES: tuple[Outcome, ...] = ("duplicate", "stale", "applied", "applied")
+MOVED = 3
 
 _tracer = telemetry.tracer(__name__)
 
@@ -58,27 +63,30 @@ class RedisCountStore:
         self._apply = redis.register_script(load_script("apply_events.lua"))
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
-        return (await self.apply_many([(event_id, contribution)]))[0]
+        """One event: the tenant's fields it moved, with their new values."""
+        applied = await self.apply_many([(event_id, contribution)])
+        return applied.counts.get(contribution.tenant_id, {})
 
-    async def apply_many(
-        self, events: Sequence[tuple[uuid.UUID, Contribution]]
-    ) -> list[dict[str, int]]:
+    async def apply_many(self, events: Sequence[tuple[uuid.UUID, Contribution]]) -> Applied:
         """Apply ``events`` in order with one script call (one Redis round trip)."""
         if not events:
-            return []
+            return Applied()
         k = self._keys
-        keys = [k.platform()]
-        args: list[str | int] = [self._ttl, SCRATCH_TTL_SECONDS]
+        # Keys and reads shared by a tenant's events go once per batch (apply_events.lua).
+        tenants: dict[uuid.UUID, int] = {}
+        tenant_keys: list[str] = []
+        event_keys: list[str] = []
+        states: list[tuple[int, str, list[str]]] = []
         for event_id, c in events:
-            keys += (
-                k.seen(event_id),
-                k.entity(c.entity_type, c.entity_id),
-                k.tenant(c.tenant_id),
-                k.generation(c.tenant_id),
-                k.pending(c.tenant_id),
-                k.scratch(c.tenant_id),
-            )
-            args += (c.version, len(c.fields), *sorted(c.fields))
+            t = tenants.get(c.tenant_id)
+            if t is None:
+                t = tenants[c.tenant_id] = len(tenants) + 1
+                tid = c.tenant_id
+                tenant_keys += (k.tenant(tid), k.generation(tid), k.pending(tid), k.scratch(tid))
+            event_keys += (k.seen(event_id), k.entity(c.entity_type, c.entity_id))
+            states.append((t, str(c.version), sorted(c.fields)))
+        keys = [k.platform(), *tenant_keys, *event_keys]
+        args: list[str | int] = [self._ttl, SCRATCH_TTL_SECONDS, len(tenants), json.dumps(states)]
         with _tracer.start_as_current_span(
             "apply_events",
             attributes={
@@ -88,8 +96,17 @@ class RedisCountStore:
                 "db.operation.batch.size": len(events),
             },
         ) as span:
-            replies = await self._outage.call(lambda: self._timed_apply(keys, args))
-            outcomes = Counter(_text(reply[0]) for reply in replies)
+            codes, changes = await self._outage.call(lambda: self._timed_apply(keys, args))
+            applied = Applied(
+                outcomes=[OUTCOMES[code] for code in codes],
+                moved=[code == MOVED for code in codes],
+                counts={
+                    tenant: {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+                    for tenant, flat in zip(tenants, changes, strict=True)
+                    if flat
+                },
+            )
+            outcomes = Counter(applied.outcomes)
             if span.is_recording():
                 span.set_attribute(
                     "lookout.entity.types", sorted({c.entity_type for _, c in events})
@@ -97,10 +114,7 @@ class RedisCountStore:
                 span.set_attribute("lookout.outcomes", sorted(outcomes))
         for outcome, n in outcomes.items():
             metrics.APPLIES.labels(outcome).inc(n)
-        return [
-            {_text(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
-            for reply in replies
-        ]
+        return applied
 
     async def _timed_apply(self, keys: list[str], args: list[str | int]) -> Any:
         started = time.perf_counter()
