@@ -100,11 +100,10 @@ class BatchConsumer(Consumer):
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         if self._stopping:  # arrived after stop(): not ours to start
-            await message.nack(requeue=True)
+            await self._hand_back([message])
             return
         self._buffer.append(message)
         self._idle.clear()
-        self._unacked.inc()
         self._arrived.set()
         if len(self._buffer) >= self._size:
             self._full.set()
@@ -123,6 +122,7 @@ class BatchConsumer(Consumer):
             if not self._buffer:
                 self._arrived.clear()
             self._current = batch
+            self._unacked.set(self.in_flight)
             try:
                 await self._handle(batch)
             except asyncio.CancelledError:
@@ -130,12 +130,11 @@ class BatchConsumer(Consumer):
                 # channel whose connection is gone would wait for a reconnect (RabbitMQ
                 # requeues them anyway then).
                 left, self._buffer = self._buffer, []
-                self._unacked.dec(len(left))
                 await self._hand_back([*batch, *left])
                 raise
             finally:
                 self._current = []
-                self._unacked.dec(len(batch))
+                self._unacked.set(self.in_flight)
                 if not self._buffer:
                     self._idle.set()
 
