@@ -264,5 +264,7 @@ async def _ack_up_to(messages: Sequence[AbstractIncomingMessage]) -> None:
         if id(channel) in acked:
             continue
         acked.add(id(channel))
-        with contextlib.suppress(ChannelInvalidStateError):
+        try:
             await message.ack(multiple=True)
+        except Exception as exc:  # the channel is closing: RabbitMQ requeues what it held
+            log.info("could not ack a batch (%r); RabbitMQ will redeliver it", exc)

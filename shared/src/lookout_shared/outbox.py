@@ -30,8 +30,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -42,6 +42,7 @@ from lookout_shared.envelope import Envelope
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
+T = TypeVar("T")
 
 NOTIFY_CHANNEL = "lookout_outbox"
 PUBLISH_TIMEOUT = 10.0
@@ -99,14 +100,19 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
 
     async def run(self) -> None:
-        """Publish pending rows until cancelled."""
+        """Publish pending rows until cancelled.
+
+        Cancelled mid-window, the relay first lets that window finish (each publish is
+        bounded by ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
+        being published again by the next relay.
+        """
         failures = 0
         try:
             while True:
                 await self._ensure_listener()
                 self._wakeup.clear()
                 try:
-                    published = await self.drain_once()
+                    published = await _finish_when_cancelled(self.drain_once())
                     await self._record_backlog()
                     failures = 0
                 except Exception as exc:
@@ -213,3 +219,14 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
+
+
+async def _finish_when_cancelled(work: Coroutine[Any, Any, T]) -> T:
+    """``await work``, but a cancellation waits for it to finish before it is raised."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

@@ -159,3 +159,37 @@ async def test_rows_the_broker_refuses_stay_unsent_and_are_published_later(
     assert await take(queue, 5) == rows[5:]
     assert await unsent(db) == 0
     await channel.close()
+
+
+async def depth(broker: Broker, name: str) -> int:
+    """Messages ready in ``name`` (a fresh passive declare: the broker's count now)."""
+    channel = await broker.connection.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    await channel.close()
+    return queue.declaration_result.message_count or 0
+
+
+async def test_a_relay_stopped_mid_window_marks_what_it_published_as_sent(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
+    await queue.purge()
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], poll_interval=0.2)
+    task = asyncio.create_task(relay.run())
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *(capture() for _ in range(1000)))
+    # Stopped as soon as its first window reaches the queue, its publishes still in flight.
+    deadline = time.monotonic() + 30
+    while not await depth(broker, topology.SNAPSHOT_CAPTURE):
+        assert time.monotonic() < deadline, "nothing was published"
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # Every message RabbitMQ holds is marked sent: none will be published a second time.
+    sent = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+    assert await depth(broker, topology.SNAPSHOT_CAPTURE) == sent
+    assert sent % 500 == 0  # whole windows
+    await queue.purge()
+    await channel.close()

@@ -12,8 +12,9 @@ SEVEN_DAYS = 7 * 24 * 3600
 
 class AggregatorSettings(ServiceSettings):
     service_name: str = "count-aggregator"
-    # Events are applied in batches: up to this many per Redis round trip, span and ack.
-    aggregator_batch: int = Field(default=256, ge=1)
+    # Events are applied in batches: up to this many per Redis round trip, span and ack
+    # (one Lua script runs the batch: a few ms of Redis time for the default).
+    aggregator_batch: int = Field(default=256, ge=1, le=5000)
     # A batch is taken when full, or this long after its first event came (a trickle of
     # events waits at most this much; under load batches fill while the last one applies).
     aggregator_batch_wait_ms: float = Field(default=2.0, ge=0)
