@@ -10,6 +10,7 @@ until terminated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import aio_pika
@@ -28,20 +29,26 @@ async def main(counter: str) -> None:
     await channel.set_qos(prefetch_count=max(settings.aggregator_prefetch, size))
     queue = await channel.declare_queue(topology.AGGREGATOR_EVENTS, passive=True)
     buffer: list[AbstractIncomingMessage] = []
-    arrived = asyncio.Event()
+    arrived, full = asyncio.Event(), asyncio.Event()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         buffer.append(message)
         arrived.set()
+        if len(buffer) >= size:
+            full.set()
 
     await queue.consume(on_message)
     print("ready", flush=True)
-    while True:  # one batch at a time, as the aggregator takes them
+    while True:  # one batch at a time, taken as the aggregator takes them
         await arrived.wait()
         if len(buffer) < size:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await full.wait()
         batch = buffer[:size]
         del buffer[:size]
+        if len(buffer) < size:
+            full.clear()
         if not buffer:
             arrived.clear()
         await redis.incrby(counter, len(batch))
