@@ -53,16 +53,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(
-    argv: list[str], env: dict[str, str], log: Path, ready: str = "/readyz"
+    argv: list[str],
+    env: dict[str, str],
+    log: Path,
+    ready: str = "/readyz",
+    port_env: str = "LOOKOUT_API_PORT",
 ) -> Iterator[tuple[str, int]]:
-    """Start ``argv`` (it reads its port from ``LOOKOUT_API_PORT`` or its last argument
-    ``{port}``), wait until ``ready`` answers below 500; (base URL, pid)."""
+    """Start ``argv`` (it reads its port from ``port_env`` or its last argument ``{port}``),
+    wait until ``ready`` answers below 500; (base URL, pid)."""
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in argv]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
-            env=env | {"LOOKOUT_API_PORT": str(port)},
+            env=env | {port_env: str(port)},
             stdout=out,
             stderr=out,
             start_new_session=True,

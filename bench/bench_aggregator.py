@@ -1,8 +1,11 @@
-"""Count aggregator rows: apply rate of one replica, and count reads from Redis vs SQL.
+"""Count aggregator rows: apply rate through RabbitMQ, and count reads from Redis vs SQL.
 
-- Events applied per second by one replica consuming ``count-aggregator.events`` through
-  RabbitMQ, against the raw Lua apply rate (64 EVALSHA in flight) measured in the same run;
-  the raw rate against one apply at a time.
+- Events applied per second through RabbitMQ by one and by two replicas run as shipped
+  (``lookout-count-aggregator serve``: default settings, INFO logs to a file, traces
+  exported to a sink), against the same number of bare aio-pika consumers that only
+  batch-ack the same messages (``aggregator_bare.py``: the ceiling). Both are timed from
+  outside alike: from the first event counted in Redis to the last.
+- The Lua apply of batches (one script call per 256 events) against one call per event.
 - Count read latency (p50/p99): the tenant's counts hash from Redis (what ``GET /counts``
   reads) against ``SELECT count(*)`` and ``GROUP BY status`` over the tenant's stream rows
   (3,000,000 loaded with COPY; ``BENCH_SCALE=small``: 100,000).
@@ -13,31 +16,38 @@ Run: ``LOOKOUT_STACK=<stack> python -m bench.bench_aggregator`` with the stack's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 from lookout_count_aggregator.adapters.postgres_states import grouped_counts
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
-from lookout_count_aggregator.bootstrap import bootstrap
 from lookout_count_aggregator.domain.contributions import contribution_of
 from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import contracts, topology
 from lookout_shared.broker import Broker
+from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.envelope import Envelope, make_envelope
-from lookout_shared.redis import create_redis
+from lookout_shared.redis import Keys, create_redis
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bench.api_servers import BIN, OtlpSink, server
 from bench.report import Row, latencies, ms, percentile, publish
 
 SMALL = os.environ.get("BENCH_SCALE", "full") == "small"
 ROWS = 100_000 if SMALL else 3_000_000
-EVENTS = 5_000 if SMALL else 20_000
+EVENTS = 10_000 if SMALL else 40_000
+LUA_BATCH = 256
 READS = 200 if SMALL else 500
 SQL_READS = 20 if SMALL else 30
 STATUSES = ["pending", "online", "error", "disabled"]
@@ -63,37 +73,88 @@ def created(tenant: uuid.UUID, rng: random.Random) -> Envelope:
     )
 
 
-async def raw_lua_rate(store: RedisCountStore, events: list[Envelope], in_flight: int) -> float:
+async def lua_rate(store: RedisCountStore, events: list[Envelope], batch: int) -> float:
+    """Events/s of the store's Lua apply, ``batch`` events per script call."""
+    items = [(e.id, contribution_of(e)) for e in events]
     started = time.perf_counter()
-    for i in range(0, len(events), in_flight):
-        batch = events[i : i + in_flight]
-        await asyncio.gather(*(store.apply(e.id, contribution_of(e)) for e in batch))
-    return len(events) / (time.perf_counter() - started)
+    for i in range(0, len(items), batch):
+        await store.apply_many(items[i : i + batch])
+    return len(items) / (time.perf_counter() - started)
 
 
-async def broker_rate(
-    settings: AggregatorSettings, broker: Broker, redis: Redis, events: list[Envelope]
-) -> float:
-    """Publish every event first, then time one replica draining the queue."""
+async def queue_of(broker: Broker, tenant: uuid.UUID, rng: random.Random) -> None:
+    """The aggregator's queue holding EVENTS new streams of ``tenant``, and nothing else."""
     channel = await broker.connection.channel()
     await (await channel.get_queue(topology.AGGREGATOR_EVENTS, ensure=False)).purge()
     await channel.close()
+    events = [created(tenant, rng) for _ in range(EVENTS)]
     for i in range(0, len(events), 1000):
         await asyncio.gather(*(broker.publish_envelope(e) for e in events[i : i + 1000]))
-    tenant = events[0].tenant_id
-    assert tenant is not None
-    key = CountKeys(settings.redis_prefix).tenant(tenant)
-    aggregator = await bootstrap(settings, redis=redis, broker=broker)
-    started = time.perf_counter()
-    await aggregator.start()
+
+
+async def drain_rate(read: Callable[[], Awaitable[Any]], n: int) -> float:
+    """Events/s from the first to the n-th, as ``read()`` (a Redis count) sees them."""
+    deadline = time.monotonic() + 600
+    first_at, first = 0.0, 0
+    while True:
+        done = int(await read() or 0)
+        now = time.perf_counter()
+        if done and not first_at:
+            first_at, first = now, done
+        if done >= n and now > first_at:
+            return (n - first) / (now - first_at)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {done:,} of {n:,} events after 600 s")
+        await asyncio.sleep(0.002)
+
+
+async def replicas_rate(
+    env: dict[str, str], broker: Broker, redis: Redis, rng: random.Random, replicas: int
+) -> float:
+    """The shipped aggregator, ``replicas`` processes on one queue."""
+    tenant = uuid.uuid4()
+    await queue_of(broker, tenant, rng)
+    key = CountKeys(env["LOOKOUT_REDIS_PREFIX"]).tenant(tenant)
+    log = Path(env["BENCH_LOG_DIR"]) / "aggregator.log"
+    argv = [str(BIN / "lookout-count-aggregator"), "serve"]
+    with contextlib.ExitStack() as stack:
+        # Started side by side, so they start consuming at about the same moment.
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    stack.enter_context, server(argv, env, log, port_env="LOOKOUT_AGGREGATOR_PORT")
+                )
+                for _ in range(replicas)
+            )
+        )
+        return await drain_rate(lambda: redis.hget(key, "streams_total"), EVENTS)
+
+
+async def bare_rate(
+    env: dict[str, str], broker: Broker, redis: Redis, rng: random.Random, consumers: int
+) -> float:
+    """``consumers`` bare aio-pika processes on the same queue with the same messages."""
+    await queue_of(broker, uuid.uuid4(), rng)
+    counter = f"{env['LOOKOUT_REDIS_PREFIX']}bench:bare:{uuid.uuid4().hex[:6]}"
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.aggregator_bare",
+            counter,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(consumers)
+    ]
     try:
-        while True:  # polling Redis is what a reader does too
-            if int(await redis.hget(key, "streams_total") or 0) >= len(events):
-                break
-            await asyncio.sleep(0.01)
-        return len(events) / (time.perf_counter() - started)
+        for proc in procs:
+            assert proc.stdout is not None and (await proc.stdout.readline()).strip() == b"ready"
+        return await drain_rate(lambda: redis.get(counter), EVENTS)
     finally:
-        await aggregator.stop()
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
 
 
 def stream_rows(tenant: uuid.UUID, n: int, rng: random.Random) -> Iterator[tuple[object, ...]]:
@@ -135,17 +196,34 @@ async def main() -> None:
     keys = CountKeys(settings.redis_prefix)
     store = RedisCountStore(redis, keys, settings.dedupe_ttl_seconds)
     tenant = uuid.uuid4()
+    sink = OtlpSink()
+    env = os.environ | {
+        "LOOKOUT_REDIS_PREFIX": settings.redis_prefix,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+        "BENCH_LOG_DIR": tempfile.mkdtemp(prefix="lookout-bench-aggregator-"),
+    }
+    # Counted from the events alone: no rebuild from Postgres first.
+    run_id = (await redis.info("server"))["run_id"]
+    await redis.hset(
+        epoch_key(Keys(settings.redis_prefix)), mapping={"run_id": run_id, "id": "bench"}
+    )
     try:
         print(f"apply rates over {EVENTS:,} events", flush=True)
-        sequential = await raw_lua_rate(
-            store, [created(uuid.uuid4(), rng) for _ in range(EVENTS // 4)], 1
-        )
-        concurrent = await raw_lua_rate(
-            store, [created(uuid.uuid4(), rng) for _ in range(EVENTS)], 64
-        )
-        one_tenant = uuid.uuid4()
-        broker_events = [created(one_tenant, rng) for _ in range(EVENTS)]
-        via_broker = await broker_rate(settings, broker, redis, broker_events)
+        rates = {
+            "one": await replicas_rate(env, broker, redis, rng, 1),
+            "bare one": await bare_rate(env, broker, redis, rng, 1),
+            "two": await replicas_rate(env, broker, redis, rng, 2),
+            "bare two": await bare_rate(env, broker, redis, rng, 2),
+        }
+        print(rates, flush=True)
+        rates |= {
+            "lua batch": await lua_rate(
+                store, [created(tenant, rng) for _ in range(EVENTS)], LUA_BATCH
+            ),
+            "lua one": await lua_rate(store, [created(tenant, rng) for _ in range(EVENTS // 4)], 1),
+        }
+        print(rates, flush=True)
+        await redis.delete(keys.tenant(tenant), keys.platform())
 
         print(f"loading {ROWS:,} stream rows with COPY", flush=True)
         await load_streams(pool, tenant, rng)
@@ -166,9 +244,10 @@ async def main() -> None:
             ),
             SQL_READS,
         )
-        publish_rows(via_broker, concurrent, sequential, redis_reads, count_star, group_by)
+        publish_rows(rates, redis_reads, count_star, group_by)
     finally:
         print("cleaning up", flush=True)
+        sink.close()
         await pool.execute("DELETE FROM tenants WHERE id = $1", tenant)
         async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=5000):
             await redis.delete(key)
@@ -178,27 +257,37 @@ async def main() -> None:
 
 
 def publish_rows(
-    via_broker: float,
-    concurrent: float,
-    sequential: float,
+    rates: dict[str, float],
     redis_reads: list[float],
     count_star: list[float],
     group_by: list[float],
 ) -> None:
+    batch = AggregatorSettings().aggregator_batch
+
+    def rate(name: str) -> str:
+        return f"{rates[name]:,.0f} events/s"
+
     rows = [
         Row(
-            "events applied/s, one replica via RabbitMQ (prefetch 64, ack each)",
-            f"{via_broker:,.0f} events/s",
-            "raw Lua apply, 64 in flight",
-            f"{concurrent:,.0f} events/s",
-            via_broker / concurrent,
+            f"events applied/s via RabbitMQ, one replica as shipped (batches of {batch})",
+            rate("one"),
+            "bare aio-pika consumer, same batch-ack",
+            rate("bare one"),
+            rates["one"] / rates["bare one"],
         ),
         Row(
-            "raw Lua apply rate, 64 in flight",
-            f"{concurrent:,.0f} events/s",
-            "raw Lua apply, one at a time",
-            f"{sequential:,.0f} events/s",
-            concurrent / sequential,
+            "events applied/s via RabbitMQ, two replicas as shipped",
+            f"{rate('two')} ({rates['two'] / 2:,.0f} per replica)",
+            "two bare aio-pika consumers",
+            rate("bare two"),
+            rates["two"] / rates["bare two"],
+        ),
+        Row(
+            f"Lua apply, {LUA_BATCH} events per script call",
+            rate("lua batch"),
+            "one event per call",
+            rate("lua one"),
+            rates["lua batch"] / rates["lua one"],
         ),
         Row(
             f"count read from Redis (HGETALL, {ROWS:,} streams)",
@@ -220,9 +309,12 @@ def publish_rows(
         "aggregator",
         "Count aggregator: apply rate and count reads",
         rows,
-        notes=f"{scale}: {EVENTS:,} events; {ROWS:,} stream rows of one tenant (COPY, then "
-        f"VACUUM ANALYZE); {READS} Redis reads, {SQL_READS} of each SQL read. Ratios: apply "
-        "rows are measured / baseline; read rows are SQL p50 / Redis p50.",
+        notes=f"{scale}: {EVENTS:,} stream.created events queued before the consumers start, "
+        "each rate timed from the first event counted in Redis to the last (the bare "
+        "consumers add each batch's size to a Redis counter, timed alike); "
+        f"{ROWS:,} stream rows of one tenant (COPY, then VACUUM ANALYZE); {READS} Redis reads, "
+        f"{SQL_READS} of each SQL read. Ratios: apply rows are measured / baseline; read rows "
+        "are SQL p50 / Redis p50.",
     )
 
 

@@ -22,11 +22,16 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
-    attributes: dict[str, str | int | float | bool] = field(default_factory=dict)
+    attributes: dict[str, Attribute] = field(default_factory=dict)
 
 
-def _value(value: AnyValue) -> str | int | float | bool:
+Attribute = str | int | float | bool | tuple["Attribute", ...]
+
+
+def _value(value: AnyValue) -> Attribute:
     kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_value(v) for v in value.array_value.values)
     return (
         getattr(value, kind)
         if kind in ("string_value", "int_value", "double_value", "bool_value")

@@ -2,8 +2,8 @@
 
 The services export OTLP/HTTP to a receiver inside the test (see ``otlp_receiver``); the
 client sends its own ``traceparent`` so the trace id is known in advance. Our own spans
-(the ffmpeg run, each Lua apply, each WebSocket fan-out) are in it, under the message that
-caused them.
+(the ffmpeg run, each batch's Lua apply, each WebSocket fan-out) are in it, under the message
+that caused them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ SERVICES = {
 }
 OUR_SPANS = {
     ("lookout-snapshot-worker", "ffmpeg capture"),
-    ("lookout-count-aggregator", "apply_event"),
+    ("lookout-count-aggregator", "apply_events"),
     ("lookout-notifier", "send stream:{id}"),
 }
 
@@ -69,9 +69,10 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
         names = {(s.service, s.name) for s in spans}
         # The apply of each entity the job touched, too: they may come in separate batches.
         applied = {
-            s.attributes.get("lookout.entity.type")
+            entity_type
             for s in spans
-            if (s.service, s.name) == ("lookout-count-aggregator", "apply_event")
+            if (s.service, s.name) == ("lookout-count-aggregator", "apply_events")
+            for entity_type in _strings(s.attributes.get("lookout.entity.types"))
         }
         complete = (
             {s.service for s in spans} >= SERVICES
@@ -121,14 +122,15 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
     assert capture.attributes["process.exit.code"] == 0
     assert capture.attributes["url.scheme"] == "file"
 
-    # Each event the aggregator consumed is one Lua apply under its message, applied once.
-    applies = named("lookout-count-aggregator", "apply_event")
+    # The aggregator applies a batch of events with one Lua call, under the batch's span;
+    # each event applied once.
+    applies = named("lookout-count-aggregator", "apply_events")
     assert {parent(a) for a in applies} == {
         "lookout-count-aggregator:count-aggregator.events process"
     }
     assert {a.attributes["db.system"] for a in applies} == {"redis"}
-    assert {a.attributes["lookout.outcome"] for a in applies} == {"applied"}
-    assert {"snapshot", "snapshot_job"} <= {a.attributes["lookout.entity.type"] for a in applies}
+    assert {o for a in applies for o in _strings(a.attributes["lookout.outcomes"])} == {"applied"}
+    assert {"snapshot", "snapshot_job"} <= applied
 
     # Each event for the subscribed room reached its one connection, under its message.
     sends = named("lookout-notifier", "send stream:{id}")
@@ -136,3 +138,9 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
         assert parent(send).startswith("lookout-notifier:") and parent(send).endswith(" process")
         assert send.attributes["messaging.destination.name"] == f"stream:{stream_id}"
         assert send.attributes["lookout.room.recipients"] == 1
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """A string-array attribute as received (absent: empty)."""
+    assert value is None or isinstance(value, tuple), value
+    return tuple(str(v) for v in value or ())

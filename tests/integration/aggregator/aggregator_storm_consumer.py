@@ -1,7 +1,7 @@
 """The aggregator's consumer as an OS process for the redelivery storm test.
 
-With ``STORM_KILL_AFTER=N`` it SIGKILLs itself right after its N-th Redis write, before that
-message is acked: the broker redelivers it (and every other unacked message) to the next
+With ``STORM_KILL_AFTER=N`` it SIGKILLs itself right after the Redis write (of a batch) that
+applies its N-th event, before that batch is acked: the broker redelivers it (and every other unacked message) to the next
 incarnation. Run as a script: ``python aggregator_storm_consumer.py``.
 """
 
@@ -11,10 +11,11 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import Sequence
 
 from lookout_count_aggregator.bootstrap import bootstrap
 from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.ports import CountStore
+from lookout_count_aggregator.ports import Applied, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 
 
@@ -23,10 +24,10 @@ class DyingStore:
         self._store = store
         self._left = kill_after
 
-    async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
-        changes = await self._store.apply(event_id, contribution)
-        self._left -= 1
-        if self._left == 0:
+    async def apply_many(self, events: Sequence[tuple[uuid.UUID, Contribution]]) -> Applied:
+        changes = await self._store.apply_many(events)
+        self._left -= len(events)
+        if self._left <= 0:
             os.kill(os.getpid(), signal.SIGKILL)  # written to Redis, not acked
         return changes
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import asyncpg
+import pytest
+from aio_pika.abc import AbstractQueue
+from aio_pika.exceptions import DeliveryError
 from lookout_shared import outbox, topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
@@ -86,3 +90,106 @@ async def test_notify_wakes_the_relay_before_the_poll(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def take(queue: AbstractQueue, n: int) -> list[Envelope]:
+    """The next ``n`` messages of ``queue``, in queue order (fails after a generous wait)."""
+    got: list[Envelope] = []
+    deadline = time.monotonic() + 30
+    while len(got) < n:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            assert time.monotonic() < deadline, f"only {len(got)} of {n} messages arrived"
+            await asyncio.sleep(0.05)
+            continue
+        got.append(parse_message(message.body))
+    assert await queue.get(no_ack=True, fail=False) is None  # and no more
+    return got
+
+
+async def unsent(db: asyncpg.Pool) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def test_a_burst_is_published_a_window_at_a_time_each_row_once_in_order(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
+    await queue.purge()
+    burst = [capture() for _ in range(1200)]
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *burst)
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=500)
+    # Each drain publishes a whole window, with many publishes awaiting their confirms.
+    assert [await relay.drain_once() for _ in range(4)] == [500, 500, 200, 0]
+    assert await unsent(db) == 0
+    assert await take(queue, len(burst)) == burst  # in commit order, each exactly once
+    await channel.close()
+
+
+async def test_rows_the_broker_refuses_stay_unsent_and_are_published_later(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    # A queue that takes 5 messages and nacks the publish of any more (reject-publish).
+    channel = await broker.connection.channel()
+    name = f"outbox-test-{uuid.uuid4().hex[:8]}"
+    queue = await channel.declare_queue(
+        name, exclusive=True, arguments={"x-max-length": 5, "x-overflow": "reject-publish"}
+    )
+    await queue.bind(topology.COMMANDS, routing_key=name)
+    rows = [capture() for _ in range(10)]
+    await db.executemany(
+        """INSERT INTO outbox (message_id, message_type, exchange, routing_key, body, headers)
+           VALUES ($1, $2, $3, $4, $5, '{}')""",
+        [(e.id, e.type, topology.COMMANDS, name, e.model_dump(mode="json")) for e in rows],
+    )
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=10)
+    with pytest.raises(DeliveryError):
+        await relay.drain_once()
+    # The confirmed half is marked sent; the nacked half stays, with why.
+    assert await take(queue, 5) == rows[:5]
+    refused = await db.fetch(
+        "SELECT message_id, attempts, last_error FROM outbox WHERE published_at IS NULL"
+    )
+    assert {r["message_id"] for r in refused} == {e.id for e in rows[5:]}
+    assert all(r["attempts"] == 1 and r["last_error"] for r in refused)
+    # The queue has room again: the next drain publishes the rest, and only the rest.
+    assert await relay.drain_once() == 5
+    assert await take(queue, 5) == rows[5:]
+    assert await unsent(db) == 0
+    await channel.close()
+
+
+async def depth(broker: Broker, name: str) -> int:
+    """Messages ready in ``name`` (a fresh passive declare: the broker's count now)."""
+    channel = await broker.connection.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    await channel.close()
+    return queue.declaration_result.message_count or 0
+
+
+async def test_a_relay_stopped_mid_window_marks_what_it_published_as_sent(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
+    await queue.purge()
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], poll_interval=0.2)
+    task = asyncio.create_task(relay.run())
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *(capture() for _ in range(1000)))
+    # Stopped as soon as its first window reaches the queue, its publishes still in flight.
+    deadline = time.monotonic() + 30
+    while not await depth(broker, topology.SNAPSHOT_CAPTURE):
+        assert time.monotonic() < deadline, "nothing was published"
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # Every message RabbitMQ holds is marked sent: none will be published a second time.
+    sent = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+    assert await depth(broker, topology.SNAPSHOT_CAPTURE) == sent
+    assert sent % 500 == 0  # whole windows
+    await queue.purge()
+    await channel.close()

@@ -50,12 +50,13 @@ class Aggregator:
         if self.drift is not None:
             self.tasks.append(asyncio.create_task(self.drift.run(), name="drift-check"))
         self.consumer = await consume_entity_events(
-            self.broker, self.store, self.publisher, self.settings.aggregator_prefetch
+            self.broker, self.store, self.publisher, self.settings
         )
 
     async def stop(self) -> None:
         if self.consumer is not None:
-            # Applies finish (each is one Lua call); one waiting for Redis is handed back.
+            # The batch being applied finishes (one Lua call); one waiting for Redis, and
+            # what is still buffered past the grace, is handed back.
             await self.consumer.stop(STOP_GRACE_SECONDS)
             self.consumer = None
         for task in self.tasks:

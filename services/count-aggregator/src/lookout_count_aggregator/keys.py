@@ -6,7 +6,7 @@
   fields it currently contributes (each ``1``); a deletion leaves just ``version``.
 - ``{prefix}counts:seen:{event_id}``: an event already applied (expires).
 - ``{prefix}counts:gen:{tenant_id}``: the tenant's generation; its hash counts the entity
-  states whose ``gen`` is at least this (a rebuild raises it, see ``apply_event.lua``).
+  states whose ``gen`` is at least this (a rebuild raises it, see ``apply_events.lua``).
 - ``{prefix}counts:rebuild:pending:{tenant_id}`` and ``...:rebuild:scratch:{tenant_id}``: the
   generation a running rebuild will swap in, and its counts so far.
 - ``{prefix}counts:rebuild:lock``: held by the one rebuild that may run at a time.
@@ -27,6 +27,9 @@ from lookout_shared.redis import Keys
 class CountKeys:
     def __init__(self, prefix: str) -> None:
         self._keys = Keys(prefix)
+        # Built per event, in batches of hundreds: the constant part once.
+        self._seen = self._keys("counts", "seen", "")
+        self._entity = self._keys("counts", "entity", "")
 
     def tenant(self, tenant_id: uuid.UUID | str) -> str:
         return self._keys("counts", "tenant", tenant_id)
@@ -35,10 +38,10 @@ class CountKeys:
         return self._keys("counts", "platform")
 
     def entity(self, entity_type: str, entity_id: uuid.UUID | str) -> str:
-        return self._keys("counts", "entity", entity_type, entity_id)
+        return f"{self._entity}{entity_type}:{entity_id}"
 
     def seen(self, event_id: uuid.UUID | str) -> str:
-        return self._keys("counts", "seen", event_id)
+        return f"{self._seen}{event_id}"
 
     def tenant_pattern(self) -> str:
         """A SCAN pattern for every tenant hash (the prefix's own ``*`` are escaped)."""

@@ -11,12 +11,12 @@ EVENTS = Counter(
 )
 APPLIES = Counter(
     "lookout_aggregator_applies_total",
-    "Lua applies of an event to the counts, by outcome (applied, duplicate, stale)",
+    "Events applied to the counts by the Lua script, by outcome (applied, duplicate, stale)",
     ["outcome"],
 )
 APPLY_DURATION = Histogram(
     "lookout_aggregator_apply_duration_seconds",
-    "Time of one Lua apply, Redis round trip included",
+    "Time of one Lua apply of a batch of events, Redis round trip included",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 ANNOUNCEMENTS = Counter(

@@ -7,7 +7,7 @@ script per chunk; a state Redis already holds at a newer version wins). Finally 
 scratch counts in and make the pending generation current, atomically. States of the old
 generation that the rebuild did not see (an entity deleted before the snapshot whose
 deletion event is still on its way, or any drift) stop counting at the swap. See
-``adapters/apply_event.lua`` for the generation rules.
+``adapters/apply_events.lua`` for the generation rules.
 
 A full rebuild (every tenant) also writes a new counts epoch when it ends, if Redis lost
 nothing while it ran (``adapters/counts_epoch.py``): from then on the api trusts the counts.

@@ -12,8 +12,15 @@ SEVEN_DAYS = 7 * 24 * 3600
 
 class AggregatorSettings(ServiceSettings):
     service_name: str = "count-aggregator"
-    # Lua applies are cheap and order-tolerant, so many messages may be in flight at once.
-    aggregator_prefetch: int = 64
+    # Events are applied in batches: up to this many per Redis round trip, span and ack
+    # (one Lua script runs the batch: a few ms of Redis time for the default).
+    aggregator_batch: int = Field(default=256, ge=1, le=5000)
+    # A batch is taken when full, or this long after its first event came (a trickle of
+    # events waits at most this much; under load batches fill while the last one applies).
+    aggregator_batch_wait_ms: float = Field(default=2.0, ge=0)
+    # Deliveries in flight; raised to the batch size if lower. Twice the batch lets the
+    # next batch arrive while one is applied.
+    aggregator_prefetch: int = Field(default=512, ge=1)
     # How long an event id (and a deletion's tombstone) is remembered: a redelivery or a
     # stale event older than this could count again.
     dedupe_ttl_seconds: int = SEVEN_DAYS

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 
 from lookout_shared.envelope import Envelope
 
 from lookout_count_aggregator.domain.contributions import Contribution
+from lookout_count_aggregator.ports import Applied, Outcome
 
 
 class InMemoryCountStore:
@@ -16,16 +18,33 @@ class InMemoryCountStore:
         self.entities: dict[tuple[str, uuid.UUID], tuple[int, frozenset[str]]] = {}
         self.tenants: dict[uuid.UUID, Counter[str]] = {}
         self.platform: Counter[str] = Counter()
+        self.calls = 0  # apply_many calls: one per batch
+
+    async def apply_many(self, events: Sequence[tuple[uuid.UUID, Contribution]]) -> Applied:
+        self.calls += 1
+        applied = Applied()
+        for event_id, c in events:
+            outcome, changes = self._apply(event_id, c)
+            applied.outcomes.append(outcome)
+            applied.moved.append(bool(changes))
+            applied.counts.setdefault(c.tenant_id, {}).update(changes)
+        applied.counts = {t: counts for t, counts in applied.counts.items() if counts}
+        return applied
 
     async def apply(self, event_id: uuid.UUID, contribution: Contribution) -> dict[str, int]:
+        return self._apply(event_id, contribution)[1]
+
+    def _apply(
+        self, event_id: uuid.UUID, contribution: Contribution
+    ) -> tuple[Outcome, dict[str, int]]:
         c = contribution
         if event_id in self.seen:
-            return {}
+            return "duplicate", {}
         self.seen.add(event_id)
         key = (c.entity_type, c.entity_id)
         stored_version, old = self.entities.get(key, (-1, frozenset()))
         if stored_version >= c.version:
-            return {}
+            return "stale", {}
         self.entities[key] = (c.version, c.fields)
         tenant = self.tenants.setdefault(c.tenant_id, Counter())
         changes = {}
@@ -38,7 +57,7 @@ class InMemoryCountStore:
             for counts in (tenant, self.platform):
                 if counts[field] == 0:
                     del counts[field]
-        return changes
+        return "applied", changes
 
 
 class RecordingSink:

@@ -1,5 +1,5 @@
 -- Write one chunk of a tenant's entity states, as read from Postgres, into the pending
--- generation of a rebuild (see apply_event.lua for generations), atomically.
+-- generation of a rebuild (see apply_events.lua for generations), atomically.
 -- KEYS[1] tenant counts hash   KEYS[2] platform counts hash   KEYS[3] tenant generation
 -- KEYS[4] pending generation   KEYS[5] scratch counts hash
 -- KEYS[6..] entity state hashes, aligned with the states in ARGV[3]

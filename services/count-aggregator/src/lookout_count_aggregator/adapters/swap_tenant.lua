@@ -1,5 +1,5 @@
 -- Swap a tenant's rebuilt counts in, atomically: the scratch counts become the tenant hash
--- and the pending generation becomes the tenant's generation (see apply_event.lua).
+-- and the pending generation becomes the tenant's generation (see apply_events.lua).
 -- KEYS[1] tenant counts hash   KEYS[2] platform counts hash   KEYS[3] tenant generation
 -- KEYS[4] pending generation   KEYS[5] scratch counts hash
 -- ARGV[1] this rebuild's pending generation

@@ -1,19 +1,29 @@
-"""The consumer of ``count-aggregator.events``: a message becomes one handler call."""
+"""The consumer of ``count-aggregator.events``: a batch of messages becomes one handler call
+(one Redis round trip, one span, one ack; see ``lookout_shared.batch_consumer``)."""
 
 from __future__ import annotations
 
 from lookout_shared import topology
-from lookout_shared.broker import Broker, Consumer
+from lookout_shared.batch_consumer import BatchConsumer, consume_batches
+from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
 
 from lookout_count_aggregator import handlers
 from lookout_count_aggregator.ports import ChangeSink, CountStore
+from lookout_count_aggregator.settings import AggregatorSettings
 
 
 async def consume_entity_events(
-    broker: Broker, store: CountStore, sink: ChangeSink, prefetch: int
-) -> Consumer:
-    async def on_event(envelope: Envelope) -> None:
-        await handlers.apply_entity_event(envelope, store, sink)
+    broker: Broker, store: CountStore, sink: ChangeSink, settings: AggregatorSettings
+) -> BatchConsumer:
+    async def on_events(envelopes: list[Envelope]) -> list[Exception | None]:
+        return await handlers.apply_entity_events(envelopes, store, sink)
 
-    return await broker.consume(topology.AGGREGATOR_EVENTS, on_event, prefetch)
+    return await consume_batches(
+        broker,
+        topology.AGGREGATOR_EVENTS,
+        on_events,
+        batch_size=settings.aggregator_batch,
+        max_wait=settings.aggregator_batch_wait_ms / 1000,
+        prefetch=settings.aggregator_prefetch,
+    )

@@ -1,0 +1,270 @@
+"""Consuming a work queue in batches: one handler call, one span and one ack per batch.
+
+Deliveries are buffered as they arrive. A batch is taken as soon as ``batch_size`` are
+waiting, or ``max_wait`` seconds after the first one if fewer came; under load the next
+batch fills while the current one is handled, so waiting adds latency only to a trickle.
+Batches are handled one at a time, in delivery order, which is what makes one
+``basic.ack`` with ``multiple=True`` (on the highest delivery tag of the batch) settle
+exactly this batch: every lower tag on the channel is in it or was settled before.
+
+Per message, as with :meth:`Broker.consume`: a malformed one (:class:`InvalidMessage`) or one
+the handler fails with :class:`PermanentFailure` is dead-lettered with the reason (publish
+confirmed before the ack), one it fails with any other exception is handed back for a
+retry (the queue's delivery limit bounds them), and the rest of the batch is acked. A
+handler that raises fails the whole batch back to the queue. A crash before the ack makes
+the broker redeliver the whole batch: handlers must be idempotent.
+
+Tracing: one ``<queue> process`` span per batch, a child of the first message's trace
+context (so a lone message continues its trace as before), with a link to every message's
+context carrying its message id (added only when the span is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelInvalidStateError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from lookout_shared import metrics, telemetry
+from lookout_shared.broker import Broker, Consumer, PermanentFailure
+from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
+
+log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
+
+# Per envelope, in order: None (done: ack), PermanentFailure (dead-letter) or another
+# exception (hand back for a retry).
+BatchHandler = Callable[[list[Envelope]], Awaitable[Sequence[Exception | None]]]
+RETRY_PAUSE = 0.5  # before handing messages back: no hot loop while a dependency is down
+
+
+async def consume_batches(
+    broker: Broker,
+    queue: str,
+    handler: BatchHandler,
+    *,
+    batch_size: int,
+    max_wait: float,
+    prefetch: int,
+) -> BatchConsumer:
+    """Consume the work queue ``queue`` in batches; the prefetch is raised to the batch
+    size if lower (a batch can never be larger than what the broker lets in flight)."""
+    channel = await broker.connection.channel()
+    await channel.set_qos(prefetch_count=max(prefetch, batch_size))
+    work_queue = await channel.declare_queue(queue, passive=True)
+    consumer = BatchConsumer(broker, work_queue, queue, handler, batch_size, max_wait)
+    consumer.tag = await work_queue.consume(consumer.on_message)
+    consumer.start()
+    broker._watch_depth(consumer)
+    return consumer
+
+
+class BatchConsumer(Consumer):
+    def __init__(
+        self,
+        broker: Broker,
+        queue: AbstractQueue,
+        label: str,
+        handler: BatchHandler,
+        batch_size: int,
+        max_wait: float,
+    ) -> None:
+        super().__init__(queue, label)
+        self._broker = broker
+        self._handler = handler
+        self._size = max(batch_size, 1)
+        self._max_wait = max_wait
+        self._buffer: list[AbstractIncomingMessage] = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._unacked = metrics.QUEUE_UNACKED.labels(label)
+        self._task: asyncio.Task[None] | None = None
+        self._current: list[AbstractIncomingMessage] = []  # the batch being handled
+        self._idle = asyncio.Event()  # nothing buffered nor being handled
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._buffer) + len(self._current)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.label} batches")
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:  # arrived after stop(): not ours to start
+            await self._hand_back([message])
+            return
+        self._buffer.append(message)
+        self._idle.clear()
+        self._arrived.set()
+        if len(self._buffer) >= self._size:
+            self._full.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            if len(self._buffer) < self._size and self._max_wait > 0 and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._max_wait):
+                        await self._full.wait()
+            batch = self._buffer[: self._size]
+            del self._buffer[: self._size]
+            if len(self._buffer) < self._size:
+                self._full.clear()
+            if not self._buffer:
+                self._arrived.clear()
+            self._current = batch
+            self._unacked.set(self.in_flight)
+            try:
+                await self._handle(batch)
+            except asyncio.CancelledError:
+                # Hand them back now (those settled already are skipped); bounded, as a
+                # channel whose connection is gone would wait for a reconnect (RabbitMQ
+                # requeues them anyway then).
+                left, self._buffer = self._buffer, []
+                await self._hand_back([*batch, *left])
+                raise
+            finally:
+                self._current = []
+                self._unacked.set(self.in_flight)
+                if not self._buffer:
+                    self._idle.set()
+
+    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
+        started = time.perf_counter()
+        first = telemetry.extract(batch[0].headers)
+        with _tracer.start_as_current_span(
+            f"{self.queue.name} process",
+            context=first,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": self.queue.name,
+                "messaging.batch.message_count": len(batch),
+            },
+        ) as span:
+            if span.is_recording():
+                for message in batch:
+                    linked = trace.get_current_span(telemetry.extract(message.headers))
+                    span.add_link(
+                        linked.get_span_context(),
+                        {"messaging.message.id": message.message_id or ""},
+                    )
+            failures = await self._run_handler(batch)
+            outcomes = await self._settle(batch, failures)
+        for outcome, n in outcomes.items():
+            metrics.MESSAGES_PROCESSED.labels(self.label, outcome).inc(n)
+        metrics.MESSAGE_DURATION.labels(self.label).observe(time.perf_counter() - started)
+
+    async def _run_handler(self, batch: list[AbstractIncomingMessage]) -> dict[int, Exception]:
+        """The failed messages of the batch, by index, with why."""
+        failures: dict[int, Exception] = {}
+        envelopes, positions = [], []
+        for i, message in enumerate(batch):
+            try:
+                envelopes.append(parse_message(message.body))
+                positions.append(i)
+            except InvalidMessage as exc:
+                failures[i] = exc
+        if not envelopes:
+            return failures
+        try:
+            results = await self._handler(envelopes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("batch handler failed; requeueing", extra={"queue": self.label})
+            results = [exc] * len(envelopes)
+        for i, result in zip(positions, results, strict=True):
+            if result is not None:
+                failures[i] = result
+        return failures
+
+    async def _settle(
+        self, batch: list[AbstractIncomingMessage], failures: dict[int, Exception]
+    ) -> Counter[str]:
+        """Dead-letter, hand back, then ack the rest of the batch with one ack per channel."""
+        outcomes: Counter[str] = Counter()
+        poison = [
+            i for i, e in failures.items() if isinstance(e, InvalidMessage | PermanentFailure)
+        ]
+        retry = [i for i in failures if i not in poison]
+        for i in retry:
+            log.warning(
+                "handler failed; requeueing",
+                extra={"queue": self.label, "error": repr(failures[i])},
+            )
+        parked = await asyncio.gather(
+            *(
+                self._broker.dead_letter(
+                    self.label, batch[i], str(failures[i]), source=self.queue.name
+                )
+                for i in poison
+            ),
+            return_exceptions=True,
+        )
+        for i, result in zip(poison, parked, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not dead-letter (%r); requeueing", result)
+                retry.append(i)
+            else:
+                outcomes["dead_letter"] += 1
+        if retry:
+            await asyncio.sleep(RETRY_PAUSE)
+            await self._hand_back([batch[i] for i in retry])
+            outcomes["requeue"] += len(retry)
+        done = [m for i, m in enumerate(batch) if i not in retry]
+        outcomes["ack"] += len(done) - outcomes["dead_letter"]
+        await _ack_up_to(done)
+        return outcomes
+
+    async def _hand_back(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        for message in messages:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(message.nack(requeue=True), 1.0)
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        if self.tag is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await self.queue.cancel(self.tag)
+            self.tag = None
+        self._full.set()  # no more are coming: take what is buffered at once
+        task, self._task = self._task, None
+        if task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        if self.in_flight:
+            log.warning("handing back %d unfinished messages", self.in_flight)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _ack_up_to(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """Ack ``messages`` (in delivery order) with one ``multiple`` ack per channel: on the
+    last of each channel. Those of a channel that closed since were requeued by RabbitMQ."""
+    acked: set[int] = set()
+    for message in reversed(messages):
+        try:
+            channel = message.channel
+        except ChannelInvalidStateError:
+            continue
+        if id(channel) in acked:
+            continue
+        acked.add(id(channel))
+        try:
+            await message.ack(multiple=True)
+        except Exception as exc:  # the channel is closing: RabbitMQ requeues what it held
+            log.info("could not ack a batch (%r); RabbitMQ will redeliver it", exc)
