@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
@@ -56,6 +56,8 @@ SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 
+ENTRY_KEYS_MAX = 100_000  # remembered entry keys (about 20 MiB at most), cleared when full
+
 # KEYS: epoch, generation, entry, the scope's counts hash, the counts epoch. ARGV[1]: "1" bumps
 # the epoch first (a lost bump). Returns {stamp, entry or nil[, its remaining TTL in ms]}: the
 # entry only while its stamp,
@@ -82,17 +84,24 @@ return {stamp, entry, redis.call('PTTL', KEYS[3])}
 )
 
 
-@dataclass(frozen=True)
-class CacheKey:
+class CacheKey(NamedTuple):
     kind: str  # "stream" or "list": the metric label and part of the key
     scope: uuid.UUID | None  # the tenant read; None: every tenant (a superuser)
-    parts: tuple[Any, ...]  # everything else the response depends on (fields included)
+    parts: tuple[Any, ...]  # everything else the response depends on: hashable values
 
 
 @dataclass(frozen=True)
 class Entry:
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. the ETag
+    # The 200 answer's header list as sent, built once per entry rather than per hit.
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        raw = [(b"content-type", b"application/json")]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        object.__setattr__(self, "raw_headers", tuple(raw))
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,7 @@ class ReadCache:
         # Generation bumps, and the epoch bump owed when one is lost.
         self.generations = Generations(redis, keys, breaker, invalidate_timeout or timeout)
         self._lookup_script = redis.register_script(LOOKUP)
+        self._entry_keys: dict[CacheKey, str] = {}
 
     # Keys -------------------------------------------------------------------------------
 
@@ -138,9 +148,18 @@ class ReadCache:
         return generation_key(self.keys, scope)
 
     def entry_key(self, key: CacheKey) -> str:
+        """The Redis key of ``key``; remembered, since a hit would otherwise pay a JSON
+        encoding and a SHA-256 to find its in-process copy."""
+        known = self._entry_keys.get(key)
+        if known is not None:
+            return known
         digest = hashlib.sha256(orjson.dumps(key.parts, default=str)).hexdigest()[:32]
         scope = "platform" if key.scope is None else str(key.scope)
-        return self.keys("cache", key.kind, scope, digest)
+        known = self.keys("cache", key.kind, scope, digest)
+        if len(self._entry_keys) >= ENTRY_KEYS_MAX:
+            self._entry_keys.clear()
+        self._entry_keys[key] = known
+        return known
 
     # Reads ------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 
 from lookout_shared.logs import bind_tenant
 from lookout_shared.tokens import Principal
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,7 +36,7 @@ from lookout_api.adapters.read_cache import REQUESTS, CacheKey, Entry, RedisUnav
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, etags
 from lookout_api.entrypoints.hit_spans import hit_span
-from lookout_api.handlers.auth import known_principal
+from lookout_api.handlers.auth import KnownCallers
 
 LIST_PATH = "/api/v1/streams"
 STREAM_PATH = re.compile(r"/api/v1/streams/[0-9A-Fa-f-]{32,36}")
@@ -49,6 +50,7 @@ class CachedReads:
     def __init__(self, app: ASGIApp, owner: Starlette) -> None:
         self.app = app
         self.owner = owner  # the application whose state holds the Deps
+        self.callers = KnownCallers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = kind_of(scope)
@@ -61,16 +63,20 @@ class CachedReads:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        principal = _principal(deps, headers.get(b"authorization", b""))
+        principal = self.callers.principal(deps, headers.get(b"authorization", b""))
         if principal is None:
             await self.app(scope, receive, send)
             return
         bind_tenant(principal.tenant_id)
-        query = route_query(scope["query_string"])
         key = CacheKey(
             kind,
             access.tenant_filter(principal),
-            (scope["path"], query, access.visible_fields(principal), _gzip(headers)),
+            (
+                scope["path"],
+                route_query(scope["query_string"]),
+                _fields(principal),
+                b"gzip" in headers.get(b"accept-encoding", b"").lower(),
+            ),
         )
         try:
             found = await deps.cache.lookup(key)
@@ -81,8 +87,13 @@ class CachedReads:
         if found.entry is not None:
             COUNTED[kind, "hit"].inc()
             scope["route"] = TEMPLATES[kind]
-            with hit_span(kind, headers):
+            span = hit_span(kind, headers.get(b"traceparent"), headers.get(b"tracestate"))
+            if span is None:
                 await _answer(found.entry, headers.get(b"if-none-match"), send)
+                return
+            with trace.use_span(span, end_on_exit=True):
+                await _answer(found.entry, headers.get(b"if-none-match"), send)
+                span.set_attribute("lookout.cache", "hit")
             return
         COUNTED[kind, "miss"].inc()
         response = _Recorder(send)
@@ -123,40 +134,47 @@ def kind_of(scope: Scope) -> str | None:
     return None
 
 
-def route_query(query_string: bytes) -> list[tuple[str, str]]:
+def route_query(query_string: bytes) -> tuple[tuple[str, str], ...]:
     """The query parameters as the route sees them, parsed as Starlette parses them: in
     order of name, so ``a=1&b=2`` and ``b=2&a=1`` share an entry, but a repeated name's
     values in the order sent, since the order decides the answer (a single-valued
-    parameter takes the last: ``limit=1&limit=3`` is not ``limit=3&limit=1``)."""
+    parameter takes the last: ``limit=1&limit=3`` is not ``limit=3&limit=1``). Short
+    query strings are remembered: hot reads repeat theirs."""
+    known = _QUERIES.get(query_string)
+    if known is not None:
+        return known
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return sorted(pairs, key=lambda pair: pair[0])  # stable: a name's values keep their order
+    parsed = tuple(sorted(pairs, key=lambda pair: pair[0]))  # stable: values keep their order
+    if len(query_string) <= QUERY_MAX_BYTES:
+        if len(_QUERIES) >= QUERIES_MAX:
+            _QUERIES.clear()
+        _QUERIES[query_string] = parsed
+    return parsed
 
 
-def _gzip(headers: dict[bytes, bytes]) -> bool:
-    return b"gzip" in headers.get(b"accept-encoding", b"").lower()
+_QUERIES: dict[bytes, tuple[tuple[str, str], ...]] = {}
+QUERIES_MAX, QUERY_MAX_BYTES = 4096, 512
+# The stream fields each role may see: the same for every caller of a role.
+_ROLE_FIELDS: dict[str, tuple[str, ...]] = {}
 
 
-def _principal(deps: Deps, authorization: bytes) -> Principal | None:
-    scheme, _, token = authorization.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return known_principal(deps, token.strip())
+def _fields(principal: Principal) -> tuple[str, ...]:
+    fields = _ROLE_FIELDS.get(principal.role)
+    if fields is None:
+        fields = _ROLE_FIELDS[principal.role] = access.visible_fields(principal)
+    return fields
 
 
 async def _answer(entry: Entry, if_none_match: bytes | None, send: Send) -> None:
     etag = entry.headers.get("etag")
     if etag and if_none_match and etags.matches(if_none_match.decode("latin-1"), etag):
-        await _send(send, 304, b"", {"etag": etag})
+        headers = [(b"etag", etag.encode("latin-1"))]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
         return
-    await _send(send, 200, entry.body, {"content-type": "application/json", **entry.headers})
-
-
-async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    if status != 304:
-        raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    headers = list(entry.raw_headers)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": entry.body})
 
 
 def _degraded(send: Send) -> Send:
