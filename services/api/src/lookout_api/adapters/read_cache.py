@@ -197,6 +197,16 @@ class ReadCache:
         self.local.put(entry_key, key.scope, key.kind, entry, seq, int(left[0]) / 1000)
         return Lookup(stamp, entry, seq)
 
+    def local_lookup(self, key: CacheKey) -> Lookup:
+        """The in-process copy of a kind kept nowhere else (counts, dashboards), or none."""
+        seq = self.local.seq
+        return Lookup("", self.local.get(self.entry_key(key)), seq)
+
+    def keep_local(self, key: CacheKey, found: Lookup, entry: Entry, seconds: float | None) -> None:
+        """Keep ``entry`` in this process only, if nothing was invalidated since ``found``
+        (for ``seconds`` at most; None: the layer's own time)."""
+        self.local.put(self.entry_key(key), key.scope, key.kind, entry, found.seq, seconds)
+
     async def store(
         self,
         key: CacheKey,

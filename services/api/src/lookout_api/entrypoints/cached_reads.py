@@ -1,17 +1,24 @@
-"""Stream reads answered from the read cache before routing.
+"""Reads answered from the read cache before routing.
 
 ``GET /api/v1/streams/{id}`` and ``GET /api/v1/streams`` are the api's hottest reads. On a hit
 this middleware answers from Redis without FastAPI's routing, dependency resolution or
 validation (which cost more than the Postgres query they would lead to). On a miss it lets the
 route answer as usual and keeps the response for the next read.
 
+``GET /api/v1/counts`` and ``GET /api/v1/dashboard/summary`` are kept the same way, but only
+in each process (``LOCAL_ONLY``), never in Redis: a counts copy goes as soon as the
+aggregator changes that scope's counts or Redis loses them (cache_tracking.py), so it is as
+fresh as the Redis read it saves (one script with an ``INFO server`` for the counts epoch); a
+dashboard's counts likewise, and the rest of it (queue depths, outbox age, recent failures)
+is at most ``LOOKOUT_DASHBOARD_CACHE_SECONDS`` old. A stream write of the tenant drops both.
+
 An entry is keyed by what the response depends on: the kind of read, the tenant it covers
 (``platform`` for a superuser), the fields the caller's role may see, the path, the query
 parameters as the route reads them (``route_query``) and whether the client takes gzip (the
 entry holds the bytes as sent). So no tenant ever receives another's entry and no role a
-field it may not see. The caller must be known without I/O (a valid JWT, or an API key this process looked up
-recently); anyone else, and anything the route would refuse, takes the normal path. Only
-``200`` answers are kept.
+field it may not see. The caller must be known without I/O (a valid JWT, or an API key this
+process looked up recently); anyone else, and anything the route would refuse, takes the
+normal path. Only ``200`` answers are kept.
 
 The list route says which count fields its total came from (``scope["state"]["cache_watch"]``)
 and under which counts epoch (``cache_counts_epoch``), so an entry also lapses as soon as the
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -37,12 +45,17 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, etags
 from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.handlers.auth import KnownCallers
+from lookout_api.settings import ApiSettings
 
 LIST_PATH = "/api/v1/streams"
 STREAM_PATH = re.compile(r"/api/v1/streams/[0-9A-Fa-f-]{32,36}")
+COUNTS_PATH = "/api/v1/counts"
+DASHBOARD_PATH = "/api/v1/dashboard/summary"
+OTHER_PATHS = {COUNTS_PATH: "counts", DASHBOARD_PATH: "dashboard"}
 DEGRADED = (b"x-lookout-degraded", b"redis")
 WATCH = "cache_watch"  # the scope state keys the list route fills
 COUNTS_EPOCH = "cache_counts_epoch"
+KEEP = "cache_keep"  # a LOCAL_ONLY route says its answer may be kept
 KEPT_HEADERS = ("etag", "content-encoding", "vary")
 
 
@@ -78,8 +91,9 @@ class CachedReads:
                 b"gzip" in headers.get(b"accept-encoding", b"").lower(),
             ),
         )
+        kept_for = LOCAL_ONLY.get(kind)
         try:
-            found = await deps.cache.lookup(key)
+            found = deps.cache.local_lookup(key) if kept_for else await deps.cache.lookup(key)
         except RedisUnavailable as exc:
             COUNTED[kind, "bypass" if exc.skipped else "error"].inc()
             await self.app(scope, receive, _degraded(send))
@@ -102,6 +116,10 @@ class CachedReads:
         if entry is None:
             return
         state = scope.get("state", {})
+        if kept_for is not None:
+            if state.get(KEEP):
+                deps.cache.keep_local(key, found, entry, kept_for(deps.settings))
+            return
         watched: dict[str, str | None] = state.get(WATCH, {})
         with contextlib.suppress(RedisUnavailable):  # answered already; the next read retries
             await deps.cache.store(key, found, entry, watched, state.get(COUNTS_EPOCH))
@@ -114,7 +132,19 @@ class _Template:
     path: str
 
 
-TEMPLATES = {"list": _Template(LIST_PATH), "stream": _Template(LIST_PATH + "/{stream_id}")}
+TEMPLATES = {
+    "list": _Template(LIST_PATH),
+    "stream": _Template(LIST_PATH + "/{stream_id}"),
+    "counts": _Template(COUNTS_PATH),
+    "dashboard": _Template(DASHBOARD_PATH),
+}
+# Kinds kept only in each process, and for how long at most (None: the layer's own time).
+# Counts copies go as soon as the aggregator changes the scope's counts (cache_tracking.py)
+# so they are as fresh as a read from Redis; a dashboard may be this old.
+LOCAL_ONLY: dict[str, Callable[[ApiSettings], float | None]] = {
+    "counts": lambda settings: None,
+    "dashboard": lambda settings: settings.dashboard_cache_seconds,
+}
 # The counters of every (kind, result), bound once: labels() per request costs a lock.
 COUNTED = {
     (kind, result): REQUESTS.labels(kind, result)
@@ -131,7 +161,7 @@ def kind_of(scope: Scope) -> str | None:
         return "list"
     if STREAM_PATH.fullmatch(path):
         return "stream"
-    return None
+    return OTHER_PATHS.get(path)
 
 
 def route_query(query_string: bytes) -> tuple[tuple[str, str], ...]:

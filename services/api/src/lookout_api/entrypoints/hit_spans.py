@@ -11,7 +11,12 @@ from lookout_shared.telemetry import export_enabled, root_sampled
 from opentelemetry import propagate, trace
 
 _TRACED = export_enabled()
-_NAMES = {"stream": "GET /api/v1/streams/{stream_id}", "list": "GET /api/v1/streams"}
+_NAMES = {
+    "stream": "GET /api/v1/streams/{stream_id}",
+    "list": "GET /api/v1/streams",
+    "counts": "GET /api/v1/counts",
+    "dashboard": "GET /api/v1/dashboard/summary",
+}
 _SERVER = trace.SpanKind.SERVER
 _TRACER: list[trace.Tracer] = []  # resolved at the first sampled hit, after setup_tracing
 
