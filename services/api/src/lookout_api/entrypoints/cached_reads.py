@@ -60,10 +60,10 @@ KEPT_HEADERS = ("etag", "content-encoding", "vary")
 
 
 class CachedReads:
-    def __init__(self, app: ASGIApp, owner: Starlette) -> None:
+    def __init__(self, app: ASGIApp, owner: Starlette, callers: KnownCallers) -> None:
         self.app = app
         self.owner = owner  # the application whose state holds the Deps
-        self.callers = KnownCallers()
+        self.callers = callers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = kind_of(scope)
@@ -137,6 +137,7 @@ TEMPLATES = {
     "stream": _Template(LIST_PATH + "/{stream_id}"),
     "counts": _Template(COUNTS_PATH),
     "dashboard": _Template(DASHBOARD_PATH),
+    "frame": _Template(LIST_PATH + "/{stream_id}/latest.jpg"),
 }
 # Kinds kept only in each process, and for how long at most (None: the layer's own time).
 # Counts copies go as soon as the aggregator changes the scope's counts (cache_tracking.py)

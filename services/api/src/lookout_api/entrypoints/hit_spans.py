@@ -16,6 +16,7 @@ _NAMES = {
     "list": "GET /api/v1/streams",
     "counts": "GET /api/v1/counts",
     "dashboard": "GET /api/v1/dashboard/summary",
+    "frame": "GET /api/v1/streams/{stream_id}/latest.jpg",
 }
 _SERVER = trace.SpanKind.SERVER
 _TRACER: list[trace.Tracer] = []  # resolved at the first sampled hit, after setup_tracing
