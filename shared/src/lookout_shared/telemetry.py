@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -79,6 +81,14 @@ def root_sampled(
         return False
     _IDS.keep(trace_id)
     return True
+
+
+def untraced() -> AbstractContextManager[None]:
+    """Client calls made inside (Redis, Postgres) make no span. For work a request does
+    outside any trace (the read cache's lookups in front of the app): there the
+    instrumentations would start a root trace per call, sampled on its own, which costs a
+    span each and exports lone Redis commands nobody asked to trace."""
+    return suppress_instrumentation()
 
 
 def export_enabled() -> bool:

@@ -29,6 +29,7 @@ import uuid
 from datetime import UTC, datetime
 
 from lookout_shared.logs import bind_tenant
+from lookout_shared.telemetry import untraced
 from opentelemetry import trace
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -110,7 +111,10 @@ class LatestJpgs:
                 return False
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                captured_at = await hot_frames_redis.captured_at(deps.redis, deps.keys, stream_id)
+                with untraced():  # outside any trace yet: no lone Redis span
+                    captured_at = await hot_frames_redis.captured_at(
+                        deps.redis, deps.keys, stream_id
+                    )
         except (RedisError, OSError, TimeoutError):
             return False  # the route says what it can
         if captured_at is None:
