@@ -3,8 +3,9 @@ must agree with the SDK's own, so the configured ratio holds, and build nothing 
 
 from __future__ import annotations
 
-from lookout_shared.telemetry import root_sampled, tracer_provider
+from lookout_shared.telemetry import root_sampled, tracer_provider, untraced
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
@@ -38,3 +39,12 @@ def test_ratio_zero_never_samples_and_one_always_does() -> None:
 
 def test_without_an_sdk_provider_nothing_is_sampled() -> None:
     assert not root_sampled("GET /x", SERVER, trace.NoOpTracerProvider())
+
+
+def test_client_calls_made_untraced_start_no_span_of_their_own() -> None:
+    """The read cache's Redis calls in front of the app run outside any trace: untraced()
+    turns the Redis and Postgres instrumentations off there (they check this flag)."""
+    assert is_instrumentation_enabled()
+    with untraced():
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()

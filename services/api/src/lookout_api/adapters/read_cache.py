@@ -33,6 +33,7 @@ import orjson
 from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
 from lookout_shared.counts_epoch import epoch_key as counts_epoch_key
 from lookout_shared.redis import Keys
+from lookout_shared.telemetry import untraced
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
@@ -180,11 +181,13 @@ class ReadCache:
             counts_epoch_key(self.keys),
         ]
         started = time.perf_counter()
+        # Looked up in front of the app (cached_reads.py), outside any trace: no lone span.
         try:
-            stamp, raw, *left = await self.breaker.call(
-                lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
-                self.timeout,
-            )
+            with untraced():
+                stamp, raw, *left = await self.breaker.call(
+                    lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
+                    self.timeout,
+                )
         finally:
             SECONDS.labels(key.kind).observe(time.perf_counter() - started)
         self.generations.paid(owed)
@@ -230,9 +233,10 @@ class ReadCache:
         header = orjson.dumps(head)
         value = header + b"\n" + entry.body
         entry_key = self.entry_key(key)
-        await self.breaker.call(
-            lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
-        )
+        with untraced():  # after the route's span, in front of the app: no lone span
+            await self.breaker.call(
+                lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
+            )
         # Kept here only if nothing was invalidated since the lookup (a racing write).
         self.local.put(entry_key, key.scope, key.kind, entry, found.seq, self.ttl_ms / 1000)
 

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from lookout_shared.logs import bind_tenant
-from lookout_shared.telemetry import untraced
 from lookout_shared.tokens import Principal
 from opentelemetry import trace
 from starlette.applications import Starlette
@@ -94,11 +93,7 @@ class CachedReads:
         )
         kept_for = LOCAL_ONLY.get(kind)
         try:
-            if kept_for:
-                found = deps.cache.local_lookup(key)
-            else:
-                with untraced():  # outside any trace yet: no lone Redis spans
-                    found = await deps.cache.lookup(key)
+            found = deps.cache.local_lookup(key) if kept_for else await deps.cache.lookup(key)
         except RedisUnavailable as exc:
             COUNTED[kind, "bypass" if exc.skipped else "error"].inc()
             await self.app(scope, receive, _degraded(send))
