@@ -6,6 +6,7 @@ here), its peers (api_peers.py), wrk, and py-spy."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import statistics
@@ -43,6 +44,19 @@ def spread(runs: Sequence[Wrk]) -> tuple[Wrk, str]:
     median = ordered[(len(ordered) - 1) // 2]
     rps = [w.rps for w in ordered]
     return median, f"{min(rps):,.0f}/{statistics.median(rps):,.0f}/{max(rps):,.0f}"
+
+
+def shipped_env(prefix: str, media: Path, storage: Path, sink: OtlpSink) -> dict[str, str]:
+    """The environment of the api as ``make run`` and the image run it: default settings
+    (INFO logs with an access line per request, the read cache with its in-process layer),
+    traces exported over OTLP as compose does (default sampler), to ``sink``; only its key
+    space and directories are the bench's own."""
+    return os.environ | {
+        "LOOKOUT_REDIS_PREFIX": prefix,
+        "LOOKOUT_MEDIA_DIR": str(media),
+        "LOOKOUT_STORAGE_DIR": str(storage),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+    }
 
 
 def free_port() -> int:

@@ -3,7 +3,9 @@ resized to 640 wide, encoded once and then served from the api's encoded-image c
 the stored-file image route of the same stream's latest snapshot, and against a cold capture
 (an ffmpeg run on the same source, what a snapshot request costs without a hot stream).
 
-Throughput rows run `wrk` with 64 connections against one api process, as bench_api does.
+Throughput rows run `wrk` with 64 connections against one api process as shipped (its
+default settings, INFO access log, traces exported), with bench_api's helpers
+(api_servers.py); the cold capture is bench/cold_captures.py's.
 The target for the hot row is p50 < 5 ms and p99 < 15 ms; the notes say whether it was met.
 
 Run: ``LOOKOUT_STACK=<stack> python -m bench.bench_frames`` with the stack's variables
@@ -26,36 +28,22 @@ from lookout_api.settings import ApiSettings
 from lookout_shared.hot_frames import HotFrame, frame_key, to_fields
 from lookout_shared.redis import Keys, create_redis
 from lookout_shared.storage import LocalStorage
-from lookout_shared.stream_urls import parse_stream_url
-from lookout_snapshot_worker.adapters.commands import capture_command
-from lookout_snapshot_worker.adapters.process import run_bounded
 
-from bench.api_servers import BIN, CONNECTIONS, server, throughput, wrk_script
+from bench.api_servers import (
+    BIN,
+    CONNECTIONS,
+    OtlpSink,
+    server,
+    shipped_env,
+    throughput,
+    wrk_script,
+)
 from bench.bench_worker import make_video
+from bench.cold_captures import cold_captures
 from bench.report import Row, ms, percentile, publish
 
-CAPTURES = 10
 DURATION_S = 5 if os.environ.get("BENCH_SCALE", "full") == "small" else 10
 TARGET_P50_MS, TARGET_P99_MS = 5.0, 15.0
-
-
-async def capture(video: Path, media: Path) -> tuple[bytes, list[float]]:
-    """A frame of the source as ffmpeg captures it, and how long each cold capture took."""
-    argv = capture_command(
-        "ffmpeg",
-        parse_stream_url(video.as_uri(), str(media)),
-        max_width=1920,
-        io_timeout=20,
-        max_pixels=7680 * 4320,
-    )
-    took, jpeg = [], b""
-    for _ in range(CAPTURES):
-        started = time.perf_counter()
-        done = await run_bounded(argv, 60)
-        took.append(time.perf_counter() - started)
-        assert done.returncode == 0, done.stderr[-500:]
-        jpeg = done.stdout
-    return jpeg, took
 
 
 async def main() -> None:
@@ -64,13 +52,9 @@ async def main() -> None:
     media, storage = folder / "media", folder / "snapshots"
     media.mkdir()
     video = make_video(media)
-    jpeg, cold = await capture(video, media)
-    env = os.environ | {
-        "LOOKOUT_REDIS_PREFIX": settings.redis_prefix,
-        "LOOKOUT_LOG_LEVEL": "WARNING",
-        "LOOKOUT_MEDIA_DIR": str(media),
-        "LOOKOUT_STORAGE_DIR": str(storage),
-    }
+    jpeg, cold = await cold_captures(video, media)
+    sink = OtlpSink()
+    env = shipped_env(settings.redis_prefix, media, storage, sink)
     tenant, stream = uuid.uuid4(), uuid.uuid4()
     pool = await asyncpg.create_pool(
         settings.database_url.get_secret_value(), min_size=1, max_size=2
@@ -122,6 +106,7 @@ async def main() -> None:
             file_script = wrk_script(folder, [("GET", file_path, token)])
             stored_file = throughput(base, file_script, DURATION_S)
     finally:
+        sink.close()
         await redis.delete(frame_key(Keys(settings.redis_prefix), stream))
         await redis.aclose()
         async with pool.acquire() as conn:

@@ -116,17 +116,25 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 plain = isinstance(value, int | float | bool | None)
                 entry[key] = value if plain else scrub(str(value))
-        ids = current_ids()
-        if ids is not None:
-            entry["trace_id"], entry["span_id"] = ids
-        request_id, tenant_id = _request_id.get(), _tenant_id.get()
-        if request_id is not None:
-            entry["request_id"] = request_id  # scrubbed by request_context
-        if tenant_id is not None:
-            entry["tenant_id"] = tenant_id
+        entry.update(context_fields())
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry)
+
+
+def context_fields() -> list[tuple[str, str]]:
+    """The fields of the current context every line carries: trace and span id, request id
+    (scrubbed by request_context) and tenant, those that are set, in that order."""
+    fields: list[tuple[str, str]] = []
+    ids = current_ids()
+    if ids is not None:
+        fields += (("trace_id", ids[0]), ("span_id", ids[1]))
+    request_id, tenant_id = _request_id.get(), _tenant_id.get()
+    if request_id is not None:
+        fields.append(("request_id", request_id))
+    if tenant_id is not None:
+        fields.append(("tenant_id", tenant_id))
+    return fields
 
 
 PRESCRUBBED = "_lookout_scrubbed"  # a record attribute: its message needs no scrub()

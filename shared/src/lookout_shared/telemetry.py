@@ -14,15 +14,19 @@ a trace continues across the relay).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, TraceIdRatioBased
 
 _configured = False
 DEFAULT_RATIO = 0.1
@@ -39,6 +43,54 @@ def sampler() -> Sampler | None:
     return ParentBased(TraceIdRatioBased(min(max(ratio, 0.0), 1.0)))
 
 
+class _DrawnAhead(RandomIdGenerator):
+    """Random ids, but a trace id drawn for a decision ahead of a span (:func:`root_sampled`)
+    is the next one its thread hands out: the span carries the id it was sampled on, so the
+    ratio stays the sampler's own."""
+
+    def __init__(self) -> None:
+        self._drawn = threading.local()
+
+    def keep(self, trace_id: int) -> None:
+        self._drawn.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int = getattr(self._drawn, "trace_id", 0)
+        if trace_id:
+            self._drawn.trace_id = 0
+            return trace_id
+        return super().generate_trace_id()
+
+
+_IDS = _DrawnAhead()
+
+
+def root_sampled(
+    name: str, kind: trace.SpanKind, provider: trace.TracerProvider | None = None
+) -> bool:
+    """Whether a span started now without a parent would be sampled, decided before any
+    span object is built: an unsampled one (nine in ten by default) then costs a random
+    draw and the sampler's arithmetic, not a span. When True, the next root span started
+    on this thread takes the trace id the decision was made on (a provider made by
+    :func:`tracer_provider`; the global one by default). False when tracing is off."""
+    sampler = getattr(provider or trace.get_tracer_provider(), "sampler", None)
+    if not isinstance(sampler, Sampler):
+        return False
+    trace_id = _IDS.generate_trace_id()
+    if sampler.should_sample(None, trace_id, name, kind).decision != Decision.RECORD_AND_SAMPLE:
+        return False
+    _IDS.keep(trace_id)
+    return True
+
+
+def untraced() -> AbstractContextManager[None]:
+    """Client calls made inside (Redis, Postgres) make no span. For work a request does
+    outside any trace (the read cache's lookups in front of the app): there the
+    instrumentations would start a root trace per call, sampled on its own, which costs a
+    span each and exports lone Redis commands nobody asked to trace."""
+    return suppress_instrumentation()
+
+
 def export_enabled() -> bool:
     return (
         bool(
@@ -47,6 +99,11 @@ def export_enabled() -> bool:
         )
         and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
     )
+
+
+def tracer_provider(resource: Resource, sampler: Sampler | None) -> TracerProvider:
+    """The SDK's provider, with the ids :func:`root_sampled` decides on."""
+    return TracerProvider(resource=resource, sampler=sampler, id_generator=_IDS)
 
 
 def setup_tracing(service_name: str) -> None:
@@ -59,7 +116,7 @@ def setup_tracing(service_name: str) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     name = os.environ.get("OTEL_SERVICE_NAME") or f"lookout-{service_name}"
-    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler())
+    provider = tracer_provider(Resource.create({"service.name": name}), sampler())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]

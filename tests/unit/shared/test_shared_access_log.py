@@ -1,6 +1,7 @@
 """The access line: uvicorn's message and every field a log line carries (request id,
 tenant), written without the formatter's full scrub, yet never with a secret of the query
-string or of a path that is not known to hold only ids."""
+string or of a path that is not known to hold only ids; written off the event loop by the
+service's writer thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from lookout_shared.access_log import ACCESS, log_request
+from lookout_shared.access_log import ACCESS, OffLoopLines, log_request, write_off_loop
 from lookout_shared.logs import JsonFormatter, bind_tenant, request_context
 
 TENANT = "0b6f8a52-4a4e-4a57-9f5e-1d2c3b4a5f60"
@@ -69,3 +70,64 @@ def test_a_repeated_query_with_a_secret_is_scrubbed_every_time(lines: io.StringI
         log_request(scope("/api/v1/streams", f"limit=5&token={JWT}".encode()), 200)
     assert JWT not in lines.getvalue()
     assert lines.getvalue().count("token=***") == 3
+
+
+def off_loop(service: str = "tests") -> tuple[OffLoopLines, io.BytesIO]:
+    stream = io.BytesIO()
+    return OffLoopLines(service, stream, interval=60), stream  # flushed by the test
+
+
+def test_the_line_written_off_the_loop_is_the_json_formatters_line(
+    lines: io.StringIO,
+) -> None:
+    """Same keys, order and values as the formatter's line for the same request, built
+    without a log record; only the writing is left to the thread."""
+    writer, stream = off_loop()
+    with request_context("abc123"):
+        bind_tenant(TENANT)
+        log_request(scope("/api/v1/streams/x", b"limit=50"), 200, plain_path=True)
+        writer.access(json.loads(lines.getvalue())["msg"])
+    assert stream.getvalue() == b""  # nothing written by the caller
+    writer.flush()
+    ours, theirs = json.loads(stream.getvalue()), json.loads(lines.getvalue())
+    assert list(ours) == list(theirs)
+    assert {k: v for k, v in ours.items() if k != "ts"} == {
+        k: v for k, v in theirs.items() if k != "ts"
+    }
+    assert ours["ts"][:19] == theirs["ts"][:19] and ours["ts"].endswith("+00:00")
+    writer.close()
+
+
+def test_the_access_line_is_written_off_the_loop_and_still_scrubbed() -> None:
+    """Installed, the writer takes every access line: the caller only queues it (a stalled
+    stream never blocks the event loop), and the line holds no secret of the query."""
+    saved = ACCESS.handlers[:], ACCESS.propagate, ACCESS.level
+    ACCESS.setLevel(logging.INFO)
+    writer = write_off_loop("tests")
+    stream = io.BytesIO()
+    writer.stream = stream
+    try:
+        with request_context("abc123"):
+            log_request(scope("/ws/x", f"token={JWT}".encode()), 200)
+        assert stream.getvalue() == b""
+        writer.flush()
+        line = json.loads(stream.getvalue())
+        assert JWT not in stream.getvalue().decode()
+        assert line["msg"] == '127.0.0.1:5123 - "GET /ws/x?token=*** HTTP/1.1" 200'
+        assert (line["logger"], line["request_id"]) == ("lookout.access", "abc123")
+    finally:
+        writer.close()
+        ACCESS.handlers[:], ACCESS.propagate = saved[0], saved[1]
+        ACCESS.setLevel(saved[2])
+
+
+def test_lines_past_the_bound_are_dropped_and_counted_never_waited_for() -> None:
+    writer, stream = off_loop()
+    writer.max_pending = 3
+    for _ in range(5):
+        writer.access("x")
+    writer.flush()
+    written = stream.getvalue().decode().splitlines()
+    assert len(written) == 4
+    assert json.loads(written[-1])["msg"] == "2 access lines dropped: log stream stalled"
+    writer.close()

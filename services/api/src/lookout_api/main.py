@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from lookout_shared.access_log import write_off_loop
 from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(cli.seed_demo(settings, video_url)))
     if args.command in ops.COMMANDS:
         sys.exit(ops.run(settings, args))
+    # Under load the access line is the most written one: its writing leaves the event loop.
+    write_off_loop(settings.service_name)
     uvicorn.run(create_app(settings), **serve_options(settings))
 
 

@@ -47,6 +47,10 @@ class ApiSettings(ServiceSettings):
     default_max_hot_streams: int = 100
     # The dashboard lists this many recent failed jobs and streams in error.
     dashboard_failures_limit: int = 10
+    # Each process answers a dashboard summary it made for up to this long (0: never), for
+    # the same caller scope, role and query: its queue depths, outbox age and failures may
+    # be that old. A stream write of the tenant drops it at once.
+    dashboard_cache_seconds: float = 1.0
     # The read cache of stream reads in Redis; "off" skips it entirely (rollback, benchmarks).
     cache: Literal["on", "off"] = "on"
     # An entry lives this long at most: the bound on how late a change made outside the api

@@ -9,8 +9,9 @@ soon as anyone changes it, whoever the writer:
   scope's copies go;
 - ``cache:epoch`` (a lost bump made up): every copy goes;
 - ``counts:tenant:<tenant>`` / ``counts:platform`` (the aggregator's counts, which move
-  without a generation bump): that scope's list pages go, since their totals watch them;
-- ``counts:epoch`` (counts lost or rebuilt): every list page goes.
+  without a generation bump): that scope's list pages (their totals watch them), counts
+  answers and dashboard summaries go;
+- ``counts:epoch`` (counts lost or rebuilt): every one of those goes.
 
 So another process serves a stale copy for as long as one invalidation takes to arrive
 (measured in tests/integration/api/test_api_cache_replicas.py). The copies are served only
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 CHANNEL = b"__redis__:invalidate"
 RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 2.0
+# The kinds of copies holding the aggregator's counts: a list page (its total), a counts
+# answer, a dashboard summary.
+COUNTED_KINDS = ("list", "counts", "dashboard")
 
 
 class CacheTracking:
@@ -172,11 +176,12 @@ class CacheTracking:
                 if key.startswith(f"{p}cache:gen:"):
                     self.copies.drop_scopes([_scope(key[len(f"{p}cache:gen:") :])])
                 elif key.startswith(f"{p}counts:tenant:"):
-                    self.copies.drop_scopes([_scope(key[len(f"{p}counts:tenant:") :])], "list")
+                    scope = _scope(key[len(f"{p}counts:tenant:") :])
+                    self.copies.drop_scopes([scope], COUNTED_KINDS)
                 elif key == f"{p}counts:platform":
-                    self.copies.drop_scopes([None], "list")
+                    self.copies.drop_scopes([None], COUNTED_KINDS)
                 elif key.startswith(f"{p}counts:epoch"):
-                    self.copies.drop_all("list")
+                    self.copies.drop_all(COUNTED_KINDS)
                 else:  # the cache epoch
                     self.copies.drop_all()
             except ValueError:  # a key we cannot place: drop everything

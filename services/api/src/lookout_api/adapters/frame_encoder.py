@@ -77,6 +77,14 @@ class FrameEncoder:
         # shield: a client going away must not cancel the encode others wait for.
         return await asyncio.shield(task)
 
+    def peek(self, key: Hashable) -> Encoded | None:
+        """The encoded image of ``key`` if it is kept (no encode, no wait)."""
+        found = self._lru.get(key)
+        if found is not None:
+            self._lru.move_to_end(key)
+            CACHE_HITS.inc()
+        return found
+
     async def _make(
         self, key: Hashable, load: Callable[[], Awaitable[bytes]], asked: FrameRequest
     ) -> Encoded:

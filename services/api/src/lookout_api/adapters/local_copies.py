@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,23 +81,26 @@ class LocalCopies:
 
     # Invalidation ------------------------------------------------------------------------
 
-    def drop_scopes(self, scopes: Iterable[uuid.UUID | None], kind: str | None = None) -> None:
+    def drop_scopes(
+        self, scopes: Iterable[uuid.UUID | None], kinds: Collection[str] | None = None
+    ) -> None:
+        """Drop the copies of ``scopes`` (of ``kinds`` only, if given)."""
         self.seq += 1
         dropped = set(scopes)
         for key in [
             k
             for k, copy in self._copies.items()
-            if copy.scope in dropped and (kind is None or copy.kind == kind)
+            if copy.scope in dropped and (kinds is None or copy.kind in kinds)
         ]:
             self._drop(key)
 
-    def drop_all(self, kind: str | None = None) -> None:
+    def drop_all(self, kinds: Collection[str] | None = None) -> None:
         self.seq += 1
-        if kind is None:
+        if kinds is None:
             self._copies.clear()
             self._bytes = 0
             return
-        for key in [k for k, copy in self._copies.items() if copy.kind == kind]:
+        for key in [k for k, copy in self._copies.items() if copy.kind in kinds]:
             self._drop(key)
 
     def resume(self) -> None:

@@ -27,12 +27,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
 from lookout_shared.counts_epoch import epoch_key as counts_epoch_key
 from lookout_shared.redis import Keys
+from lookout_shared.telemetry import untraced
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
@@ -55,6 +56,8 @@ SECONDS = Histogram(
     ["kind"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+
+ENTRY_KEYS_MAX = 100_000  # remembered entry keys (about 20 MiB at most), cleared when full
 
 # KEYS: epoch, generation, entry, the scope's counts hash, the counts epoch. ARGV[1]: "1" bumps
 # the epoch first (a lost bump). Returns {stamp, entry or nil[, its remaining TTL in ms]}: the
@@ -82,17 +85,24 @@ return {stamp, entry, redis.call('PTTL', KEYS[3])}
 )
 
 
-@dataclass(frozen=True)
-class CacheKey:
+class CacheKey(NamedTuple):
     kind: str  # "stream" or "list": the metric label and part of the key
     scope: uuid.UUID | None  # the tenant read; None: every tenant (a superuser)
-    parts: tuple[Any, ...]  # everything else the response depends on (fields included)
+    parts: tuple[Any, ...]  # everything else the response depends on: hashable values
 
 
 @dataclass(frozen=True)
 class Entry:
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. the ETag
+    # The 200 answer's header list as sent, built once per entry rather than per hit.
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        raw = [(b"content-type", b"application/json")]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        object.__setattr__(self, "raw_headers", tuple(raw))
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,7 @@ class ReadCache:
         # Generation bumps, and the epoch bump owed when one is lost.
         self.generations = Generations(redis, keys, breaker, invalidate_timeout or timeout)
         self._lookup_script = redis.register_script(LOOKUP)
+        self._entry_keys: dict[CacheKey, str] = {}
 
     # Keys -------------------------------------------------------------------------------
 
@@ -138,9 +149,18 @@ class ReadCache:
         return generation_key(self.keys, scope)
 
     def entry_key(self, key: CacheKey) -> str:
+        """The Redis key of ``key``; remembered, since a hit would otherwise pay a JSON
+        encoding and a SHA-256 to find its in-process copy."""
+        known = self._entry_keys.get(key)
+        if known is not None:
+            return known
         digest = hashlib.sha256(orjson.dumps(key.parts, default=str)).hexdigest()[:32]
         scope = "platform" if key.scope is None else str(key.scope)
-        return self.keys("cache", key.kind, scope, digest)
+        known = self.keys("cache", key.kind, scope, digest)
+        if len(self._entry_keys) >= ENTRY_KEYS_MAX:
+            self._entry_keys.clear()
+        self._entry_keys[key] = known
+        return known
 
     # Reads ------------------------------------------------------------------------------
 
@@ -161,11 +181,13 @@ class ReadCache:
             counts_epoch_key(self.keys),
         ]
         started = time.perf_counter()
+        # Looked up in front of the app (cached_reads.py), outside any trace: no lone span.
         try:
-            stamp, raw, *left = await self.breaker.call(
-                lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
-                self.timeout,
-            )
+            with untraced():
+                stamp, raw, *left = await self.breaker.call(
+                    lambda: self._lookup_script(keys=keys, args=["1" if owed else "0"]),
+                    self.timeout,
+                )
         finally:
             SECONDS.labels(key.kind).observe(time.perf_counter() - started)
         self.generations.paid(owed)
@@ -177,6 +199,16 @@ class ReadCache:
         # A copy never outlives its Redis entry: the TTL bounds changes made outside the api.
         self.local.put(entry_key, key.scope, key.kind, entry, seq, int(left[0]) / 1000)
         return Lookup(stamp, entry, seq)
+
+    def local_lookup(self, key: CacheKey) -> Lookup:
+        """The in-process copy of a kind kept nowhere else (counts, dashboards), or none."""
+        seq = self.local.seq
+        return Lookup("", self.local.get(self.entry_key(key)), seq)
+
+    def keep_local(self, key: CacheKey, found: Lookup, entry: Entry, seconds: float | None) -> None:
+        """Keep ``entry`` in this process only, if nothing was invalidated since ``found``
+        (for ``seconds`` at most; None: the layer's own time)."""
+        self.local.put(self.entry_key(key), key.scope, key.kind, entry, found.seq, seconds)
 
     async def store(
         self,
@@ -201,9 +233,10 @@ class ReadCache:
         header = orjson.dumps(head)
         value = header + b"\n" + entry.body
         entry_key = self.entry_key(key)
-        await self.breaker.call(
-            lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
-        )
+        with untraced():  # after the route's span, in front of the app: no lone span
+            await self.breaker.call(
+                lambda: self.redis.set(entry_key, value, px=self.ttl_ms), self.timeout
+            )
         # Kept here only if nothing was invalidated since the lookup (a racing write).
         self.local.put(entry_key, key.scope, key.kind, entry, found.seq, self.ttl_ms / 1000)
 

@@ -18,6 +18,21 @@ SNAPSHOT_COLUMNS = (
 )
 
 
+async def stream_for_request(
+    conn: Conn, stream_id: uuid.UUID, tenant_id: uuid.UUID | None
+) -> asyncpg.Record | None:
+    """What a snapshot request checks, in one round trip: the stream (in ``tenant_id``;
+    None: any) and its tenant's quota overrides."""
+    return await conn.fetchrow(
+        """SELECT s.id, s.tenant_id, s.enabled,
+                  t.max_streams, t.snapshot_requests_per_minute, t.max_hot_streams
+           FROM streams s JOIN tenants t ON t.id = s.tenant_id
+           WHERE s.id = $1 AND ($2::uuid IS NULL OR s.tenant_id = $2)""",
+        stream_id,
+        tenant_id,
+    )
+
+
 async def insert_job_or_join(
     conn: Conn, tenant_id: uuid.UUID, stream_id: uuid.UUID
 ) -> tuple[asyncpg.Record, bool]:

@@ -21,6 +21,8 @@ from lookout_shared.metrics import HttpMetrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookout_api.entrypoints.cached_reads import CachedReads, kind_of
+from lookout_api.entrypoints.latest_jpgs import LATEST_JPG, LatestJpgs
+from lookout_api.handlers.auth import KnownCallers
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 
@@ -36,6 +38,8 @@ class Front:
             return
         started = time.perf_counter()
         request_id = request_id_of(scope)
+        # The paths of the front's own reads hold only fixed words and ids.
+        plain = kind_of(scope) is not None or LATEST_JPG.fullmatch(scope["path"]) is not None
         header = (_HEADER, request_id.encode("latin-1"))
         status = 500
 
@@ -44,7 +48,7 @@ class Front:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-                log_request(scope, status, plain_path=kind_of(scope) is not None)
+                log_request(scope, status, plain_path=plain)
             await send(message)
 
         with request_context(request_id):
@@ -57,12 +61,14 @@ class Front:
 
 
 class LookoutApi(FastAPI):
-    """FastAPI behind :class:`Front` and :class:`CachedReads`: still the one application
+    """FastAPI behind :class:`Front`, :class:`CachedReads` and :class:`LatestJpgs`: still the one application
     object (state, routes, lifespan), so tests and uvicorn serve it as any FastAPI app."""
 
     _front: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._front is None:
-            self._front = Front(CachedReads(super().__call__, self))
+            callers = KnownCallers()
+            jpgs = LatestJpgs(super().__call__, self, callers)
+            self._front = Front(CachedReads(jpgs, self, callers))
         await self._front(scope, receive, send)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lookout_shared.tokens import InvalidToken, Principal
+from lookout_shared.tokens import VERIFIED_MAX, InvalidToken, Principal
 from redis.exceptions import RedisError
 
 from lookout_api.adapters import api_keys_db, passwords, rate_limit_redis, tenancy_db
@@ -145,3 +146,34 @@ def _key_principal(key: dict[str, Any]) -> KeyPrincipal:
         expires_at=_NO_EXPIRY,
         key_id=key["id"],
     )
+
+
+class KnownCallers:
+    """The principal behind an ``Authorization`` header, remembered by the header's raw
+    bytes, so a cached read pays one dict lookup and a clock read for its caller instead
+    of a decode and a verification. Only verified JWTs are remembered, each refused again
+    from the moment it expires (the check is made on every use); stream reads trust a
+    token until then, as they do without this. API keys are looked up in the key cache
+    every time, which a revocation clears at once on every process (key_cache.py).
+    Bounded; cleared when full."""
+
+    def __init__(self, max_entries: int = VERIFIED_MAX) -> None:
+        self.max_entries = max_entries
+        self._known: dict[bytes, tuple[Principal, float]] = {}
+
+    def principal(self, deps: Deps, authorization: bytes) -> Principal | None:
+        known = self._known.get(authorization)
+        if known is not None:
+            if known[1] > time.time():
+                return known[0]
+            del self._known[authorization]
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        principal = known_principal(deps, token)
+        if principal is not None and not api_keys.is_api_key(token):
+            if len(self._known) >= self.max_entries:
+                self._known.clear()
+            self._known[authorization] = (principal, principal.expires_at.timestamp())
+        return principal

@@ -93,12 +93,19 @@ async def encoded(deps: Deps, frame: Frame, asked: frames.FrameRequest) -> Encod
         except FileNotFoundError:
             raise NotFound("the snapshot's file is missing from storage") from None
 
-    key = (frame.stream_id, frame.source, frame.captured_at, asked)
+    key = encoded_key(frame.stream_id, frame.source, frame.captured_at, asked)
     try:
         return await deps.frames.get(key, load, asked)
     except UNDECODABLE as exc:
         log.warning("latest frame of stream %s cannot be decoded: %r", frame.stream_id, exc)
         raise NotFound("the latest frame cannot be decoded") from None
+
+
+def encoded_key(
+    stream_id: uuid.UUID, source: frames.Source, captured_at: float, asked: frames.FrameRequest
+) -> tuple[object, ...]:
+    """What an encoded image is kept under: it changes with the frame and what was asked."""
+    return (stream_id, source, captured_at, asked)
 
 
 def _read(path: str) -> bytes:

@@ -68,16 +68,14 @@ async def ensure_hot_room(conn: Conn, settings: ApiSettings, tenant_id: uuid.UUI
     quotas.check_hot_streams(await quotas_db.count_hot_streams(conn, tenant_id, limit + 1), limit)
 
 
-async def count_snapshot_request(deps: Deps, conn: Conn, tenant_id: uuid.UUID) -> None:
-    """Count one snapshot request against the tenant's per-minute quota; 429 past it.
+async def count_snapshot_request(deps: Deps, tenant_id: uuid.UUID, overrides: Row) -> None:
+    """Count one snapshot request against the tenant's per-minute quota (``overrides``: its
+    tenant row's quota columns); 429 past it.
 
     Fails open: without Redis the request goes through (and a warning is logged), since
     coalescing and the worker's bounded concurrency still protect the cameras.
     """
-    row = await quotas_db.get_quotas(conn, tenant_id)
-    if row is None:
-        raise NotFound("no such tenant")
-    limit = effective(deps.settings, row).snapshot_requests_per_minute
+    limit = effective(deps.settings, overrides).snapshot_requests_per_minute
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
             count, retry_after = await rate_limit_redis.hit(

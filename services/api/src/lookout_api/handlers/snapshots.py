@@ -49,7 +49,8 @@ async def request_snapshot(
     """
     access.require_role(principal, "operator")
     async with deps.pool.acquire() as conn:
-        stream = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
+        scope = access.tenant_filter(principal)
+        stream = await snapshots_db.stream_for_request(conn, stream_id, scope)
         if stream is None:
             raise NotFound("no such stream")
         if max_age is not None:
@@ -58,7 +59,7 @@ async def request_snapshot(
                 return SnapshotRequest(snapshot=fresh)
         if not stream["enabled"]:
             raise Conflict("the stream is disabled; enable it to take snapshots")
-        await count_snapshot_request(deps, conn, stream["tenant_id"])
+        await count_snapshot_request(deps, stream["tenant_id"], stream)
         async with conn.transaction():
             try:
                 job, created = await snapshots_db.insert_job_or_join(

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from lookout_api import handlers
 from lookout_api.domain import access
@@ -37,6 +37,7 @@ router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=COMMON)
 async def summary(
     deps: DepsDep,
     principal: PrincipalDep,
+    request: Request,
     tenant_id: Annotated[
         uuid.UUID | None, Query(description="superusers: one tenant (default: the platform)")
     ] = None,
@@ -44,6 +45,8 @@ async def summary(
     """Viewers receive failures by category only (``error_category``,
     ``last_error_category``), without the detail (``error``, ``last_error``)."""
     d = await handlers.dashboard(deps, principal, tenant_id)
+    # Kept in the process's read cache only when its counts are the aggregator's (as /counts).
+    request.state.cache_keep = d.counts_source == "counts"
     return DashboardOut(
         scope="platform" if d.scope is None else str(d.scope),
         counts=DashboardCounts(source=d.counts_source, counts=d.counts),
