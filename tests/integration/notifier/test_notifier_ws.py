@@ -368,6 +368,10 @@ async def test_trimmed_history_answers_recovered_false(prefix: str, broker: Brok
 # Back-pressure ---------------------------------------------------------------------------
 
 
+async def seqs_of(ws: ClientConnection, n: int) -> list[int]:
+    return [(await recv(ws))["seq"] for _ in range(n)]
+
+
 async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker: Broker) -> None:
     tenant, count = uuid.uuid4(), 200
     big = "x" * 65536  # large frames fill the socket buffers with few events (uncompressed)
@@ -384,6 +388,8 @@ async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker
         async with slow_client as slow, notifier.connect(tenant) as fast:
             await subscribe(slow, room)
             await subscribe(fast, room)
+            # The fast client reads all along, as a client that keeps up does.
+            reading = asyncio.create_task(seqs_of(fast, count))
             for start in range(0, count, 50):
                 await asyncio.gather(
                     *(
@@ -391,7 +397,7 @@ async def test_client_that_stops_reading_is_closed_with_1013(prefix: str, broker
                         for _ in range(start, start + 50)
                     )
                 )
-            seqs = [(await recv(fast))["seq"] for _ in range(count)]
+            seqs = await reading
             assert seqs == list(range(2, count + 2))
             # The slow client now reads what was in flight, then the close frame.
             assert await closed_code(slow) == 1013
@@ -425,6 +431,8 @@ async def test_client_that_never_reads_is_dropped_with_1013_long_before_the_hear
                 p for p in sockets if p.transport.get_extra_info("peername") == sock.getsockname()
             ]
             started = asyncio.get_running_loop().time()
+            # The fast client reads all along, as a client that keeps up does.
+            reading = asyncio.create_task(seqs_of(fast, count))
             for start in range(0, count, 50):
                 await asyncio.gather(
                     *(
@@ -432,7 +440,7 @@ async def test_client_that_never_reads_is_dropped_with_1013_long_before_the_hear
                         for _ in range(start, start + 50)
                     )
                 )
-            seqs = [(await recv(fast))["seq"] for _ in range(count)]
+            seqs = await reading
             assert seqs == list(range(2, count + 2))  # the others keep receiving
             deadline = started + notifier.settings.heartbeat_seconds / 2
             while not server_side.disconnected:

@@ -38,8 +38,9 @@ class Transport(Protocol):
     """Where a connection's frames go; no method waits."""
 
     def unsent(self) -> tuple[int, int]:
-        """Live frames, and their bytes, handed over but not yet taken by the peer's socket
-        (a replay's frames are not counted: it is bounded by the history size)."""
+        """Live frames handed over but not yet taken by the peer's socket (a replay's are
+        not counted: it is bounded by the history size), and the bytes not yet taken
+        (WebSocket: all the transport holds; SSE: the queued live frames)."""
         ...
 
     def write(self, frame: Outgoing, live: bool) -> None: ...

@@ -20,6 +20,7 @@ unsent data at once, and a peer that has not completed the closing handshake wit
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
@@ -58,10 +59,10 @@ class WireProtocol(asyncio.Protocol):
         # The parts of a fragmented message so far, and whether it is text.
         self._fragments: list[bytes] | None = None
         self._fragmented_text = False
-        # Live frames written since the transport's buffer was last empty, and the bytes of
-        # replayed frames among those it holds (not counted against the bound).
-        self._live_frames = 0
-        self._replay_bytes = 0
+        # Bytes ever written, and where each live frame the socket has not fully taken yet
+        # ends in them (only while the transport holds something: None most of the time).
+        self._written = 0
+        self._backlog: deque[int] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
 
     # What subclasses decide --------------------------------------------------------------
@@ -112,23 +113,25 @@ class WireProtocol(asyncio.Protocol):
     # The Transport port (connection.Transport) -------------------------------------------
 
     def unsent(self) -> tuple[int, int]:
+        """Live frames not fully taken by the socket, and every byte the transport holds."""
         held = self.transport.get_write_buffer_size()
-        if held == 0:
-            self._live_frames = self._replay_bytes = 0
-            return 0, 0
-        return self._live_frames, max(held - self._replay_bytes, 0)
+        backlog = self._backlog
+        if backlog is None or held == 0:
+            self._backlog = None
+            return 0, held
+        taken = self._written - held
+        while backlog and backlog[0] <= taken:
+            backlog.popleft()
+        return len(backlog), held
 
     def write(self, frame: Outgoing, live: bool) -> None:
         if self._ws.state is not State.OPEN or self.transport.is_closing():
             return
-        wire = frame.wire
-        if self.transport.get_write_buffer_size() == 0:
-            self._live_frames = self._replay_bytes = 0
-        if live:
-            self._live_frames += 1
-        else:
-            self._replay_bytes += len(wire)
-        self.transport.write(wire)
+        self._send(frame.wire)
+        if live and self.transport.get_write_buffer_size():  # not all taken at once
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.append(self._written)
 
     def close(self, code: int, reason: str) -> None:
         """The close frame behind what is unsent; the peer gets CLOSE_TIMEOUT_SECONDS to
@@ -144,7 +147,7 @@ class WireProtocol(asyncio.Protocol):
 
     def ping(self) -> None:
         if self._ws.state is State.OPEN and not self.transport.is_closing():
-            self.transport.write(PING)
+            self._send(PING)
 
     @property
     def close_sent(self) -> int | None:
@@ -184,9 +187,13 @@ class WireProtocol(asyncio.Protocol):
             return
         self.text_received(text)
 
+    def _send(self, data: bytes) -> None:
+        self.transport.write(data)
+        self._written += len(data)
+
     def _flush(self) -> None:
         for chunk in self._ws.data_to_send():
             if chunk:
-                self.transport.write(chunk)
+                self._send(chunk)
             else:  # the closing handshake is over (or failed): the server closes TCP
                 self.transport.close()
