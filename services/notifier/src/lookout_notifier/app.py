@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -63,6 +64,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             gateway = Gateway(notifier)
             await stack.enter_async_context(_background(gateway.heartbeat_forever()))
             stack.callback(notifier.close_all)  # runs first on shutdown
+            # What start-up built (modules, the app, clients: ~10^5 objects) lives as long as
+            # the process: out of the collector's sight, a full collection walks only what
+            # came after (connections, rooms) and no longer pauses fan-out for ~0.1 s.
+            gc.freeze()
             # uvicorn hands this state to the /ws protocol (see server_config).
             yield {GATEWAY: gateway}
 
