@@ -173,13 +173,14 @@ class NotifierWebSocket(WireProtocol):
             if principal is not None:
                 self.conn = await open_session(notifier, principal, self)
                 if self.conn is None:
+                    self._bucket = None  # refused: nothing more is read
                     self.close(POLICY_VIOLATION, "too many connections")
-            while self._inbox and self.conn is not None and not self.disconnected:
+            while self._inbox and (conn := self._serving()) is not None:
                 text = self._inbox.pop(0)
                 if text is None:
-                    self.conn.offer(frames.error(frames.BAD_FRAME, "frames are JSON text"))
+                    conn.offer(frames.error(frames.BAD_FRAME, "frames are JSON text"))
                     continue
-                await handlers.handle_client_text(self.conn, text, notifier.rooms, notifier.codec)
+                await handlers.handle_client_text(conn, text, notifier.rooms, notifier.codec)
         except Exception:
             log.exception("client frame failed")
             self.end_with(INTERNAL_ERROR, "internal error")
@@ -190,6 +191,13 @@ class NotifierWebSocket(WireProtocol):
                 self._end()
             else:
                 self.transport.resume_reading()
+
+    def _serving(self) -> Connection | None:
+        """The connection, while its frames are still to be handled."""
+        conn = self.conn
+        if conn is None or conn.is_closing or self.disconnected:
+            return None
+        return conn
 
     def _end(self) -> None:
         conn, self.conn = self.conn, None
