@@ -1,12 +1,17 @@
-"""The WebSocket wire protocol's count of what a client has not taken yet."""
+"""The WebSocket side: the wire protocol's count of what a client has not taken yet, and
+the heartbeat sweep over every connection."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHistory
 from lookout_notifier.adapters.ws_wire import WireProtocol
+from lookout_notifier.bootstrap import bootstrap
+from lookout_notifier.entrypoints.ws import SWEEP_SLICE, Gateway
 from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.settings import NotifierSettings
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -63,3 +68,35 @@ async def test_replayed_frames_are_not_counted_as_live() -> None:
     assert proto.unsent() == (1, 6 * len(frame.wire))
     transport.take(transport.held)
     assert proto.unsent() == (0, 0)
+
+
+class PingedSocket:
+    """Stands in for a connection in the heartbeat sweep: alive, records its pings."""
+
+    last_seen = float("inf")
+
+    def __init__(self, log: list[str], swept: asyncio.Event, of: int) -> None:
+        self._log, self._swept, self._of = log, swept, of
+
+    def ping(self) -> None:
+        if not self._log:  # the first ping: an event arrives meanwhile
+            asyncio.get_running_loop().call_soon(self._log.append, "event")
+        self._log.append("ping")
+        if self._log.count("ping") == self._of:
+            self._swept.set()
+
+    def end_with(self, code: int, reason: str) -> None:
+        self._log.append("closed")
+
+
+async def test_heartbeat_sweep_lets_events_through_between_slices() -> None:
+    settings = NotifierSettings(heartbeat_seconds=0.01, idle_timeout_seconds=10)
+    gateway = Gateway(bootstrap(settings, MemoryRoomHistory(), MemoryConnectionSlots()))
+    log: list[str] = []
+    swept, n = asyncio.Event(), 1000
+    gateway.sockets = {PingedSocket(log, swept, n) for _ in range(n)}  # type: ignore[misc]
+    sweeping = asyncio.create_task(gateway.heartbeat_forever())
+    await asyncio.wait_for(swept.wait(), 5)
+    sweeping.cancel()
+    assert "closed" not in log
+    assert log.index("event") <= SWEEP_SLICE + 1 < n  # mid-sweep, not after it
