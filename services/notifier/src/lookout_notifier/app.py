@@ -66,7 +66,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             stack.callback(notifier.close_all)  # runs first on shutdown
             # What start-up built (modules, the app, clients: ~10^5 objects) lives as long as
             # the process: out of the collector's sight, a full collection walks only what
-            # came after (connections, rooms) and no longer pauses fan-out for ~0.1 s.
+            # came after (connections, rooms) and no longer pauses fan-out for ~0.1 s. The
+            # garbage of start-up is collected first, or it would be kept for good.
+            gc.collect()
             gc.freeze()
             # uvicorn hands this state to the /ws protocol (see server_config).
             yield {GATEWAY: gateway}
