@@ -122,8 +122,8 @@ async def test_client_sending_too_fast_is_closed_with_1008(prefix: str) -> None:
 async def test_expired_token_closes_with_1008_unless_renewed(notifier: Notifier) -> None:
     user, tenant = uuid.uuid4(), uuid.uuid4()
     async with (
-        ws(notifier, token(notifier, user, tenant, ttl=1)) as expiring,
-        ws(notifier, token(notifier, user, tenant, ttl=1)) as renewed,
+        ws(notifier, token(notifier, user, tenant, ttl=2)) as expiring,
+        ws(notifier, token(notifier, user, tenant, ttl=2)) as renewed,
     ):
         await send(renewed, op="auth", token=token(notifier, user, tenant))
         assert (await recv(renewed))["op"] == "authenticated"

@@ -15,6 +15,7 @@ from lookout_notifier.domain.history import Position, StoredFrame, replay_from
 from lookout_notifier.domain.rooms import parse_room
 from lookout_notifier.handlers import Rooms
 from lookout_notifier.hub import Hub
+from lookout_notifier.outgoing import Outgoing
 from lookout_shared.contracts import SnapshotJobState
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Principal, Role
@@ -23,24 +24,27 @@ TENANT, OTHER = uuid.uuid4(), uuid.uuid4()
 
 
 class FakeTransport:
-    """Records what is sent; ``stalled`` makes every send wait forever (a client not reading);
-    ``held`` is what its buffer holds for the peer."""
+    """Records what is written; ``stalled`` keeps every frame unsent (a client not reading);
+    ``held`` is what its buffer holds for the peer besides."""
 
     def __init__(self, stalled: bool = False, held: int = 0) -> None:
         self.sent: list[dict[str, object]] = []
         self.closed_with: int | None = None
         self.held = held
         self._stalled = stalled
+        self._frames = self._bytes = 0
 
-    def buffered(self) -> int:
-        return self.held
+    def unsent(self) -> tuple[int, int]:
+        return self._frames, self._bytes + self.held
 
-    async def send_text(self, text: str) -> None:
-        if self._stalled:
-            await asyncio.Event().wait()
-        self.sent.append(json.loads(text))
+    def write(self, frame: Outgoing, live: bool) -> None:
+        if not self._stalled:
+            self.sent.append(json.loads(frame.text))
+        elif live:
+            self._frames += 1
+            self._bytes += len(frame.text)
 
-    async def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
         self.closed_with = code
 
 
@@ -64,29 +68,21 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def never_reads() -> None:
-    await asyncio.Event().wait()
-
-
 async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
     rooms = Rooms(Hub(), history)
     history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
     slow, fast = (Connection(principal(), t, 2, 1 << 20) for t in (slow_t, fast_t))
-    serving = [asyncio.create_task(c.serve(never_reads())) for c in (slow, fast)]
     for conn in (slow, fast):
         rooms.hub.connect(conn)
         await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), rooms)
     await settle()
     for _ in range(6):
         await handlers.handle_event(job_event(stream), rooms)
-        await settle()  # the fast client's sender drains between events
-    await asyncio.wait_for(serving[0], 1)
     assert slow.close_code == 1013 and slow_t.closed_with == 1013
     assert not fast.is_closing
     assert [f["seq"] for f in fast_t.sent if "seq" in f and "op" not in f] == [1, 2, 3, 4, 5, 6]
-    serving[1].cancel()
 
 
 async def test_offer_refuses_beyond_the_bound_without_waiting() -> None:
@@ -117,7 +113,6 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
-    serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
@@ -133,7 +128,6 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
         "recovered": True,
     }
     assert [e["seq"] for e in events] == [2, 3, 4]
-    serving.cancel()
 
 
 async def test_trimmed_history_answers_recovered_false() -> None:
@@ -143,7 +137,6 @@ async def test_trimmed_history_answers_recovered_false() -> None:
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
-    serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
     )
@@ -153,7 +146,6 @@ async def test_trimmed_history_answers_recovered_false() -> None:
     assert transport.sent == [
         {"op": "subscribed", "room": str(room), "seq": 5, "epoch": epoch, "recovered": False}
     ]
-    serving.cancel()
 
 
 async def test_other_tenants_frames_never_reach_a_connection() -> None:
@@ -162,7 +154,6 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16, 1 << 20)
-    serving = asyncio.create_task(conn.serve(never_reads()))
     room = f"stream:{stream}"
     await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), rooms)
     # A (contradictory) event of another tenant in the room: filtered before it is queued.
@@ -181,7 +172,6 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
     assert [(f["code"], f["detail"]) for f in refusals] == [
         ("forbidden_room", "room not available")
     ] * 4
-    serving.cancel()
 
 
 async def test_replay_is_filtered_by_tenant_too() -> None:
@@ -192,13 +182,11 @@ async def test_replay_is_filtered_by_tenant_too() -> None:
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16, 1 << 20)
-    serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_client_text(
         conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), rooms
     )
     await settle()
     assert [f.get("seq") for f in transport.sent[1:]] == [2]
-    serving.cancel()
 
 
 async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() -> None:
@@ -209,7 +197,6 @@ async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() ->
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
-    serving = asyncio.create_task(conn.serve(never_reads()))
     await handlers.handle_event(job_event(stream), rooms)
     await handlers.subscribe(conn, Subscribe(room), rooms)
     old_epoch = history.epochs[room]
@@ -233,7 +220,6 @@ async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() ->
     assert frames[2]["recovered"] is False
     replay = await history.replay(room, 3, old_epoch)  # a resume from before the loss
     assert not replay.recovered and replay.current.epoch == new_epoch
-    serving.cancel()
 
 
 def test_replay_rules() -> None:

@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind
 from lookout_notifier import metrics
 from lookout_notifier.connection import Connection
 from lookout_notifier.domain.history import Position
+from lookout_notifier.outgoing import Outgoing
 
 _tracer = telemetry.tracer(__name__)
 
@@ -65,9 +66,11 @@ class Hub:
                 "lookout.room.members": len(members),
             },
         ) as span:
+            frame = Outgoing(text)  # encoded once for all the room's connections
             # A copy: a connection closing on overflow must not resize the set mid-loop.
             received = sum(
-                conn.deliver(room, at.epoch, at.seq, tenant_id, text) for conn in list(members)
+                conn.deliver(room, at.epoch, at.seq, tenant_id, frame) for conn in list(members)
             )
             span.set_attribute("lookout.room.recipients", received)
+        metrics.FRAMES_SENT.inc(received)
         return received

@@ -20,8 +20,9 @@ class NotifierSettings(ServiceSettings):
     max_unsent_bytes: int = Field(default=1_048_576, ge=4096)
     history_size: int = Field(default=500, ge=1)
     history_ttl_seconds: int = Field(default=300, ge=1)
-    # uvicorn pings every heartbeat_seconds; a peer that has not answered within
-    # idle_timeout_seconds of the ping being due is closed (see ping_timeout).
+    # Every heartbeat_seconds each WebSocket is pinged (an SSE stream idle that long gets a
+    # comment); a WebSocket peer silent (no pong, no frame) past idle_timeout_seconds is
+    # closed with 1011, within one more heartbeat.
     heartbeat_seconds: float = Field(default=20, gt=0)
     idle_timeout_seconds: float = Field(default=60, gt=0)
     max_frame_bytes: int = Field(default=16384, ge=256)
@@ -63,9 +64,3 @@ class NotifierSettings(ServiceSettings):
         if self.idle_timeout_seconds <= self.heartbeat_seconds:
             raise ValueError("LOOKOUT_IDLE_TIMEOUT_SECONDS must exceed LOOKOUT_HEARTBEAT_SECONDS")
         return self
-
-    @property
-    def ping_timeout(self) -> float:
-        """How long a ping may go unanswered: a dead peer is dropped idle_timeout after its
-        last sign of life at the latest (one heartbeat plus this)."""
-        return self.idle_timeout_seconds - self.heartbeat_seconds

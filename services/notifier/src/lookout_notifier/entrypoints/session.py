@@ -16,25 +16,39 @@ from lookout_notifier.connection import Connection, Transport
 log = logging.getLogger(__name__)
 
 
+async def open_session(
+    notifier: Notifier, principal: Principal, transport: Transport
+) -> Connection | None:
+    """A registered connection, or None when the user already holds every slot."""
+    settings = notifier.settings
+    conn = Connection(principal, transport, settings.send_queue_size, settings.max_unsent_bytes)
+    if not await notifier.slots.acquire(
+        principal.user_id, conn.id, settings.max_connections_per_user
+    ):
+        metrics.REFUSED.labels("connection_cap").inc()
+        return None
+    notifier.hub.connect(conn)
+    conn.expire_at(principal.expires_at)
+    return conn
+
+
+async def end_session(notifier: Notifier, conn: Connection) -> None:
+    """Out of the hub at once; the slot given back (or left to lapse if Redis is away)."""
+    conn.ended()
+    notifier.hub.disconnect(conn)
+    try:
+        await notifier.slots.release(conn.principal.user_id, conn.id)
+    except Exception:  # the lease lapses by itself
+        log.warning("could not release a connection slot", exc_info=True)
+
+
 @contextlib.asynccontextmanager
 async def session(
     notifier: Notifier, principal: Principal, transport: Transport
 ) -> AsyncIterator[Connection | None]:
-    """A registered connection, or None when the user already holds every slot."""
-    settings = notifier.settings
-    conn = Connection(principal, transport, settings.send_queue_size, settings.max_unsent_bytes)
-    user = principal.user_id
-    if not await notifier.slots.acquire(user, conn.id, settings.max_connections_per_user):
-        metrics.REFUSED.labels("connection_cap").inc()
-        yield None
-        return
-    notifier.hub.connect(conn)
-    conn.expire_at(principal.expires_at)
+    conn = await open_session(notifier, principal, transport)
     try:
         yield conn
     finally:
-        notifier.hub.disconnect(conn)
-        try:
-            await notifier.slots.release(user, conn.id)
-        except Exception:  # the lease lapses by itself
-            log.warning("could not release a connection slot", exc_info=True)
+        if conn is not None:
+            await end_session(notifier, conn)

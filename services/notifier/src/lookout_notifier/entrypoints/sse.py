@@ -7,9 +7,6 @@ a first connect from EventSource, which cannot set headers) resumes every room a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import APIRouter, Request
 from lookout_shared.http import Problem
 from lookout_shared.tokens import InvalidToken, Principal
@@ -17,9 +14,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lookout_notifier import handlers, metrics
-from lookout_notifier.adapters.sse import HEARTBEAT, SseTransport
+from lookout_notifier.adapters.sse import SseTransport
 from lookout_notifier.bootstrap import Notifier
-from lookout_notifier.connection import Connection
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.event_ids import BadEventId, parse_event_id
 from lookout_notifier.domain.history import Position
@@ -129,26 +125,4 @@ class EventStream(Response):
                     else frames.Subscribe(room, at.seq, at.epoch)
                 )
                 await handlers.join(conn, subscribe, self._notifier.rooms)
-            await conn.serve(self._watch(conn, receive))
-
-    async def _watch(self, conn: Connection, receive: Receive) -> None:
-        """Heartbeat comments until the client disconnects."""
-        gone = asyncio.ensure_future(_disconnected(receive))
-        try:
-            while True:
-                done, _ = await asyncio.wait(
-                    {gone}, timeout=self._notifier.settings.heartbeat_seconds
-                )
-                if done:
-                    conn.peer_gone = True
-                    return
-                conn.offer(HEARTBEAT)
-        finally:
-            gone.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gone
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+            await transport.run(receive, self._notifier.settings.heartbeat_seconds)
