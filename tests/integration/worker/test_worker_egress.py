@@ -26,7 +26,7 @@ from lookout_snapshot_worker.adapters.egress import EgressUnavailable
 from lookout_snapshot_worker.bootstrap import create_app, egress_shim
 from lookout_snapshot_worker.domain.failures import MediaError
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
-from lookout_snapshot_worker.handlers import Deps
+from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources

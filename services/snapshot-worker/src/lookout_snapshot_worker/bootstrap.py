@@ -28,6 +28,7 @@ from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.guard import AddressGuard
 from lookout_snapshot_worker.adapters.hot_holder import ReaderConfig
 from lookout_snapshot_worker.adapters.hot_lease import HotLeases, RedisHotFrames
+from lookout_snapshot_worker.adapters.hot_pool import HotPool
 from lookout_snapshot_worker.adapters.postgres import (
     PostgresBreakerStore,
     PostgresHotStreams,
@@ -37,11 +38,11 @@ from lookout_snapshot_worker.adapters.postgres import (
 from lookout_snapshot_worker.adapters.process import watch_children_with_pidfd
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
+from lookout_snapshot_worker.domain.tenant_slots import TenantSlots
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
-from lookout_snapshot_worker.handlers import Deps
-from lookout_snapshot_worker.hot_pool import HotPool
 from lookout_snapshot_worker.ports import (
     BreakerStore,
+    Deps,
     FileStore,
     FrameSource,
     JobStore,
@@ -50,7 +51,6 @@ from lookout_snapshot_worker.ports import (
     UrlGuard,
 )
 from lookout_snapshot_worker.settings import WorkerSettings
-from lookout_snapshot_worker.tenant_slots import TenantSlots
 
 log = logging.getLogger(__name__)
 
