@@ -36,7 +36,7 @@ from lookout_shared.contracts import CaptureSnapshot
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.commands import capture_command
-from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from bench.report import Row, percentile, publish

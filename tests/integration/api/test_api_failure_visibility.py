@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_snapshot_worker.bootstrap import build_deps
-from lookout_snapshot_worker.handlers import capture_snapshot, probe_stream
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.handlers.probe import probe_stream
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Api

@@ -17,9 +17,9 @@ from typing import TypeVar, cast
 import asyncpg
 from lookout_shared.hot_frames import HotFrame, frame_key, from_fields
 from lookout_shared.redis import Keys
+from lookout_snapshot_worker.adapters.hot_pool import HotPool
 from lookout_snapshot_worker.bootstrap import build_deps, build_hot_pool
-from lookout_snapshot_worker.handlers import Deps
-from lookout_snapshot_worker.hot_pool import HotPool
+from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 from redis.asyncio import Redis
 

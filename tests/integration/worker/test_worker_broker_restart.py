@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
-from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources

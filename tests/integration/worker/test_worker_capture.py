@@ -15,7 +15,9 @@ import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_snapshot_worker.bootstrap import build_deps
-from lookout_snapshot_worker.handlers import Deps, capture_snapshot, probe_stream
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.handlers.probe import probe_stream
+from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 

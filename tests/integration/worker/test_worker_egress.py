@@ -23,10 +23,11 @@ import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.stream_urls import parse_stream_url
 from lookout_snapshot_worker.adapters.egress import EgressUnavailable
-from lookout_snapshot_worker.bootstrap import create_app, egress_shim
+from lookout_snapshot_worker.bootstrap import egress_shim
 from lookout_snapshot_worker.domain.failures import MediaError
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
-from lookout_snapshot_worker.handlers import Deps
+from lookout_snapshot_worker.entrypoints.http import create_app
+from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources

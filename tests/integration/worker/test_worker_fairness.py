@@ -16,7 +16,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.contracts import ProbeStream
 from lookout_shared.envelope import make_envelope
 from lookout_snapshot_worker import metrics
-from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 from prometheus_client import REGISTRY
 

@@ -1,4 +1,4 @@
-"""Hot streams held by a worker (hot_pool.py) against real Redis, Postgres, ffmpeg-made
+"""Hot streams held by a worker (adapters/hot_pool.py) against real Redis, Postgres, ffmpeg-made
 files and the GStreamer RTSP server: frames of the source's size published under the
 worker's lease, a source that stops and comes back, a refused address never reached, and
 a capture answered from the hot frame without running ffmpeg."""
@@ -19,7 +19,7 @@ from lookout_shared.redis import Keys
 from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.adapters.hot_lease import HotLeases
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
-from lookout_snapshot_worker.handlers import capture_snapshot
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
 from redis.asyncio import Redis
 
 from .conftest import Sources

@@ -1,6 +1,6 @@
 """Hot streams shared by worker processes (the console script): each stream held by exactly
 one, a second worker takes half of them, and a SIGKILLed holder's streams are published
-again by the other within the bound hot_pool.py states (< 10 s with the defaults)."""
+again by the other within the bound adapters/hot_pool.py states (< 10 s with the defaults)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A hot stream's reader child on its own (hot_reader.py), started as its worker starts it
+"""A hot stream's reader child on its own (adapters/hot_reader.py), started as its worker starts it
 (egress shim preloaded): what it costs in threads and memory, and how often it publishes."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def reader(source: Path, mode: str, publish_interval: float) -> Iterator[subproc
         "stall_seconds": 4, "max_pixels": 7680 * 4320, "publish_interval": publish_interval,
     }  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lookout_snapshot_worker.hot_reader"],
+        [sys.executable, "-m", "lookout_snapshot_worker.adapters.hot_reader"],
         env=child_environment(egress_shim(settings).environment(), 512 * MIB),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -17,7 +17,8 @@ from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
 from lookout_snapshot_worker.bootstrap import build_deps
-from lookout_snapshot_worker.handlers import capture_snapshot, probe_stream
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.handlers.probe import probe_stream
 from lookout_snapshot_worker.settings import WorkerSettings
 
 

@@ -24,7 +24,7 @@ from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import ProbeStream
 from lookout_shared.storage import LocalStorage
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
-from lookout_snapshot_worker.handlers import probe_stream
+from lookout_snapshot_worker.handlers.probe import probe_stream
 
 from .test_worker_sources import deps_for, run_capture
 

@@ -18,7 +18,7 @@ from lookout_shared import topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
 from lookout_shared.envelope import Envelope, make_envelope
-from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 

@@ -12,7 +12,8 @@ import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot
 from lookout_snapshot_worker.bootstrap import build_deps
-from lookout_snapshot_worker.handlers import Deps, capture_snapshot
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import SECRET, Sources

@@ -29,9 +29,12 @@ from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerPolicy
 from lookout_snapshot_worker.domain.failures import MediaError, permanent, transient
 from lookout_snapshot_worker.domain.jobs import Job
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
+from lookout_snapshot_worker.domain.tenant_slots import TenantSlots
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
-from lookout_snapshot_worker.handlers import Deps, StaleState, capture_snapshot, probe_stream
-from lookout_snapshot_worker.tenant_slots import TenantSlots
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.handlers.common import StaleState
+from lookout_snapshot_worker.handlers.probe import probe_stream
+from lookout_snapshot_worker.ports import Deps
 
 # SOI + SOF0 (height 2, width 4): enough JPEG for the handlers.
 JPEG = b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x02\x00\x04\x03" + b"\x00" * 12

@@ -7,8 +7,8 @@ import asyncio
 import uuid
 
 import pytest
+from lookout_snapshot_worker.domain.tenant_slots import TenantSlots
 from lookout_snapshot_worker.settings import WorkerSettings
-from lookout_snapshot_worker.tenant_slots import TenantSlots
 from pydantic import ValidationError
 
 NOISY, QUIET = uuid.uuid4(), uuid.uuid4()

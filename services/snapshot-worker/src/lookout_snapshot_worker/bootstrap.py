@@ -1,23 +1,22 @@
-"""The one place that builds the worker: real adapters by default, fakes when tests pass them."""
+"""The one place that builds the worker: real adapters by default, fakes when tests pass them.
+
+``Runtime`` starts and stops everything; entrypoints/http.py serves it as an ASGI app.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
-from fastapi import FastAPI
 from lookout_shared.addresses import EgressPolicy
 from lookout_shared.broker import Broker
 from lookout_shared.db import close_pool, create_pool
-from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
 from lookout_shared.outbox import OutboxRelay
 from lookout_shared.redis import Keys, create_redis
 from redis.asyncio import Redis
@@ -28,6 +27,7 @@ from lookout_snapshot_worker.adapters.files import LocalFiles
 from lookout_snapshot_worker.adapters.guard import AddressGuard
 from lookout_snapshot_worker.adapters.hot_holder import ReaderConfig
 from lookout_snapshot_worker.adapters.hot_lease import HotLeases, RedisHotFrames
+from lookout_snapshot_worker.adapters.hot_pool import HotPool
 from lookout_snapshot_worker.adapters.postgres import (
     PostgresBreakerStore,
     PostgresHotStreams,
@@ -37,11 +37,11 @@ from lookout_snapshot_worker.adapters.postgres import (
 from lookout_snapshot_worker.adapters.process import watch_children_with_pidfd
 from lookout_snapshot_worker.adapters.reaper import PostgresReaper
 from lookout_snapshot_worker.domain.breaker import BreakerPolicy
+from lookout_snapshot_worker.domain.tenant_slots import TenantSlots
 from lookout_snapshot_worker.entrypoints.consumer import CommandConsumer
-from lookout_snapshot_worker.handlers import Deps
-from lookout_snapshot_worker.hot_pool import HotPool
 from lookout_snapshot_worker.ports import (
     BreakerStore,
+    Deps,
     FileStore,
     FrameSource,
     JobStore,
@@ -50,7 +50,6 @@ from lookout_snapshot_worker.ports import (
     UrlGuard,
 )
 from lookout_snapshot_worker.settings import WorkerSettings
-from lookout_snapshot_worker.tenant_slots import TenantSlots
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +151,21 @@ def build_hot_pool(
     )  # fmt: skip
 
 
-def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> FastAPI:
-    """The worker as an ASGI app: consumers and the outbox relay live in its lifespan."""
+class Runtime:
+    """The running worker: the pool, broker, Redis, consumers and background tasks that
+    ``start`` builds and ``stop`` closes again, in order."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def __init__(self, settings: WorkerSettings, overrides: Overrides | None = None) -> None:
+        self.settings = settings
+        self.overrides = overrides
+        self.pool: asyncpg.Pool | None = None
+        self.broker: Broker | None = None
+        self.consumer: CommandConsumer | None = None
+        self._connections: tuple[asyncpg.Pool, Broker, Redis] | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        settings = self.settings
         watch_children_with_pidfd()
         # Before anything is consumed: a binary the shim cannot hold stops the worker here.
         await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
@@ -164,49 +173,46 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
         pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
         redis = create_redis(settings.redis_url.get_secret_value())
-        consumer: CommandConsumer | None = None
-        background: list[asyncio.Task[None]] = []
+        self._connections = (pool, broker, redis)
         try:
             await broker.connect_with_retry()
-            app.state.pool, app.state.broker = pool, broker
-            deps = build_deps(settings, pool, overrides, redis)
+            self.pool, self.broker = pool, broker
+            deps = build_deps(settings, pool, self.overrides, redis)
             if settings.hot_enabled:
                 hot = build_hot_pool(settings, deps, pool, redis)
-                background.append(asyncio.create_task(hot.run(), name="hot"))
-            background.append(
+                self._background.append(asyncio.create_task(hot.run(), name="hot"))
+            self._background.append(
                 asyncio.create_task(OutboxRelay(pool, broker, dsn).run(), name="outbox")
             )
-            background.append(asyncio.create_task(_sweep_forever(settings, pool), name="sweep"))
-            consumer = CommandConsumer(
+            self._background.append(
+                asyncio.create_task(_sweep_forever(settings, pool), name="sweep")
+            )
+            self.consumer = CommandConsumer(
                 deps,
                 captures=TenantSlots(settings.worker_concurrency, settings.tenant_share),
                 probes=TenantSlots(settings.probe_concurrency, settings.tenant_share),
                 tenant_wait=settings.tenant_wait_seconds,
             )
-            app.state.consumer = consumer
-            await consumer.start(broker, settings.worker_prefetch, settings.probe_prefetch)
-            log.info("snapshot worker consuming")
-            yield
-        finally:
-            # SIGTERM: stop taking commands, let in-flight ones finish (and ack over the
-            # still-open channels) within the grace period, hand back the rest.
-            if consumer is not None:
-                await consumer.stop(settings.shutdown_grace_seconds)
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await redis.aclose()
-            await broker.close()
-            await close_pool(pool)
+            await self.consumer.start(broker, settings.worker_prefetch, settings.probe_prefetch)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("snapshot worker consuming")
 
-    app = FastAPI(title="lookout snapshot worker", lifespan=lifespan)
-    install_problem_handlers(app)
-
-    def checks() -> Mapping[str, Check]:
-        return {"postgres": lambda: _ping_postgres(app), "rabbitmq": lambda: _ping_broker(app)}
-
-    add_ops_routes(app, checks)
-    return app
+    async def stop(self) -> None:
+        """SIGTERM: stop taking commands, let in-flight ones finish (and ack over the
+        still-open channels) within the grace period, hand back the rest."""
+        if self.consumer is not None:
+            await self.consumer.stop(self.settings.shutdown_grace_seconds)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._connections is None:
+            return
+        pool, broker, redis = self._connections
+        await redis.aclose()
+        await broker.close()
+        await close_pool(pool)
 
 
 async def _sweep_forever(settings: WorkerSettings, pool: asyncpg.Pool) -> None:
@@ -219,14 +225,3 @@ async def _sweep_forever(settings: WorkerSettings, pool: asyncpg.Pool) -> None:
             await reaper.sweep(grace)
         except Exception:
             log.exception("orphan sweep failed; trying again next interval")
-
-
-async def _ping_postgres(app: FastAPI) -> None:
-    pool: asyncpg.Pool = app.state.pool
-    await pool.fetchval("SELECT 1")
-
-
-async def _ping_broker(app: FastAPI) -> None:
-    broker: Broker = app.state.broker
-    if not broker.is_connected:
-        raise ConnectionError("not connected to RabbitMQ")

@@ -6,7 +6,7 @@ import uvicorn
 from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
-from lookout_snapshot_worker.bootstrap import create_app
+from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 

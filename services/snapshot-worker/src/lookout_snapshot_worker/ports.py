@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from lookout_shared.envelope import Envelope
@@ -13,12 +13,13 @@ from lookout_shared.hot_frames import HotFrame
 from lookout_shared.storage import SnapshotStorage
 from lookout_shared.stream_urls import StreamUrl
 
-from lookout_snapshot_worker.domain.breaker import BreakerState
+from lookout_snapshot_worker.domain.breaker import BreakerPolicy, BreakerState
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
 from lookout_snapshot_worker.domain.streams import ProbeResult, Stream
 
 __all__ = [
     "BreakerStore",
+    "Deps",
     "FileStore",
     "Frame",
     "FrameSource",
@@ -139,3 +140,33 @@ class HotFrames(Protocol):
     async def latest(self, stream_id: uuid.UUID) -> HotFrame | None:
         """The frame the holder of a hot stream last published, if any is left."""
         ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything a handler is given: the ports, built by bootstrap, and its settings."""
+
+    jobs: JobStore
+    streams: StreamStore
+    frames: FrameSource
+    prober: Prober
+    guard: UrlGuard
+    storage: FileStore
+    breakers: BreakerStore
+    reaper: Reaper
+    media_dir: str | None
+    producer: str
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+    keep_snapshots: int = 100
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    clock: Callable[[], datetime] = _utcnow
+    # (stream, url) of the probes running in this process: a second command joins the first.
+    probing: set[tuple[uuid.UUID, str]] = field(default_factory=set)
+    # Frames of hot streams (adapters/hot_pool.py): a capture takes one younger than this at once.
+    hot_frames: HotFrames | None = None
+    hot_fresh_seconds: float = 2.0

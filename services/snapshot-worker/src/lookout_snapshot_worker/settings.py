@@ -6,7 +6,7 @@ network), so each worker takes only a little more than it can run at once. A lar
 would hoard commands on one worker while another sits idle (Celery's advice for long tasks:
 a prefetch multiplier of 1); a prefetch of 1 with one slot leaves the process idle for every
 network round trip. Captures and probes have separate slots (bulkheads), and one tenant
-holds at most a share of each (tenant_slots.py), so the prefetch must exceed that share.
+holds at most a share of each (domain/tenant_slots.py), so the prefetch must exceed that share.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from lookout_shared.settings import ServiceSettings
 from pydantic import Field, model_validator
 
-from lookout_snapshot_worker.tenant_slots import tenant_limit
+from lookout_snapshot_worker.domain.tenant_slots import tenant_limit
 
 
 class WorkerSettings(ServiceSettings):
@@ -31,7 +31,7 @@ class WorkerSettings(ServiceSettings):
     # Probes have slots (and a prefetch) of their own: a flood of probes never starves captures.
     probe_concurrency: int = Field(default=2, ge=1)
     probe_prefetch: int = Field(default=4, ge=1)
-    # Fairness (see tenant_slots.py): one tenant may hold at most this fraction of a
+    # Fairness (see domain/tenant_slots.py): one tenant may hold at most this fraction of a
     # worker's capture slots, and of its probe slots (at least one of each); 1 turns it off.
     tenant_share: float = Field(default=0.5, gt=0, le=1)
     # A command over its tenant's share waits this long in the worker for a slot of that
@@ -66,7 +66,7 @@ class WorkerSettings(ServiceSettings):
     # and the image build it into the environment's lib folder. Without it nothing runs.
     egress_shim_path: str = str(Path(sys.prefix) / "lib" / "lookout_egress.so")
 
-    # Hot streams (hot_pool.py): each is held by one worker, under a Redis lease of this
+    # Hot streams (adapters/hot_pool.py): each is held by one worker, under a Redis lease of this
     # length, renewed every tick; a dead holder's streams move within about lease + tick +
     # one keyframe interval.
     hot_enabled: bool = True

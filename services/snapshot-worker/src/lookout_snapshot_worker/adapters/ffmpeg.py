@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.adapters.commands import capture_command, probe_command
 from lookout_snapshot_worker.adapters.process import Completed, ProcessTimeout, run_bounded
-from lookout_snapshot_worker.attempts import current_attempt
+from lookout_snapshot_worker.domain.attempts import current_attempt
 from lookout_snapshot_worker.domain.failures import (
     MediaError,
     classify_stderr,

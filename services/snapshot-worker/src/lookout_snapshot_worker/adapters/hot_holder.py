@@ -114,7 +114,7 @@ class StreamHolder:
             "publish_interval": self._config.publish_interval,
         }  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lookout_snapshot_worker.hot_reader",
+            sys.executable, "-m", "lookout_snapshot_worker.adapters.hot_reader",
             env=child_environment(self._config.environment, self._config.max_memory_bytes),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True,

@@ -1,11 +1,11 @@
-"""RabbitMQ → handler calls. Translation only; the rules live in handlers.py.
+"""RabbitMQ → handler calls. Translation only; the rules live in handlers/.
 
 Each work queue gets a channel of its own with its own prefetch. On shutdown the shared
 :class:`~lookout_shared.broker.Consumer` handles stop deliveries without closing their
 channels, so in-flight commands still ack when they finish (graceful drain on SIGTERM),
 and what cannot finish in time is handed back to the queue.
 
-Every command first takes a slot of its tenant (tenant_slots.py): a command whose tenant
+Every command first takes a slot of its tenant (domain/tenant_slots.py): a command whose tenant
 holds its share of the worker for longer than the wait goes to the back of its queue. A
 capture gives its slot back as soon as ffmpeg is done: storing the frame and committing run
 outside the count, within the prefetch window, while the next command takes the slot.
@@ -23,8 +23,10 @@ from lookout_shared.contracts import CaptureSnapshot, ProbeStream
 from lookout_shared.envelope import Envelope
 
 from lookout_snapshot_worker import metrics
-from lookout_snapshot_worker.handlers import Deps, capture_snapshot, probe_stream
-from lookout_snapshot_worker.tenant_slots import TenantSlots
+from lookout_snapshot_worker.domain.tenant_slots import TenantSlots
+from lookout_snapshot_worker.handlers.capture import capture_snapshot
+from lookout_snapshot_worker.handlers.probe import probe_stream
+from lookout_snapshot_worker.ports import Deps
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The reader child of one hot stream: ``python -m lookout_snapshot_worker.hot_reader``.
+"""The reader child of one hot stream: ``python -m lookout_snapshot_worker.adapters.hot_reader``.
 
 It opens the source with PyAV (FFmpeg's libraries in-process, so no ffmpeg process per
 frame), decodes keyframes only (``skip_frame = NONKEY``) or every frame, encodes at most
