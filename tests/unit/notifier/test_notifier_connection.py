@@ -234,3 +234,36 @@ def test_replay_rules() -> None:
     assert replay_from(Position(None, 0), [], 0).recovered
     assert replay_from(at, history, 3, "e1").recovered  # the client's epoch is the room's
     assert not replay_from(at, history, 3, "e0").recovered  # numbering lost since
+
+
+def test_a_frame_numbered_below_one_already_sent_is_late_not_a_duplicate() -> None:
+    """Two instances number a room as each first meets an event, and their queues need not
+    agree on the order: seq 3 can reach an instance after seq 4. It is still sent once;
+    a second delivery of either is not."""
+    room = f"stream:{uuid.uuid4()}"
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 64, 1 << 20)
+    conn.begin_subscription(room)
+    conn.finish_subscription(room, [], [], Position("e1", 2))
+
+    def frame(seq: int) -> Outgoing:
+        return Outgoing(json.dumps({"room": room, "seq": seq, "epoch": "e1"}))
+
+    for seq in (4, 3, 4, 3, 5, 7, 6, 6, 2):
+        conn.deliver(room, "e1", seq, TENANT, frame(seq))
+    assert [f["seq"] for f in transport.sent] == [4, 3, 5, 7, 6]
+
+
+def test_a_gap_that_never_fills_is_given_up_after_a_bound() -> None:
+    room = f"stream:{uuid.uuid4()}"
+    transport = FakeTransport()
+    conn = Connection(principal(), transport, 1024, 1 << 24)
+    conn.begin_subscription(room)
+    conn.finish_subscription(room, [], [], Position("e1", 0))
+    frames = [Outgoing(json.dumps({"room": room, "seq": s})) for s in range(2, 400)]
+    for seq, text in zip(range(2, 400), frames, strict=True):  # seq 1 never comes
+        conn.deliver(room, "e1", seq, TENANT, text)
+    assert len(transport.sent) == 398
+    # Past the bound the gap is given up: a late seq 1 is then taken as already given.
+    conn.deliver(room, "e1", 1, TENANT, Outgoing(json.dumps({"room": room, "seq": 1})))
+    assert len(transport.sent) == 398

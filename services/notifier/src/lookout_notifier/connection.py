@@ -51,12 +51,20 @@ class Transport(Protocol):
         ...
 
 
+# How many frames past a gap a subscription remembers before it gives the gap up.
+AHEAD_LIMIT = 256
+
+
 @dataclass(slots=True)
 class _Subscription:
     # Where the client is in the room's numbering: the epoch its seqs count in (None until
-    # the room's first event) and the last seq it was given.
+    # the room's first event), every seq up to ``last_seq`` given, and the seqs given past
+    # a gap. Frames may come a little out of order: instances number a room as each first
+    # meets an event, and their queues (and concurrent deliveries) need not agree on the
+    # order, so a seq below one already sent is late, not necessarily a duplicate.
     epoch: str | None = None
     last_seq: int = 0
+    ahead: set[int] = field(default_factory=set)
     # Live frames that arrived while the replay was being read: (epoch, seq, frame).
     pending: list[tuple[str | None, int, Outgoing]] | None = field(default_factory=list)
 
@@ -141,9 +149,10 @@ class Connection:
                     return False
                 sub.last_seq = seq - 1
             sub.epoch = epoch
-        if seq <= sub.last_seq:
+            sub.ahead.clear()
+        if seq <= sub.last_seq or seq in sub.ahead:
             return False  # already given (a replayed frame, or one event delivered twice)
-        sub.last_seq = seq
+        _given(sub, seq)
         return self.offer(frame)
 
     # Subscriptions -------------------------------------------------------------------------
@@ -172,6 +181,7 @@ class Connection:
             return
         held, sub.pending = sub.pending, None
         sub.epoch, sub.last_seq = at.epoch, at.seq
+        sub.ahead.clear()
         if self.is_closing:
             return
         for text in first:
@@ -215,3 +225,17 @@ class Connection:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+
+
+def _given(sub: _Subscription, seq: int) -> None:
+    """Record ``seq`` as given: the watermark moves over every seq given without a gap."""
+    if seq != sub.last_seq + 1:
+        sub.ahead.add(seq)
+        if len(sub.ahead) > AHEAD_LIMIT:  # the gap never filled (frames not for this client)
+            sub.last_seq = max(sub.ahead)
+            sub.ahead.clear()
+        return
+    sub.last_seq = seq
+    while sub.last_seq + 1 in sub.ahead:
+        sub.last_seq += 1
+        sub.ahead.remove(sub.last_seq)
