@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from lookout_shared import contracts
 
@@ -32,10 +32,21 @@ class Envelope(BaseModel):
     entity_id: uuid.UUID
     entity_version: int = Field(ge=0)
     data: dict[str, Any] = Field(default_factory=dict)
+    # The typed payload, once validated (by parse_message on receipt, or a first payload()).
+    _payload: contracts.Payload | None = PrivateAttr(default=None)
 
     def payload(self) -> contracts.Payload:
-        """The typed payload of this message (validated again; cheap for small payloads)."""
-        return contracts.PAYLOADS[self.type].model_validate(self.data)
+        """The typed payload of this message: the one :func:`parse_message` validated, so a
+        consumer pays for one validation per message; validated here if none was yet."""
+        if self._payload is None:
+            self._payload = contracts.PAYLOADS[self.type].model_validate(self.data)
+        return self._payload
+
+    def __eq__(self, other: object) -> bool:
+        # By fields alone: the kept payload is derived from them (pydantic would compare it).
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -76,7 +87,7 @@ def parse_message(body: bytes) -> Envelope:
             f"schema_version {envelope.schema_version} is newer than {contracts.SCHEMA_VERSION}"
         )
     try:
-        model.model_validate(envelope.data)
+        envelope._payload = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise InvalidMessage(f"invalid {envelope.type} data: {_summarise(exc)}") from None
     return envelope

@@ -69,3 +69,23 @@ def test_invalid_messages_name_their_reason(change: dict[str, object], reason: s
 def test_garbage_is_invalid() -> None:
     with pytest.raises(InvalidMessage, match="invalid envelope"):
         parse_message(b"\xff\x00 not json")
+
+
+def test_a_received_payload_is_validated_once_and_kept() -> None:
+    stream = uuid.uuid4()
+    sent = make_envelope(
+        "stream.updated",
+        StreamState(name="a", kind="rtsp", status="online", enabled=True, tags=["door"]),
+        producer="t",
+        tenant_id=uuid.uuid4(),
+        entity_id=stream,
+        entity_version=3,
+    )
+    received = parse_message(sent.to_bytes())
+    # The payload parse_message validated is the one every later payload() returns: no
+    # second validation of the same data per message.
+    first = received.payload()
+    assert isinstance(first, StreamState) and first.tags == ["door"]
+    assert received.payload() is first
+    # Equal by fields: the kept payload plays no part in comparing envelopes.
+    assert received == sent and sent == received
