@@ -104,8 +104,8 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish pending rows until cancelled.
 
-        Cancelled mid-window, the relay first lets that window finish (each publish is
-        bounded by ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
+        Cancelled mid-window, the relay first lets that window finish (bounded by
+        ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
         being published again by the next relay.
         """
         failures = 0
@@ -217,20 +217,27 @@ class OutboxRelay:
                         linked.get_span_context(),
                         {"messaging.message.id": str(row["message_id"])},
                     )
-            return await asyncio.gather(
-                *(self._publish(row) for row in rows), return_exceptions=True
-            )
+            # One deadline for the window, not a timer per row: what is not confirmed by
+            # then is cancelled and stays unsent (timed out).
+            tasks = [asyncio.ensure_future(self._publish(row)) for row in rows]
+            try:
+                _, late = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT)
+            finally:
+                for task in tasks:
+                    task.cancel()  # no-op for the finished ones
+            if late:
+                await asyncio.wait(late)
+            return [_outcome(task) for task in tasks]
 
     async def _publish(self, row: asyncpg.Record) -> None:
-        async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await self._broker.publish_carried(
-                row["exchange"],
-                row["routing_key"],
-                row["body"].encode(),
-                message_id=str(row["message_id"]),
-                message_type=row["message_type"],
-                headers=row["headers"],
-            )
+        await self._broker.publish_carried(
+            row["exchange"],
+            row["routing_key"],
+            row["body"].encode(),
+            message_id=str(row["message_id"]),
+            message_type=row["message_type"],
+            headers=row["headers"],
+        )
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -244,6 +251,13 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
+
+
+def _outcome(task: asyncio.Task[None]) -> BaseException | None:
+    """None for a confirmed publish, else why not (a cancelled one timed out)."""
+    if task.cancelled():
+        return TimeoutError(f"not confirmed within {PUBLISH_TIMEOUT:.0f}s")
+    return task.exception()
 
 
 async def _finish_when_cancelled(work: Coroutine[Any, Any, T]) -> T:
