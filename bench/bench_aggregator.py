@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,15 @@ from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
 from lookout_count_aggregator.domain.contributions import contribution_of
 from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.settings import AggregatorSettings
-from lookout_shared import contracts, topology
+from lookout_shared import topology
 from lookout_shared.broker import Broker
 from lookout_shared.counts_epoch import epoch_key
-from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.envelope import Envelope
 from lookout_shared.redis import Keys, create_redis
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bench.aggregator_data import created, load_streams
 from bench.api_servers import BIN, OtlpSink, server
 from bench.report import Row, latencies, ms, percentile, publish
 
@@ -50,27 +51,6 @@ EVENTS = 10_000 if SMALL else 40_000
 LUA_BATCH = 256
 READS = 200 if SMALL else 500
 SQL_READS = 20 if SMALL else 30
-STATUSES = ["pending", "online", "error", "disabled"]
-KINDS = ["rtsp", "rtmp", "hls", "http", "file"]
-
-
-def created(tenant: uuid.UUID, rng: random.Random) -> Envelope:
-    state = contracts.StreamState(
-        name="cam",
-        kind=rng.choice(KINDS),
-        status=rng.choice(STATUSES),
-        enabled=True,
-        tags=rng.sample(["door", "yard", "roof"], rng.randint(0, 2)),
-        height=rng.choice([None, 480, 720, 1080, 2160]),
-    )
-    return make_envelope(
-        "stream.created",
-        state,
-        producer="bench",
-        tenant_id=tenant,
-        entity_id=uuid.uuid4(),
-        entity_version=1,
-    )
 
 
 async def lua_rate(store: RedisCountStore, events: list[Envelope], batch: int) -> float:
@@ -157,30 +137,6 @@ async def bare_rate(
             await proc.wait()
 
 
-def stream_rows(tenant: uuid.UUID, n: int, rng: random.Random) -> Iterator[tuple[object, ...]]:
-    for i in range(n):
-        yield (
-            uuid.uuid4(),
-            tenant,
-            f"cam-{i}",
-            "rtsp://127.0.0.1/x",
-            rng.choice(KINDS),
-            rng.sample(["door", "yard", "roof"], rng.randint(0, 2)),
-            rng.choice(STATUSES),
-            rng.choice([None, 480, 720, 1080, 2160]),
-        )
-
-
-async def load_streams(pool: asyncpg.Pool, tenant: uuid.UUID, rng: random.Random) -> None:
-    await pool.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, f"bench-{tenant}")
-    columns = ["id", "tenant_id", "name", "url", "kind", "tags", "status", "height"]
-    rows = stream_rows(tenant, ROWS, rng)
-    async with pool.acquire() as conn:
-        while batch := [r for _, r in zip(range(100_000), rows, strict=False)]:
-            await conn.copy_records_to_table("streams", records=batch, columns=columns)
-        await conn.execute("VACUUM ANALYZE streams")
-
-
 async def main() -> None:
     rng = random.Random(6)
     settings = AggregatorSettings(
@@ -226,7 +182,7 @@ async def main() -> None:
         await redis.delete(keys.tenant(tenant), keys.platform())
 
         print(f"loading {ROWS:,} stream rows with COPY", flush=True)
-        await load_streams(pool, tenant, rng)
+        await load_streams(pool, tenant, ROWS, rng)
         # The hash as the aggregator keeps it; how it got there does not change a read.
         counts = (await grouped_counts(pool, [tenant]))[tenant]
         mapping: dict[FieldT, EncodableT] = dict(counts.items())

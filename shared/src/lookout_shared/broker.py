@@ -18,6 +18,7 @@ from typing import Any
 
 import aio_pika
 import aio_pika.exceptions
+import prometheus_client
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -138,6 +139,7 @@ class Broker:
         self._connection: ClusterConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._published: dict[str, prometheus_client.Counter] = {}  # by exchange
         self._consumers: list[Consumer] = []
         self._depths: asyncio.Task[None] | None = None
         self._depths_wake = asyncio.Event()
@@ -229,10 +231,9 @@ class Broker:
         message_type: str,
         headers: Mapping[str, Any] | None = None,
     ) -> None:
-        """Publish persistently and wait for the broker's confirm; raises if unroutable."""
-        target = self._exchanges.get(exchange)
-        if target is None:
-            raise RuntimeError(f"no exchange {exchange!r}; was Broker.connect() awaited?")
+        """Publish persistently and wait for the broker's confirm; raises if unroutable.
+        Traced by an ``<exchange> publish`` span, which the message names as its consumer's
+        parent."""
         with _tracer.start_as_current_span(
             f"{exchange} publish",
             kind=SpanKind.PRODUCER,
@@ -246,25 +247,54 @@ class Broker:
         ):
             carried = dict(headers or {})
             telemetry.inject(carried)  # this publish span becomes the consumer's parent
-            message = aio_pika.Message(
+            await self.publish_carried(
+                exchange,
+                routing_key,
                 body,
                 message_id=message_id,
-                type=message_type,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_type=message_type,
                 headers=carried,
             )
-            try:
-                await target.publish(message, routing_key=routing_key, mandatory=True)
-            except asyncio.CancelledError:
-                # A connection lost mid-publish cancels the pending confirm; unless this
-                # task itself is being cancelled, that is a failed publish to retry (the
-                # outbox relay keeps the row), not a cancellation that ends the caller.
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
-                    raise
-                raise ConnectionError("connection lost before the publish was confirmed") from None
-            metrics.MESSAGES_PUBLISHED.labels(exchange).inc()
+
+    async def publish_carried(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: HeadersType | None,
+    ) -> None:
+        """As :meth:`publish`, but with no span of its own: ``headers`` go out as given, so
+        the trace context they already carry (``traceparent``, e.g. the one an outbox row
+        kept from its writer) is what the consumer continues. For callers that publish
+        many messages at once and trace them with one span."""
+        target = self._exchanges.get(exchange)
+        if target is None:
+            raise RuntimeError(f"no exchange {exchange!r}; was Broker.connect() awaited?")
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            type=message_type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers,
+        )
+        try:
+            await target.publish(message, routing_key=routing_key, mandatory=True)
+        except asyncio.CancelledError:
+            # A connection lost mid-publish cancels the pending confirm; unless this task
+            # itself is being cancelled, that is a failed publish to retry (the outbox
+            # relay keeps the row), not a cancellation that ends the caller.
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            raise ConnectionError("connection lost before the publish was confirmed") from None
+        published = self._published.get(exchange)
+        if published is None:
+            published = self._published[exchange] = metrics.MESSAGES_PUBLISHED.labels(exchange)
+        published.inc()
 
     async def publish_envelope(
         self, envelope: Envelope, headers: HeadersType | None = None

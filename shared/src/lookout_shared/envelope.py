@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,10 +32,21 @@ class Envelope(BaseModel):
     entity_id: uuid.UUID
     entity_version: int = Field(ge=0)
     data: dict[str, Any] = Field(default_factory=dict)
+    # The typed payload once validated (by parse_message on receipt, or a first payload()).
+    # A slot, not a pydantic private attribute: those cost every envelope built a
+    # post-init call and every read a __getattr__, which is more than a validation saves.
+    # Not a field: equality, dumps and copies ignore it.
+    __slots__ = ("_kept",)
+    if TYPE_CHECKING:
+        _kept: contracts.Payload
 
     def payload(self) -> contracts.Payload:
-        """The typed payload of this message (validated again; cheap for small payloads)."""
-        return contracts.PAYLOADS[self.type].model_validate(self.data)
+        """The typed payload of this message: the one :func:`parse_message` validated, so a
+        consumer pays for one validation per message; validated here if none was yet."""
+        try:
+            return self._kept
+        except AttributeError:
+            return _keep(self, contracts.PAYLOADS[self.type].model_validate(self.data))
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -76,10 +87,15 @@ def parse_message(body: bytes) -> Envelope:
             f"schema_version {envelope.schema_version} is newer than {contracts.SCHEMA_VERSION}"
         )
     try:
-        model.model_validate(envelope.data)
+        _keep(envelope, model.model_validate(envelope.data))
     except ValidationError as exc:
         raise InvalidMessage(f"invalid {envelope.type} data: {_summarise(exc)}") from None
     return envelope
+
+
+def _keep(envelope: Envelope, payload: contracts.Payload) -> contracts.Payload:
+    object.__setattr__(envelope, "_kept", payload)  # the model is frozen; the slot is not
+    return payload
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -161,6 +161,28 @@ async def test_rows_the_broker_refuses_stay_unsent_and_are_published_later(
     await channel.close()
 
 
+async def test_rows_not_confirmed_within_the_publish_timeout_stay_unsent(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await db.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *(capture() for _ in range(20)))
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=20)
+    # No time at all for confirms: the window's deadline passes before any arrives.
+    monkeypatch.setattr(outbox, "PUBLISH_TIMEOUT", 0.0)
+    with pytest.raises(TimeoutError):
+        await relay.drain_once()
+    late = await db.fetch("SELECT attempts, last_error FROM outbox WHERE published_at IS NULL")
+    assert len(late) == 20
+    assert all(r["attempts"] == 1 and "not confirmed" in r["last_error"] for r in late)
+    monkeypatch.setattr(outbox, "PUBLISH_TIMEOUT", 10.0)
+    assert await relay.drain_once() == 20  # published again (at least once), now confirmed
+    assert await unsent(db) == 0
+    channel = await broker.connection.channel()
+    await (await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)).purge()
+    await channel.close()
+
+
 async def depth(broker: Broker, name: str) -> int:
     """Messages ready in ``name`` (a fresh passive declare: the broker's count now)."""
     channel = await broker.connection.channel()

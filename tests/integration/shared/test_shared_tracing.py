@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import asyncpg
@@ -27,23 +26,9 @@ def install_provider() -> None:
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
 
 
-async def test_trace_continues_from_the_writer_to_the_consumer(
-    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
-) -> None:
-    install_provider()
-    EXPORTER.clear()
-    channel = await broker.connection.channel()
-    await (await channel.get_queue(topology.STREAM_PROBE, ensure=False)).purge()
-    await channel.close()
-    handled: asyncio.Queue[str] = asyncio.Queue()
-
-    async def handler(env: Envelope) -> None:
-        span = trace.get_current_span().get_span_context()
-        await handled.put(format(span.trace_id, "032x"))
-
-    await broker.consume(topology.STREAM_PROBE, handler, prefetch=1)
+def probe() -> Envelope:
     stream = uuid.uuid4()
-    envelope = make_envelope(
+    return make_envelope(
         "stream.probe",
         ProbeStream(stream_id=stream),
         producer="tests",
@@ -51,38 +36,63 @@ async def test_trace_continues_from_the_writer_to_the_consumer(
         entity_id=stream,
         entity_version=1,
     )
-    tracer = trace.get_tracer("tests")
-    with tracer.start_as_current_span("request") as request_span:
-        async with db.acquire() as conn, conn.transaction():
-            await outbox.enqueue(conn, envelope)
-    trace_id = format(request_span.get_span_context().trace_id, "032x")
 
-    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], poll_interval=0.2)
-    task = asyncio.create_task(relay.run())
-    try:
-        assert await asyncio.wait_for(handled.get(), 10) == trace_id
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-    spans: dict[str, ReadableSpan] = {}
-    for _ in range(50):
-        spans = {
-            s.name: s
-            for s in EXPORTER.get_finished_spans()
-            if format(s.context.trace_id, "032x") == trace_id
-        }
-        if f"{topology.STREAM_PROBE} process" in spans:
-            break
+async def finished(name: str, n: int) -> list[ReadableSpan]:
+    """The finished spans called ``name``, once there are ``n`` (generous wait)."""
+    for _ in range(200):
+        spans = [s for s in EXPORTER.get_finished_spans() if s.name == name]
+        if len(spans) >= n:
+            return spans
         await asyncio.sleep(0.05)
-    relay_span = spans["outbox relay"]
-    publish = spans[f"{topology.COMMANDS} publish"]
-    process = spans[f"{topology.STREAM_PROBE} process"]
-    assert (
-        relay_span.parent is not None
-        and relay_span.parent.span_id == request_span.get_span_context().span_id
-    )
-    assert publish.parent is not None and publish.parent.span_id == relay_span.context.span_id
-    assert process.parent is not None and process.parent.span_id == publish.context.span_id
-    assert process.attributes is not None and process.attributes["messaging.system"] == "rabbitmq"
+    raise AssertionError(f"fewer than {n} {name!r} spans")
+
+
+async def test_consumers_continue_each_writers_trace_with_one_relay_span_per_window(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    install_provider()
+    channel = await broker.connection.channel()
+    await (await channel.get_queue(topology.STREAM_PROBE, ensure=False)).purge()
+    await channel.close()
+    await db.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+    EXPORTER.clear()
+    handled: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+
+    async def handler(env: Envelope) -> None:
+        span = trace.get_current_span().get_span_context()
+        await handled.put((str(env.id), span.trace_id))
+
+    await broker.consume(topology.STREAM_PROBE, handler, prefetch=10)
+    # Two writers, each in a trace of its own; their rows go out in one window.
+    tracer = trace.get_tracer("tests")
+    writers: dict[str, trace.SpanContext] = {}
+    for _ in range(2):
+        envelope = probe()
+        with tracer.start_as_current_span("request") as request_span:
+            async with db.acquire() as conn, conn.transaction():
+                await outbox.enqueue(conn, envelope)
+        writers[str(envelope.id)] = request_span.get_span_context()
+
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"])
+    assert await relay.drain_once() == 2
+    got = dict([await asyncio.wait_for(handled.get(), 10) for _ in writers])
+    assert got == {message_id: ctx.trace_id for message_id, ctx in writers.items()}
+
+    # Each consumer's span is a child of its writer's span: the message carried the
+    # context the row stored, with no publish span of the relay in between.
+    processes = await finished(f"{topology.STREAM_PROBE} process", 2)
+    assert {(p.parent.trace_id, p.parent.span_id) for p in processes if p.parent} == {
+        (ctx.trace_id, ctx.span_id) for ctx in writers.values()
+    }
+    assert not [s for s in EXPORTER.get_finished_spans() if s.name.endswith(" publish")]
+    # The relay shows as one span for the window, in the first writer's trace, linked to
+    # every row's writer.
+    [window] = await finished("outbox relay", 1)
+    first = next(iter(writers.values()))
+    assert window.parent is not None and window.parent.span_id == first.span_id
+    assert {link.context.span_id for link in window.links} == {
+        ctx.span_id for ctx in writers.values()
+    }
+    assert window.attributes is not None
+    assert window.attributes["messaging.batch.message_count"] == 2

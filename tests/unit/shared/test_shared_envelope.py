@@ -69,3 +69,28 @@ def test_invalid_messages_name_their_reason(change: dict[str, object], reason: s
 def test_garbage_is_invalid() -> None:
     with pytest.raises(InvalidMessage, match="invalid envelope"):
         parse_message(b"\xff\x00 not json")
+
+
+def test_a_received_payload_is_validated_once_on_receipt_and_kept() -> None:
+    stream = uuid.uuid4()
+    sent = make_envelope(
+        "stream.updated",
+        StreamState(name="a", kind="rtsp", status="online", enabled=True, tags=["door"]),
+        producer="t",
+        tenant_id=uuid.uuid4(),
+        entity_id=stream,
+        entity_version=3,
+    )
+    received = parse_message(sent.to_bytes())
+    # payload() hands out the object parse_message validated, not a validation of the
+    # data again: a later change to the raw data does not reach it.
+    received.data["name"] = "changed"
+    first = received.payload()
+    assert isinstance(first, StreamState) and first.name == "a" and first.tags == ["door"]
+    assert received.payload() is first
+    # The kept payload is no field: equality and dumps see the fields alone.
+    received.data["name"] = "a"
+    assert received == sent and sent == received
+    assert received.to_bytes() == sent.to_bytes()
+    # An envelope built here validates its payload on the first payload() and keeps it.
+    assert sent.payload() is sent.payload()
