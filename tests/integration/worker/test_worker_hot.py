@@ -18,6 +18,7 @@ from lookout_shared.hot_frames import HotFrame, frame_key
 from lookout_shared.redis import Keys
 from lookout_snapshot_worker import metrics
 from lookout_snapshot_worker.adapters.hot_lease import HotLeases
+from lookout_snapshot_worker.bootstrap import build_deps, build_hot_pool
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
 from lookout_snapshot_worker.handlers.capture import capture_snapshot
 from redis.asyncio import Redis
@@ -199,3 +200,27 @@ async def test_a_holder_whose_lease_lapsed_cannot_overwrite_the_new_holders_fram
     assert frame is not None and (frame.holder, frame.jpeg) == ("new", b"\xff\xd8new")
     await old.release(stream)  # not its lease any more: nothing happens
     assert await new.holder_of(stream) == "new"
+
+
+async def test_a_worker_taking_many_streams_starts_a_bounded_number_of_readers_a_tick(
+    db: asyncpg.Pool, redis: Redis, prefix: str, tmp_path: Path
+) -> None:
+    """A hundred readers started at once (~0.1 s of CPU each) starved the loop that renews
+    their leases until they lapsed, and the worker lost and restarted them in a loop."""
+    source = make_source(tmp_path / "media", 320, 180)
+    mine = {(await add_hot_stream(db, source.as_uri(), "file"))[1] for _ in range(7)}
+    settings = hot_settings(tmp_path, prefix, hot_starts_per_tick=3)
+    deps = build_deps(settings, db, None, redis)
+    pool = build_hot_pool(settings, deps, db, redis)
+    try:
+        for _ in range(30):
+            before = set(pool.held)
+            await pool.tick()
+            assert len(set(pool.held) - before) <= 3  # never more new readers in one tick
+            if mine <= set(pool.held):
+                break
+        assert mine <= set(pool.held)
+        ttls = [await redis.pttl(Keys(prefix)("hot", "lease", s)) for s in mine]
+        assert all(ttl > 0 for ttl in ttls)  # every lease renewed, in one call per tick
+    finally:
+        await pool.close()

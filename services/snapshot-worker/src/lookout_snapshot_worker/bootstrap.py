@@ -148,6 +148,7 @@ def build_hot_pool(
         leases=leases, hot=PostgresHotStreams(pool), streams=deps.streams, guard=deps.guard,
         config=config, tick_seconds=settings.hot_tick_seconds,
         capacity=settings.hot_max_streams, producer=settings.service_name,
+        starts_per_tick=settings.hot_starts_per_tick,
     )  # fmt: skip
 
 

@@ -75,6 +75,9 @@ class WorkerSettings(ServiceSettings):
     # At most this many hot streams per worker (each a reader process of ~30 MiB of its own
     # memory and ~8 ms of CPU a second for 720p H.264 in keyframe mode).
     hot_max_streams: int = Field(default=100, ge=0)
+    # New readers started per tick (each costs ~0.1 s of CPU to start): a worker taking a
+    # hundred streams at once ramps up over ten ticks instead of starving its own loop.
+    hot_starts_per_tick: int = Field(default=10, ge=1)
     # A published frame lives this long in Redis: ~3x the expected keyframe interval.
     hot_frame_ttl_seconds: float = Field(default=6.0, gt=0)
     # A source silent this long is reopened.

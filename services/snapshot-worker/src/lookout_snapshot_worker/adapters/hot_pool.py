@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class HotPool:
         config: ReaderConfig,
         tick_seconds: float,
         capacity: int,
+        starts_per_tick: int = 10,
         producer: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -68,6 +70,7 @@ class HotPool:
         self._config = config
         self._tick = tick_seconds
         self._capacity = capacity
+        self._starts_per_tick = starts_per_tick
         self._producer = producer
         self._clock = clock
         self._held: dict[uuid.UUID, _Held] = {}
@@ -79,11 +82,14 @@ class HotPool:
     async def run(self) -> None:
         try:
             while True:
+                began = time.monotonic()
                 try:
                     await self.tick()
                 except Exception:
                     log.exception("hot streams: tick failed; trying again")
-                await asyncio.sleep(self._tick)
+                # Every tick_seconds from the start of the last: a slow tick (many readers
+                # starting) does not stretch the renewal period towards the lease.
+                await asyncio.sleep(max(0.0, self._tick - (time.monotonic() - began)))
         finally:
             await self.close()
 
@@ -92,7 +98,9 @@ class HotPool:
         for sid, held in list(self._held.items()):
             if held.task.done():  # lost its lease while publishing, or failed
                 await self._drop(sid)
-            elif not await self._leases.renew(sid):
+        held_ids = list(self._held)
+        for sid, renewed in zip(held_ids, await self._leases.renew_all(held_ids), strict=True):
+            if not renewed:
                 log.info("hot stream %s: lease lost; stopping its reader", sid)
                 await self._drop(sid, release=False)
         hot = await self._hot.hot_streams()
@@ -103,11 +111,15 @@ class HotPool:
         todo = plan(list(self._held), hot, target(len(hot), workers, self._capacity))
         for sid in todo.release:
             await self._drop(sid)
-        taken = 0
-        for stream in todo.candidates:
-            if taken >= todo.room:
-                break
-            if await self._leases.acquire(stream.id):
+        # At most starts_per_tick new readers a tick: each costs its start-up (an interpreter
+        # and PyAV, ~0.1 s of CPU), and a hundred at once starved the loop that renews the
+        # leases until they lapsed. Leases are asked for a batch at a time.
+        room = min(todo.room, self._starts_per_tick)
+        candidates, taken = list(todo.candidates), 0
+        while taken < room and candidates:
+            batch, candidates = candidates[: room - taken], candidates[room - taken :]
+            answers = await self._leases.acquire_all([s.id for s in batch])
+            for stream in [s for s, took in zip(batch, answers, strict=True) if took]:
                 self._start(stream)
                 taken += 1
         metrics.HOT_HELD.set(len(self._held))
