@@ -8,13 +8,20 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import asyncpg
+from lookout_shared import topology
+from lookout_shared.addresses import EgressPolicy
+from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
+from lookout_shared.sealed import sealer_for
 from lookout_shared.tokens import TokenCodec
 
 from lookout_notifier import handlers
-from lookout_notifier.handlers import Rooms
-from lookout_notifier.hub import Hub
-from lookout_notifier.ports import ConnectionSlots, RoomHistory
+from lookout_notifier.adapters.webhook_sender import Sender, client
+from lookout_notifier.adapters.webhooks_db import WebhooksDb
+from lookout_notifier.domain.hub import Hub
+from lookout_notifier.handlers.webhooks import Dispatcher
+from lookout_notifier.ports import ConnectionSlots, Deps, RoomHistory
 from lookout_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -25,7 +32,7 @@ GOING_AWAY = 1001
 @dataclass
 class Notifier:
     settings: NotifierSettings
-    rooms: Rooms
+    deps: Deps
     slots: ConnectionSlots
     codec: TokenCodec
     # The broker hands deliveries over as concurrent tasks; a FIFO lock keeps each room's
@@ -34,15 +41,15 @@ class Notifier:
 
     @property
     def hub(self) -> Hub:
-        return self.rooms.hub
+        return self.deps.hub
 
     @property
     def history(self) -> RoomHistory:
-        return self.rooms.history
+        return self.deps.history
 
     async def on_event(self, envelope: Envelope) -> None:
         async with self._event_lock:
-            await handlers.handle_event(envelope, self.rooms)
+            await handlers.handle_event(envelope, self.deps)
 
     async def renew_slots_forever(self) -> None:
         """Renew this instance's connection slots well before their leases end."""
@@ -75,5 +82,35 @@ def bootstrap(settings: NotifierSettings, history: RoomHistory, slots: Connectio
     codec = TokenCodec(
         settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience
     )
-    rooms = Rooms(Hub(), history, owner_wait_seconds=settings.owner_wait_seconds)
-    return Notifier(settings=settings, rooms=rooms, slots=slots, codec=codec)
+    deps = Deps(Hub(), history, owner_wait_seconds=settings.owner_wait_seconds)
+    return Notifier(settings=settings, deps=deps, slots=slots, codec=codec)
+
+
+@contextlib.asynccontextmanager
+async def running_webhooks(
+    settings: NotifierSettings, broker: Broker, pool: asyncpg.Pool
+) -> AsyncIterator[Dispatcher]:
+    """Consume the shared webhook queue and replay what the api queued, while it runs."""
+    http = client(settings.webhook_timeout_seconds)
+    sender = Sender(
+        EgressPolicy.build(settings.allowed_networks),
+        http,
+        settings.webhook_attempts,
+        settings.webhook_retry_initial_seconds,
+        settings.webhook_retry_max_seconds,
+        settings.webhook_circuit_threshold,
+        settings.webhook_circuit_open_seconds,
+    )
+    dispatcher = Dispatcher(WebhooksDb(pool), sender, sealer_for(settings))
+    consumer = await broker.consume(
+        topology.NOTIFIER_WEBHOOKS, dispatcher.on_event, settings.webhook_prefetch
+    )
+    replays = asyncio.create_task(dispatcher.replay_forever(settings.webhook_replay_poll_seconds))
+    try:
+        yield dispatcher
+    finally:
+        replays.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replays
+        await consumer.stop(grace=5.0)
+        await http.aclose()

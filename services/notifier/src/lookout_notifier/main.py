@@ -12,8 +12,8 @@ import uvicorn
 from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
-from lookout_notifier.app import create_app, server_config
 from lookout_notifier.domain import frame_schemas
+from lookout_notifier.entrypoints.http import create_app, server_config
 from lookout_notifier.settings import NotifierSettings
 
 

@@ -18,10 +18,10 @@ from lookout_shared.redis import create_redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from lookout_notifier import mqtt_bridge, webhook_dispatch
+from lookout_notifier.adapters import mqtt_bridge
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
-from lookout_notifier.bootstrap import Notifier, bootstrap, running
+from lookout_notifier.bootstrap import Notifier, bootstrap, running, running_webhooks
 from lookout_notifier.entrypoints import consumer, sse
 from lookout_notifier.entrypoints.ws import GATEWAY, Gateway, NotifierWebSocket
 from lookout_notifier.settings import NotifierSettings
@@ -55,9 +55,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                 pool = await create_pool(dsn, 1, settings.db_pool_max)
                 stack.push_async_callback(pool.close)
                 if settings.webhooks_enabled:
-                    await stack.enter_async_context(
-                        webhook_dispatch.running(settings, broker, pool)
-                    )
+                    await stack.enter_async_context(running_webhooks(settings, broker, pool))
                 if settings.mqtt_url is not None:
                     await stack.enter_async_context(mqtt_bridge.running(settings, broker, pool))
             await stack.enter_async_context(running(notifier))
