@@ -1,9 +1,8 @@
-"""The ASGI app: connections open in the lifespan, routes read them from app.state."""
+"""The ASGI app: the runtime starts and stops in its lifespan, routes read the notifier
+from app.state."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,56 +10,25 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from lookout_shared.broker import Broker
-from lookout_shared.db import create_pool
 from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
-from lookout_shared.redis import create_redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
-from lookout_notifier.adapters import mqtt_bridge
-from lookout_notifier.adapters.redis_history import RedisRoomHistory
-from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
-from lookout_notifier.bootstrap import Notifier, bootstrap, running, running_webhooks
+from lookout_notifier.bootstrap import Runtime, background
 from lookout_notifier.entrypoints import consumer, sse
 from lookout_notifier.entrypoints.ws import GATEWAY, Gateway, NotifierWebSocket
 from lookout_notifier.settings import NotifierSettings
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
+    runtime = Runtime(settings, consumer.start_consumer)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            redis = create_redis(settings.redis_url.get_secret_value())
-            # A restarted Redis leaves every pooled connection stale: a command retries on a
-            # fresh one rather than failing a subscribe or an event. Safe, as each of the
-            # notifier's commands is idempotent (events by their seen keys, slots by id).
-            redis.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
-            stack.push_async_callback(redis.aclose)
-            broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
-            stack.push_async_callback(broker.close)
-            await broker.connect()
-            history = RedisRoomHistory(
-                redis, settings.redis_prefix, settings.history_size, settings.history_ttl_seconds
-            )
-            slots = RedisConnectionSlots(
-                redis, settings.redis_prefix, settings.connection_lease_seconds
-            )
-            notifier = bootstrap(settings, history, slots)
-            app.state.notifier, app.state.broker = notifier, broker
-            await consumer.start_consumer(broker, notifier, settings.event_prefetch)
-            if settings.webhooks_enabled or settings.mqtt_url is not None:
-                # Webhooks and snapshots live in the api's Postgres.
-                dsn = settings.database_url.get_secret_value()
-                pool = await create_pool(dsn, 1, settings.db_pool_max)
-                stack.push_async_callback(pool.close)
-                if settings.webhooks_enabled:
-                    await stack.enter_async_context(running_webhooks(settings, broker, pool))
-                if settings.mqtt_url is not None:
-                    await stack.enter_async_context(mqtt_bridge.running(settings, broker, pool))
-            await stack.enter_async_context(running(notifier))
+            notifier = await runtime.start()
+            stack.push_async_callback(runtime.stop)
+            app.state.notifier = notifier
             gateway = Gateway(notifier)
-            await stack.enter_async_context(_background(gateway.heartbeat_forever()))
+            await stack.enter_async_context(background(gateway.heartbeat_forever()))
             stack.callback(notifier.close_all)  # runs first on shutdown
             # What start-up built (modules, the app, clients: ~10^5 objects) lives as long as
             # the process: out of the collector's sight, a full collection walks only what
@@ -72,21 +40,24 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             yield {GATEWAY: gateway}
 
     app = FastAPI(title="lookout-notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(sse.router)
-    add_ops_routes(app, lambda: _checks(app))
+    add_ops_routes(app, lambda: _checks(runtime))
     return app
 
 
-def _checks(app: FastAPI) -> Mapping[str, Check]:
-    notifier: Notifier = app.state.notifier
-    broker: Broker = app.state.broker
-
+def _checks(runtime: Runtime) -> Mapping[str, Check]:
     async def broker_check() -> None:
-        if not broker.is_connected:
+        if runtime.broker is None or not runtime.broker.is_connected:
             raise ConnectionError("broker connection is closed")
 
-    return {"broker": broker_check, "redis": notifier.history.ping}
+    async def redis_check() -> object:
+        if runtime.notifier is None:
+            raise ConnectionError("not connected to Redis yet")
+        return await runtime.notifier.history.ping()
+
+    return {"broker": broker_check, "redis": redis_check}
 
 
 def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object) -> uvicorn.Config:
@@ -105,14 +76,3 @@ def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object)
         **overrides,
     }
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def _background(work: Any) -> AsyncIterator[None]:
-    task = asyncio.create_task(work)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
