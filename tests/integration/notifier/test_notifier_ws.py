@@ -16,7 +16,7 @@ from unittest.mock import ANY
 import httpx
 import pytest
 import uvicorn
-from lookout_notifier.app import create_app, server_config
+from lookout_notifier.entrypoints.http import create_app, server_config
 from lookout_notifier.entrypoints.ws import NotifierWebSocket
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from lookout_notifier import handlers
 from lookout_notifier.adapters.memory import MemoryRoomHistory
-from lookout_notifier.connection import Connection
+from lookout_notifier.domain.connection import Connection
 from lookout_notifier.domain.frames import Subscribe
 from lookout_notifier.domain.history import Position, StoredFrame, replay_from
+from lookout_notifier.domain.hub import Hub
+from lookout_notifier.domain.outgoing import Outgoing
 from lookout_notifier.domain.rooms import parse_room
-from lookout_notifier.handlers import Rooms
-from lookout_notifier.hub import Hub
-from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.ports import Deps
 from lookout_shared.contracts import SnapshotJobState
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Principal, Role
@@ -70,7 +70,7 @@ async def settle() -> None:
 
 async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Rooms(Hub(), history)
+    rooms = Deps(Hub(), history)
     history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
     slow, fast = (Connection(principal(), t, 2, 1 << 20) for t in (slow_t, fast_t))
@@ -108,7 +108,7 @@ async def test_bytes_held_by_the_transport_count_toward_the_unsent_bound() -> No
 
 async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Rooms(Hub(), history)
+    rooms = Deps(Hub(), history)
     for _ in range(3):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
@@ -132,7 +132,7 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
 
 async def test_trimmed_history_answers_recovered_false() -> None:
     history, stream = MemoryRoomHistory(history_size=2), uuid.uuid4()
-    rooms = Rooms(Hub(), history)
+    rooms = Deps(Hub(), history)
     for _ in range(5):
         await handlers.handle_event(job_event(stream), rooms)
     transport = FakeTransport()
@@ -150,7 +150,7 @@ async def test_trimmed_history_answers_recovered_false() -> None:
 
 async def test_other_tenants_frames_never_reach_a_connection() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Rooms(Hub(), history)
+    rooms = Deps(Hub(), history)
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16, 1 << 20)
@@ -176,7 +176,7 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
 
 async def test_replay_is_filtered_by_tenant_too() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Rooms(Hub(), history)
+    rooms = Deps(Hub(), history)
     await handlers.handle_event(job_event(stream, tenant=OTHER), rooms)
     await handlers.handle_event(job_event(stream, tenant=TENANT), rooms)
     history.owners[stream] = TENANT
@@ -193,7 +193,7 @@ async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() ->
     """The history forgets the room (a flushed Redis) and numbers it from 1 again: the
     subscriber is told, and gets every frame of the new numbering."""
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms, room = Rooms(Hub(), history), parse_room(f"stream:{stream}")
+    rooms, room = Deps(Hub(), history), parse_room(f"stream:{stream}")
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)

@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lookout_notifier import handlers
 from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHistory
-from lookout_notifier.connection import Connection
+from lookout_notifier.domain.connection import Connection
 from lookout_notifier.domain.event_ids import BadEventId, encode_event_id, parse_event_id
 from lookout_notifier.domain.frames import event_body, event_frame, frame_position
 from lookout_notifier.domain.history import Position
+from lookout_notifier.domain.hub import Hub
+from lookout_notifier.domain.outgoing import Outgoing
 from lookout_notifier.domain.ratelimit import TokenBucket
 from lookout_notifier.domain.rooms import GONE, Room
 from lookout_notifier.domain.routing import OwnerFact
-from lookout_notifier.handlers import Rooms
-from lookout_notifier.hub import Hub
-from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.ports import Deps
 from lookout_shared.contracts import StreamDeleted, StreamState
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Principal, TokenCodec
@@ -63,7 +63,7 @@ def viewer(tenant: uuid.UUID = TENANT, user: uuid.UUID | None = None) -> Princip
 
 
 async def test_subscription_waits_for_the_creation_event_in_flight() -> None:
-    rooms = Rooms(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
+    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
     stream = uuid.uuid4()
     asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), rooms))
     await asyncio.sleep(0.01)
@@ -73,7 +73,7 @@ async def test_subscription_waits_for_the_creation_event_in_flight() -> None:
 
 
 async def test_unknown_and_foreign_streams_are_refused() -> None:
-    rooms = Rooms(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
+    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
     theirs = uuid.uuid4()
     await handlers.handle_event(stream_event("stream.created", theirs, OTHER), rooms)
     assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), rooms)
@@ -108,7 +108,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
     transport = Recorder()
     conn = Connection(old, transport, 8, 1 << 20)
     conn.expire_at(old.expires_at)
-    rooms = Rooms(Hub(), MemoryRoomHistory())
+    rooms = Deps(Hub(), MemoryRoomHistory())
     for token in (
         "garbage",
         CODEC.issue(uuid.uuid4(), TENANT, "viewer", timedelta(minutes=5)),  # someone else

@@ -9,8 +9,8 @@ from typing import Any
 from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHistory
 from lookout_notifier.adapters.ws_wire import WireProtocol
 from lookout_notifier.bootstrap import bootstrap
+from lookout_notifier.domain.outgoing import Outgoing
 from lookout_notifier.entrypoints.ws import SWEEP_SLICE, Gateway
-from lookout_notifier.outgoing import Outgoing
 from lookout_notifier.settings import NotifierSettings
 
 HANDSHAKE = (

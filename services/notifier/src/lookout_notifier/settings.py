@@ -51,7 +51,7 @@ class NotifierSettings(ServiceSettings):
     webhook_circuit_threshold: int = Field(default=5, ge=1)
     webhook_circuit_open_seconds: float = Field(default=60.0, gt=0)
     webhook_replay_poll_seconds: float = Field(default=5.0, gt=0)
-    # The Home Assistant MQTT bridge (lookout_notifier.mqtt_bridge), off unless set, e.g.
+    # The Home Assistant MQTT bridge (lookout_notifier.adapters.mqtt_bridge), off unless set, e.g.
     # mqtt://user:pass@broker:1883; topics go under <mqtt_prefix>/<tenant id>/.
     mqtt_url: SecretStr | None = None
     mqtt_prefix: str = "lookout"

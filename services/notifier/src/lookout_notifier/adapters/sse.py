@@ -15,11 +15,11 @@ from collections.abc import Mapping
 
 from starlette.types import Receive, Send
 
-from lookout_notifier.connection import CLOSE_TIMEOUT_SECONDS
+from lookout_notifier.domain.connection import CLOSE_TIMEOUT_SECONDS
 from lookout_notifier.domain.event_ids import encode_event_id
 from lookout_notifier.domain.frames import frame_position
 from lookout_notifier.domain.history import Position
-from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.domain.outgoing import Outgoing
 
 # Written when the stream was idle for a heartbeat: it keeps proxies and peers from timing
 # out and makes a write fail on a dead peer.

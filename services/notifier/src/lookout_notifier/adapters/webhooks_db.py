@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import asyncpg
 
-
-@dataclass(frozen=True)
-class Hook:
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    url: str
-    secret_sealed: bytes
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A delivery row claimed for sending (a replay or a test-fire)."""
-
-    id: uuid.UUID
-    hook: Hook
-    event_id: uuid.UUID
-    body: str
+from lookout_notifier.domain.webhooks import Hook, Pending
 
 
 class WebhooksDb:

@@ -1,7 +1,7 @@
 """A WebSocket served by an asyncio protocol object alone: no task, queue or ASGI scope per
 connection, so an idle connection costs its socket, this object and the sans-I/O parser.
 
-uvicorn takes a protocol class as its ``ws`` setting (see ``app.server_config``): it parses
+uvicorn takes a protocol class as its ``ws`` setting (see ``entrypoints.http.server_config``): it parses
 the HTTP request and hands the upgrade to this class on the same port, so ``/ws`` keeps its
 URL while HTTP routes (SSE, health, metrics) stay with the ASGI app.
 
@@ -29,8 +29,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from lookout_notifier.connection import CLOSE_TIMEOUT_SECONDS
-from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.domain.connection import CLOSE_TIMEOUT_SECONDS
+from lookout_notifier.domain.outgoing import Outgoing
 
 # An unsolicited ping with no payload, the same bytes for every connection.
 PING = Frame(Opcode.PING, b"").serialize(mask=False, extensions=[])

@@ -78,3 +78,27 @@ class Circuit:
 
     def succeeded(self) -> None:
         self.failures, self.open_until = 0, 0.0
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    url: str
+    secret_sealed: bytes
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A delivery row claimed for sending (a replay or a test-fire)."""
+
+    id: uuid.UUID
+    hook: Hook
+    event_id: uuid.UUID
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    attempts: int
+    error: str | None  # None: delivered

@@ -11,7 +11,8 @@ from lookout_shared.tokens import Principal
 
 from lookout_notifier import metrics
 from lookout_notifier.bootstrap import Notifier
-from lookout_notifier.connection import Connection, Transport
+from lookout_notifier.domain.connection import Connection
+from lookout_notifier.ports import Transport
 
 log = logging.getLogger(__name__)
 

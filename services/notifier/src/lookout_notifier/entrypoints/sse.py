@@ -43,7 +43,7 @@ async def sse_endpoint(request: Request, rooms: str = "") -> Response:
     wanted = _rooms(rooms, settings.sse_max_rooms)
     since = _last_event_ids(request, settings.sse_max_rooms)
     for room in wanted:
-        if not await handlers.may_subscribe(principal, room, notifier.rooms):
+        if not await handlers.may_subscribe(principal, room, notifier.deps):
             # The same answer for a room that does not exist and one of another tenant.
             raise Problem(404, "Not Found", frames.FORBIDDEN_DETAIL, room=str(room))
     return EventStream(notifier, principal, [(room, since.get(room)) for room in wanted])
@@ -124,5 +124,5 @@ class EventStream(Response):
                     if at is None
                     else frames.Subscribe(room, at.seq, at.epoch)
                 )
-                await handlers.join(conn, subscribe, self._notifier.rooms)
+                await handlers.join(conn, subscribe, self._notifier.deps)
             await transport.run(receive, self._notifier.settings.heartbeat_seconds)

@@ -1,8 +1,8 @@
 """``/ws``: the handshake (path, Origin, token), then client frames into handler calls.
 
 Served by :class:`NotifierWebSocket`, the protocol class uvicorn hands WebSocket upgrades
-to on the notifier's port (``app.server_config``): an open connection is this one object,
-with no task of its own. Work that waits (the slot under the per-user cap, a subscription's
+to on the notifier's port (``entrypoints.http.server_config``): an open connection is this
+one object, with no task of its own. Work that waits (the slot under the per-user cap, a subscription's
 reads) runs in a short task that ends with it; reading from the client pauses meanwhile, so
 its frames are handled one at a time, in order. Heartbeats are one sweep over every
 connection (:meth:`Gateway.heartbeat_forever`), not a timer each.
@@ -25,8 +25,8 @@ from websockets.http11 import Request, Response
 from lookout_notifier import handlers, metrics
 from lookout_notifier.adapters.ws_wire import WireProtocol
 from lookout_notifier.bootstrap import Notifier
-from lookout_notifier.connection import POLICY_VIOLATION, Connection
 from lookout_notifier.domain import frames
+from lookout_notifier.domain.connection import POLICY_VIOLATION, Connection
 from lookout_notifier.domain.policy import origin_allowed
 from lookout_notifier.domain.ratelimit import TokenBucket
 from lookout_notifier.entrypoints.auth import credentials
@@ -185,7 +185,7 @@ class NotifierWebSocket(WireProtocol):
                 if text is None:
                     conn.offer(frames.error(frames.BAD_FRAME, "frames are JSON text"))
                     continue
-                await handlers.handle_client_text(conn, text, notifier.rooms, notifier.codec)
+                await handlers.handle_client_text(conn, text, notifier.deps, notifier.codec)
         except Exception:
             log.exception("client frame failed")
             self.end_with(INTERNAL_ERROR, "internal error")

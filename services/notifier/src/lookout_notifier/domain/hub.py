@@ -9,9 +9,9 @@ from lookout_shared import telemetry
 from opentelemetry.trace import SpanKind
 
 from lookout_notifier import metrics
-from lookout_notifier.connection import Connection
+from lookout_notifier.domain.connection import Connection
 from lookout_notifier.domain.history import Position
-from lookout_notifier.outgoing import Outgoing
+from lookout_notifier.domain.outgoing import Outgoing
 
 _tracer = telemetry.tracer(__name__)
 

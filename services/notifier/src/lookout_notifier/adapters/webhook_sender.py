@@ -23,7 +23,7 @@ from lookout_shared.addresses import EgressPolicy
 from lookout_shared.webhook_urls import RefusedUrl, parse_target, resolve_allowed
 
 from lookout_notifier.domain import webhooks
-from lookout_notifier.domain.webhooks import Circuit
+from lookout_notifier.domain.webhooks import Circuit, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,6 @@ class Retryable(Exception):
 
 class Final(Exception):
     """An attempt that no retry will change (4xx, redirect, refused address)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    attempts: int
-    error: str | None  # None: delivered
 
 
 @dataclass

@@ -17,38 +17,24 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from lookout_shared.tokens import Principal
 
 from lookout_notifier import metrics
 from lookout_notifier.domain import frames
 from lookout_notifier.domain.history import Position
+from lookout_notifier.domain.outgoing import Outgoing
 from lookout_notifier.domain.rooms import may_receive
-from lookout_notifier.outgoing import Outgoing
+
+if TYPE_CHECKING:  # ports.py names the domain's types; the protocol is only an annotation here
+    from lookout_notifier.ports import Transport
 
 log = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT_SECONDS = 5.0
-
-
-class Transport(Protocol):
-    """Where a connection's frames go; no method waits."""
-
-    def unsent(self) -> tuple[int, int]:
-        """Live frames handed over but not yet taken by the peer's socket (a replay's are
-        not counted: it is bounded by the history size), and the bytes not yet taken
-        (WebSocket: all the transport holds; SSE: the queued live frames)."""
-        ...
-
-    def write(self, frame: Outgoing, live: bool) -> None: ...
-
-    def close(self, code: int, reason: str) -> None:
-        """Send what was written, then close with ``code`` (the peer gets a bounded time to
-        take it)."""
-        ...
 
 
 # How many frames past a gap a subscription remembers before it gives the gap up.

@@ -9,23 +9,16 @@ recorded (listed by the api, replayable). Only the event's own tenant's hooks ma
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
-from lookout_shared import topology
-from lookout_shared.addresses import EgressPolicy
-from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
-from lookout_shared.sealed import InvalidToken, Sealer, sealer_for
+from lookout_shared.sealed import InvalidToken, Sealer
 
-from lookout_notifier.adapters.webhooks_db import Hook, WebhooksDb
 from lookout_notifier.domain import webhooks
-from lookout_notifier.settings import NotifierSettings
-from lookout_notifier.webhook_sender import Outcome, Sender, client
+from lookout_notifier.domain.webhooks import Hook, Outcome
+from lookout_notifier.ports import WebhookSender, WebhookStore
 
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 20
@@ -35,8 +28,8 @@ STALE_SENDING_SECONDS = 600.0
 
 @dataclass
 class Dispatcher:
-    db: WebhooksDb
-    sender: Sender
+    db: WebhookStore
+    sender: WebhookSender
     sealer: Sealer
 
     async def on_event(self, envelope: Envelope) -> None:
@@ -82,33 +75,3 @@ class Dispatcher:
             except Exception:  # Postgres away: try again next round
                 log.warning("could not replay webhook deliveries", exc_info=True)
             await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def running(
-    settings: NotifierSettings, broker: Broker, pool: asyncpg.Pool
-) -> AsyncIterator[Dispatcher]:
-    """Consume the shared webhook queue and replay what the api queued, while it runs."""
-    http = client(settings.webhook_timeout_seconds)
-    sender = Sender(
-        EgressPolicy.build(settings.allowed_networks),
-        http,
-        settings.webhook_attempts,
-        settings.webhook_retry_initial_seconds,
-        settings.webhook_retry_max_seconds,
-        settings.webhook_circuit_threshold,
-        settings.webhook_circuit_open_seconds,
-    )
-    dispatcher = Dispatcher(WebhooksDb(pool), sender, sealer_for(settings))
-    consumer = await broker.consume(
-        topology.NOTIFIER_WEBHOOKS, dispatcher.on_event, settings.webhook_prefetch
-    )
-    replays = asyncio.create_task(dispatcher.replay_forever(settings.webhook_replay_poll_seconds))
-    try:
-        yield dispatcher
-    finally:
-        replays.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await replays
-        await consumer.stop(grace=5.0)
-        await http.aclose()

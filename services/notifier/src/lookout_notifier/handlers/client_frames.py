@@ -1,56 +1,23 @@
-"""One function per thing that happens: an event from the broker, a frame from a client."""
+"""A frame from a client: subscribe (with replay), unsubscribe, ping, re-authenticate."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
 
-from lookout_shared.envelope import Envelope
 from lookout_shared.tokens import InvalidToken, Principal, TokenCodec
 
-from lookout_notifier import metrics
-from lookout_notifier.connection import Connection
 from lookout_notifier.domain import frames
+from lookout_notifier.domain.connection import Connection
 from lookout_notifier.domain.frames import Auth, Ping, Subscribe, Unsubscribe
 from lookout_notifier.domain.history import Position
+from lookout_notifier.domain.hub import Hub
 from lookout_notifier.domain.rooms import OWNED_KINDS, Owner, Room, may_join, may_receive
-from lookout_notifier.domain.routing import owner_facts, rooms_for
-from lookout_notifier.hub import Hub
-from lookout_notifier.owner_watch import OwnerWatch
-from lookout_notifier.ports import Record, RoomHistory
-
-
-@dataclass
-class Rooms:
-    """What the handlers work with: this instance's rooms and the shared history."""
-
-    hub: Hub
-    history: RoomHistory
-    owners: OwnerWatch = field(default_factory=OwnerWatch)
-    # How long a subscription to a stream or job nobody has named yet waits for the event
-    # that names it before it is refused.
-    owner_wait_seconds: float = 0.0
-
-
-async def handle_event(envelope: Envelope, rooms: Rooms) -> None:
-    """Number the event's frame in each of its rooms, keep it for replay, fan it out."""
-    body = frames.event_body(envelope)  # the data is serialised once per event
-    records = [
-        Record(d.room, d.tenant_id, frames.event_frame(d.room, body)) for d in rooms_for(envelope)
-    ]
-    facts = owner_facts(envelope)
-    positions = await rooms.history.record(envelope.id, records, facts)
-    rooms.owners.learned(fact.entity_id for fact in facts)
-    for record, at in zip(records, positions, strict=True):
-        if at.seq and at.epoch:  # seq 0: numbered in an epoch the room has left
-            text = record.frame.text(at.seq, at.epoch)
-            rooms.hub.fan_out(str(record.room), at, record.tenant_id, text)
-    metrics.EVENTS.inc()
+from lookout_notifier.ports import Deps
 
 
 async def handle_client_text(
-    conn: Connection, text: str, rooms: Rooms, codec: TokenCodec | None = None
+    conn: Connection, text: str, deps: Deps, codec: TokenCodec | None = None
 ) -> None:
     try:
         frame = frames.parse_client_frame(text)
@@ -58,43 +25,43 @@ async def handle_client_text(
         conn.offer(frames.error(exc.code, exc.detail))
         return
     if isinstance(frame, Subscribe):
-        await subscribe(conn, frame, rooms)
+        await subscribe(conn, frame, deps)
     elif isinstance(frame, Unsubscribe):
-        unsubscribe(conn, frame, rooms.hub)
+        unsubscribe(conn, frame, deps.hub)
     elif isinstance(frame, Ping):
         conn.offer(frames.control("pong"))
     elif isinstance(frame, Auth) and codec is not None:
         reauthenticate(conn, frame, codec)
 
 
-async def may_subscribe(principal: Principal, room: Room, rooms: Rooms) -> bool:
+async def may_subscribe(principal: Principal, room: Room, deps: Deps) -> bool:
     """Deny by default; a stream or job nobody has named yet gets a short wait for the
     event that may be in flight (the id is fresh from a REST answer)."""
     if room.kind not in OWNED_KINDS or principal.is_superuser:
         return may_join(principal, room, None)
-    with rooms.owners.watching(room.id) as learned:
-        owner: Owner = await rooms.history.owner_of(room.id)
-        if owner is None and rooms.owner_wait_seconds > 0:
+    with deps.owners.watching(room.id) as learned:
+        owner: Owner = await deps.history.owner_of(room.id)
+        if owner is None and deps.owner_wait_seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(learned, rooms.owner_wait_seconds)
-            owner = await rooms.history.owner_of(room.id)
+                await asyncio.wait_for(learned, deps.owner_wait_seconds)
+            owner = await deps.history.owner_of(room.id)
     return may_join(principal, room, owner)
 
 
-async def subscribe(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
-    if not await may_subscribe(conn.principal, frame.room, rooms):
+async def subscribe(conn: Connection, frame: Subscribe, deps: Deps) -> None:
+    if not await may_subscribe(conn.principal, frame.room, deps):
         room = str(frame.room)
         conn.offer(frames.error(frames.FORBIDDEN_ROOM, frames.FORBIDDEN_DETAIL, room))
         return
-    await join(conn, frame, rooms)
+    await join(conn, frame, deps)
 
 
-async def join(conn: Connection, frame: Subscribe, rooms: Rooms) -> None:
+async def join(conn: Connection, frame: Subscribe, deps: Deps) -> None:
     """Join an authorised room, replaying from ``since`` (of ``epoch``) when asked."""
-    room, history = str(frame.room), rooms.history
+    room, history = str(frame.room), deps.history
     # Join first: live frames are held from here on, so whatever the reads below miss
     # arrives live, and whatever they include is not delivered twice.
-    rooms.hub.join(room, conn)
+    deps.hub.join(room, conn)
     if frame.since is not None:
         replay = await history.replay(frame.room, frame.since, frame.epoch)
         current = replay.current
