@@ -62,20 +62,17 @@ async def test_consumer_resumes_after_a_broker_restart(broker: Broker) -> None:
     assert await asyncio.wait_for(received.get(), 30) == second
 
 
+def rabbitmqctl(*args: str) -> str:
+    ctl = ["bash", str(ROOT / "scripts/stack.sh"), "ctl", "1", "rabbitmqctl", *args]
+    return subprocess.run(ctl, env=os.environ, check=True, capture_output=True, text=True).stdout
+
+
 def close_connections_named(name: str) -> int:
     """Close, from the broker's side, every connection whose client named it ``name``."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/stack.sh"), "ctl", "1", "rabbitmqctl", "list_connections",
-         "-q", "--no-table-headers", "pid", "client_properties"],
-        env=os.environ, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+    out = rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
     pids = [line.split()[0] for line in out.splitlines() if f'"{name}"' in line]
     for pid in pids:
-        subprocess.run(
-            ["bash", str(ROOT / "scripts/stack.sh"), "ctl", "1", "rabbitmqctl",
-             "close_connection", pid, "test: connection lost"],
-            env=os.environ, check=True, capture_output=True,
-        )  # fmt: skip
+        rabbitmqctl("close_connection", pid, "test: connection lost")
     return len(pids)
 
 
