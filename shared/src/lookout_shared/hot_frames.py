@@ -31,8 +31,11 @@ class HotFrame:
     holder: str
 
 
+FRAME_KEYS = "hot:frame:"  # what every frame key starts with, after the prefix
+
+
 def frame_key(keys: Keys, stream_id: uuid.UUID) -> str:
-    return keys("hot", "frame", stream_id)
+    return f"{keys.prefix}{FRAME_KEYS}{stream_id}"
 
 
 def to_fields(frame: HotFrame) -> dict[str, bytes | str]:

@@ -26,13 +26,26 @@ def jpeg(width: int, height: int, colour: tuple[int, int, int] = (200, 40, 40)) 
 async def publish(
     api: Api, stream_id: str, data: bytes, size: tuple[int, int], age: float = 0
 ) -> HotFrame:
-    """Write a hot frame the way the worker holding the stream does."""
+    """Write a hot frame the way the worker holding the stream does, then wait until Redis
+    has told the api (its kept frame identity for the stream no longer names an older
+    frame), as any reader in another process sees it."""
     deps = api.app.state.deps
     frame = HotFrame(data, time.time() - age, size[0], size[1], "worker-test")
     key = frame_key(deps.keys, uuid.UUID(stream_id))
     await deps.redis.hset(key, mapping=to_fields(frame))
     await deps.redis.pexpire(key, 60_000)
+    await identity_dropped(api, stream_id, frame.captured_at)
     return frame
+
+
+async def identity_dropped(api: Api, stream_id: str, newest: float | None = None) -> None:
+    """Wait (1 s at most) until the api keeps no identity of the stream's frame but
+    ``newest``."""
+    identities = api.app.state.deps.frame_identities
+    deadline = time.monotonic() + 1.0
+    while identities.get(uuid.UUID(stream_id)) not in (None, newest):
+        assert time.monotonic() < deadline, "the frame key's invalidation never arrived"
+        await asyncio.sleep(0.001)
 
 
 def size_of(body: bytes) -> tuple[int, int]:

@@ -1,13 +1,19 @@
 """latest.jpg of a hot frame answered in front of the app (entrypoints/latest_jpgs.py): the
-same answer, validators and refusals as the route, the image the encoder keeps, and of the
-frame in Redis only its identity, so a newer frame shows the moment it is published."""
+same answer, validators and refusals as the route, the image the encoder keeps, and the
+frame's identity kept in process until Redis says its key changed: a hit costs no round
+trip, and a newer frame shows as soon as its invalidation arrives."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+
 from lookout_api.adapters.read_cache import REQUESTS
+from lookout_shared.hot_frames import HotFrame, frame_key, to_fields
 
 from .conftest import Api
-from .test_api_frames import jpeg, publish, size_of
+from .test_api_frames import identity_dropped, jpeg, publish, size_of
 from .test_api_signed_urls import local, urls_for
 
 
@@ -33,7 +39,7 @@ async def test_a_repeated_hot_jpg_is_answered_in_front_with_the_routes_headers(a
     assert not_modified.status_code == 304 and not_modified.content == b""
     assert not_modified.headers["etag"] == first.headers["etag"]
     assert hits() == before + 2
-    # A newer frame: its identity changed, so the front never answers the old image.
+    # A newer frame: once Redis has said its key changed, the front never answers the old image.
     await publish(api, stream["id"], jpeg(1280, 720, (0, 0, 255)), (1280, 720))
     newer = await api.client.get(url, headers={**op, "If-None-Match": first.headers["etag"]})
     assert newer.status_code == 200 and newer.headers["etag"] != first.headers["etag"]
@@ -75,3 +81,47 @@ async def test_a_signed_url_is_answered_in_front_and_a_changed_one_refused(api: 
     r = await api.client.get(forged)
     assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
     assert hits() == before + 1
+
+
+async def hget_calls(api: Api) -> int:
+    stats = await api.app.state.deps.redis.info("commandstats")
+    return int(stats.get("cmdstat_hget", {}).get("calls", 0))
+
+
+async def test_a_hot_jpg_hit_costs_no_redis_round_trip(api: Api) -> None:
+    _, op = await api.tenant_user("operator")
+    stream = await api.stream(op)
+    await publish(api, stream["id"], jpeg(640, 360), (640, 360))
+    url = f"/api/v1/streams/{stream['id']}/latest.jpg?width=320"
+    assert (await api.client.get(url, headers=op)).status_code == 200  # the route encodes it
+    assert (await api.client.get(url, headers=op)).status_code == 200  # the front reads Redis
+    before, calls = hits(), await hget_calls(api)
+    for _ in range(20):
+        assert (await api.client.get(url, headers=op)).status_code == 200
+    assert hits() == before + 20
+    assert await hget_calls(api) == calls
+
+
+async def test_a_frame_written_behind_the_apis_back_is_served_within_the_bound(api: Api) -> None:
+    """A worker (another process) publishes: the kept identity goes when Redis says so, and
+    the newer frame is answered well within the channel's bound (heartbeat + timeout)."""
+    _, op = await api.tenant_user("operator")
+    stream = await api.stream(op)
+    stream_id = uuid.UUID(stream["id"])
+    await publish(api, stream["id"], jpeg(640, 360), (640, 360))
+    url = f"/api/v1/streams/{stream['id']}/latest.jpg?width=320"
+    first = await api.client.get(url, headers=op)
+    assert (await api.client.get(url, headers=op)).headers["etag"] == first.headers["etag"]
+    deps = api.app.state.deps
+    newer = HotFrame(jpeg(640, 360, (0, 0, 255)), time.time(), 640, 360, "worker-test")
+    written = time.monotonic()
+    await deps.redis.hset(frame_key(deps.keys, stream_id), mapping=to_fields(newer))
+    while (r := await api.client.get(url, headers=op)).headers["etag"] == first.headers["etag"]:
+        assert time.monotonic() - written < 1.0, "the old frame was served past the bound"
+        await asyncio.sleep(0.001)
+    assert r.status_code == 200 and r.headers["x-frame-source"] == "hot"
+    # The frame gone (the worker stopped, the key expired): the front no longer answers it.
+    await deps.redis.delete(frame_key(deps.keys, stream_id))
+    await identity_dropped(api, stream["id"])
+    gone = await api.client.get(url, headers=op)
+    assert gone.headers.get("x-frame-source") != "hot", gone.headers

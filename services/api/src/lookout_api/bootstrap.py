@@ -18,6 +18,7 @@ from redis.asyncio.connection import SSLConnection
 
 from lookout_api.adapters.cache_tracking import CacheTracking
 from lookout_api.adapters.frame_encoder import FrameEncoder
+from lookout_api.adapters.frame_identities import FrameIdentities
 from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
@@ -41,6 +42,7 @@ class Deps:
     # never changes, so a stale entry can only name the right tenant of a deleted stream).
     frames: FrameEncoder = field(default_factory=lambda: FrameEncoder(0, 1, 1920))
     stream_tenants: TtlCache[str] = field(default_factory=lambda: TtlCache(30.0))
+    frame_identities: FrameIdentities = field(default_factory=FrameIdentities)
     cache_tracking: CacheTracking | None = None
     # The dashboard's last RabbitMQ queue depths (monotonic time, depths), and its probe lock.
     broker_state: tuple[float, dict[str, int]] | None = None
@@ -78,7 +80,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
             settings.frame_max_width,
         ),
     )
-    deps.cache_tracking = cache_tracking(settings, redis, deps.cache)
+    deps.cache_tracking = cache_tracking(settings, redis, deps.cache, deps.frame_identities)
     if with_broker:
         deps.principal_changes = PrincipalChanges(
             settings.database_url.get_secret_value(), deps.key_cache
@@ -88,13 +90,16 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     return deps
 
 
-def cache_tracking(settings: ApiSettings, redis: Redis, cache: ReadCache) -> CacheTracking:
+def cache_tracking(
+    settings: ApiSettings, redis: Redis, cache: ReadCache, frames: FrameIdentities
+) -> CacheTracking:
     pool = redis.connection_pool
     return CacheTracking(
         dict(pool.connection_kwargs),
         issubclass(pool.connection_class, SSLConnection),
         settings.redis_prefix,
         cache.local,
+        frames,
         heartbeat=settings.cache_local_heartbeat_seconds,
         timeout=settings.cache_local_timeout_seconds,
     )

@@ -11,7 +11,9 @@ soon as anyone changes it, whoever the writer:
 - ``counts:tenant:<tenant>`` / ``counts:platform`` (the aggregator's counts, which move
   without a generation bump): that scope's list pages (their totals watch them), counts
   answers and dashboard summaries go;
-- ``counts:epoch`` (counts lost or rebuilt): every one of those goes.
+- ``counts:epoch`` (counts lost or rebuilt): every one of those goes;
+- ``hot:frame:<stream>`` (a worker published the stream's frame, or it expired): that
+  stream's frame identity goes (frame_identities.py).
 
 So another process serves a stale copy for as long as one invalidation takes to arrive
 (measured in tests/integration/api/test_api_cache_replicas.py). The copies are served only
@@ -35,7 +37,9 @@ import uuid
 from typing import Any
 
 import hiredis
+from lookout_shared.hot_frames import FRAME_KEYS
 
+from lookout_api.adapters.frame_identities import FrameIdentities
 from lookout_api.adapters.local_copies import LocalCopies
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class CacheTracking:
         tls: bool,
         prefix: str,
         copies: LocalCopies,
+        frames: FrameIdentities | None = None,
         *,
         heartbeat: float = 0.5,
         timeout: float = 0.5,
@@ -63,18 +68,21 @@ class CacheTracking:
         self.tls = tls
         self.prefix = prefix
         self.copies = copies
+        self.frames = frames
         self.heartbeat = heartbeat
         self.timeout = timeout
         self.connected = asyncio.Event()
 
     def prefixes(self) -> list[str]:
         p = self.prefix
-        names = ("cache:gen:", "cache:epoch", "counts:tenant:", "counts:platform", "counts:epoch")
+        names = ["cache:gen:", "cache:epoch", "counts:tenant:", "counts:platform", "counts:epoch"]
+        if self.frames is not None:
+            names.append(FRAME_KEYS)
         return [p + name for name in names]
 
     async def run(self) -> None:
         """Keep the channel up for the life of the process."""
-        if not self.copies.enabled:
+        if not self.copies.enabled and self.frames is None:
             return
         delay = RETRY_FIRST_SECONDS
         while True:
@@ -85,6 +93,8 @@ class CacheTracking:
                     log.warning("read cache: invalidation channel down, local copies off: %r", exc)
             finally:
                 self.copies.pause()
+                if self.frames is not None:
+                    self.frames.pause()
                 if self.connected.is_set():
                     delay = RETRY_FIRST_SECONDS  # it was up: try again soon
                 self.connected.clear()
@@ -121,6 +131,8 @@ class CacheTracking:
             await call(*args)
             await call("SUBSCRIBE", CHANNEL.decode())
             self.copies.resume()
+            if self.frames is not None:
+                self.frames.resume()
             self.connected.set()
             log.info("read cache: invalidation channel up, local copies on")
             await self._listen(reader, writer, parser, pending)
@@ -168,12 +180,17 @@ class CacheTracking:
     def _invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:  # FLUSHALL / FLUSHDB
             self.copies.drop_all()
+            if self.frames is not None:
+                self.frames.drop_all()
             return
         p = self.prefix
         for raw in keys:
             key = raw.decode("utf-8", "replace")
             try:
-                if key.startswith(f"{p}cache:gen:"):
+                if key.startswith(p + FRAME_KEYS):
+                    if self.frames is not None:
+                        self.frames.drop(uuid.UUID(key[len(p + FRAME_KEYS) :]))
+                elif key.startswith(f"{p}cache:gen:"):
                     self.copies.drop_scopes([_scope(key[len(f"{p}cache:gen:") :])])
                 elif key.startswith(f"{p}counts:tenant:"):
                     scope = _scope(key[len(f"{p}counts:tenant:") :])
@@ -186,6 +203,8 @@ class CacheTracking:
                     self.copies.drop_all()
             except ValueError:  # a key we cannot place: drop everything
                 self.copies.drop_all()
+                if self.frames is not None:
+                    self.frames.drop_all()
 
 
 class _Refused(Exception):

@@ -2,7 +2,9 @@
 the image the encoder already keeps for that frame, size and quality
 (adapters/frame_encoder.py): no routing, no dependency, and of the frame in Redis only its
 identity (``captured_at``, one small ``HGET``) instead of the whole JPEG, so a newer frame
-is served the moment the worker publishes it. It serves only what the route would serve
+is served the moment the worker publishes it. That identity is itself kept in process
+(adapters/frame_identities.py) until Redis says the stream's frame key changed, so a hit
+costs no round trip at all. It serves only what the route would serve
 the same caller, by the same checks, and passes anything else on to the route:
 
 - the caller: a known bearer token or API key (handlers.auth.KnownCallers, as cached reads),
@@ -109,14 +111,7 @@ class LatestJpgs:
                 )
             except DomainError:
                 return False
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-                with untraced():  # outside any trace yet: no lone Redis span
-                    captured_at = await hot_frames_redis.captured_at(
-                        deps.redis, deps.keys, stream_id
-                    )
-        except (RedisError, OSError, TimeoutError):
-            return False  # the route says what it can
+        captured_at = deps.frame_identities.get(stream_id) or await _captured_at(deps, stream_id)
         if captured_at is None:
             return False
         image = deps.frames.peek(encoded_key(stream_id, "hot", captured_at, asked))
@@ -153,6 +148,21 @@ class LatestJpgs:
             await send({"type": "http.response.start", "status": 200, "headers": raw})
             await send({"type": "http.response.body", "body": image.jpeg})
         return True
+
+
+async def _captured_at(deps: Deps, stream_id: uuid.UUID) -> float | None:
+    """The hot frame's identity from Redis, kept in process until its key changes (None:
+    no hot frame, or Redis failing: the route says what it can)."""
+    seq = deps.frame_identities.seq
+    try:
+        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+            with untraced():  # outside any trace yet: no lone Redis span
+                captured_at = await hot_frames_redis.captured_at(deps.redis, deps.keys, stream_id)
+    except (RedisError, OSError, TimeoutError):
+        return None
+    if captured_at is not None:
+        deps.frame_identities.put(stream_id, captured_at, seq)
+    return captured_at
 
 
 def _number(text: str | None) -> int | None:
