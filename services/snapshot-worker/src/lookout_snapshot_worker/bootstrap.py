@@ -171,7 +171,9 @@ class Runtime:
         # Before anything is consumed: a binary the shim cannot hold stops the worker here.
         await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()
-        pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max)
+        # Only transaction-scoped state (advisory xact locks); the relay LISTENs on its own
+        # connection: a release needs no reset query, one round trip less per job step.
+        pool = await create_pool(dsn, settings.db_pool_min, settings.db_pool_max, session_free=True)
         broker = Broker(settings.amqp_url.get_secret_value(), producer=settings.service_name)
         redis = create_redis(settings.redis_url.get_secret_value())
         self._connections = (pool, broker, redis)
