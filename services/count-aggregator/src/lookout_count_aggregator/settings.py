@@ -18,9 +18,10 @@ class AggregatorSettings(ServiceSettings):
     # A batch is taken when full, or this long after its first event came (a trickle of
     # events waits at most this much; under load batches fill while the last one applies).
     aggregator_batch_wait_ms: float = Field(default=2.0, ge=0)
-    # Deliveries in flight; raised to the batch size if lower. Twice the batch lets the
-    # next batch arrive while one is applied.
-    aggregator_prefetch: int = Field(default=512, ge=1)
+    # Deliveries in flight; raised to the batch size if lower. Several batches' worth keep
+    # deliveries streaming in while a batch's script runs in Redis: with only two, the
+    # window was full during the script and the consumer sat idle for its length.
+    aggregator_prefetch: int = Field(default=2048, ge=1)
     # How long an event id (and a deletion's tombstone) is remembered: a redelivery or a
     # stale event older than this could count again.
     dedupe_ttl_seconds: int = SEVEN_DAYS
