@@ -8,10 +8,10 @@ import uuid
 import asyncpg
 from lookout_count_aggregator.bootstrap import bootstrap
 from lookout_count_aggregator.drift import DriftMonitor
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.rebuild import Rebuilder
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared.broker import Broker
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.drift_report import decode
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis

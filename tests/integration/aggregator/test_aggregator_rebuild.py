@@ -13,9 +13,9 @@ import pytest
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore, decode_counts
 from lookout_count_aggregator.domain.contributions import contribution_of
 from lookout_count_aggregator.drift import check
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder, RebuildReport
 from lookout_shared import contracts
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope
 from redis.asyncio import Redis
 

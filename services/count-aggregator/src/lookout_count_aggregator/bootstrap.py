@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from lookout_shared.broker import Broker, Consumer
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
@@ -19,7 +20,6 @@ from lookout_count_aggregator.adapters.redis_outage import RedisOutage
 from lookout_count_aggregator.drift import DriftMonitor
 from lookout_count_aggregator.entrypoints.consumer import consume_entity_events
 from lookout_count_aggregator.heal import CountsHealer
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.ports import CountStore
 from lookout_count_aggregator.rebuild import Rebuilder
 from lookout_count_aggregator.settings import AggregatorSettings

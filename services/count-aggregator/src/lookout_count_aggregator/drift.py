@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.drift_report import DriftReport, encode
 from redis.asyncio import Redis
 
@@ -24,7 +25,6 @@ from lookout_count_aggregator import metrics
 from lookout_count_aggregator.adapters.postgres_states import grouped_counts
 from lookout_count_aggregator.adapters.redis_counts import decode_counts
 from lookout_count_aggregator.domain.tally import differences, platform_of
-from lookout_count_aggregator.keys import CountKeys
 
 log = logging.getLogger(__name__)
 

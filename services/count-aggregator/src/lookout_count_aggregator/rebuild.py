@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
+from lookout_shared.count_keys import CountKeys
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError
@@ -34,7 +35,6 @@ from lookout_count_aggregator.adapters.postgres_states import (
     tenant_states,
 )
 from lookout_count_aggregator.adapters.redis_counts import SCRATCH_TTL_SECONDS, load_script
-from lookout_count_aggregator.keys import CountKeys
 
 LOCK_SECONDS = 120  # renewed every chunk; a crashed rebuild frees the lock this soon
 

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+from lookout_shared.contracts import SNAPSHOT_ROW_VERSION
+from lookout_shared.count_rules import STREAM_COUNTED, job_fields, snapshot_fields, stream_fields
 from lookout_shared.count_rules import grouped_counts as grouped_counts
-from lookout_shared.count_rules import job_fields, snapshot_fields, stream_fields
 from lookout_shared.db import Conn
 
 from lookout_count_aggregator.domain.contributions import (
@@ -16,9 +17,6 @@ from lookout_count_aggregator.domain.contributions import (
     STREAM,
     Contribution,
 )
-
-# Snapshots have no version column; 0 lets any later event about them apply.
-SNAPSHOT_VERSION = 0
 
 COUNTED_TABLES = ("streams", "snapshots", "snapshot_jobs")
 
@@ -48,10 +46,7 @@ async def tenant_states(
     """The tenant's entities in chunks, read through a cursor: call it inside one
     repeatable-read transaction so every chunk belongs to the same snapshot."""
     queries = (
-        (
-            "SELECT id, version, status, kind, height, tags FROM streams WHERE tenant_id = $1",
-            STREAM,
-        ),
+        (f"SELECT id, version, {STREAM_COUNTED} FROM streams WHERE tenant_id = $1", STREAM),
         ("SELECT id FROM snapshots WHERE tenant_id = $1", SNAPSHOT),
         ("SELECT id, version, status FROM snapshot_jobs WHERE tenant_id = $1", SNAPSHOT_JOB),
     )
@@ -71,5 +66,5 @@ def _contribution(entity_type: str, tenant_id: uuid.UUID, r: asyncpg.Record) -> 
         fields = stream_fields(r["status"], r["kind"], r["height"], r["tags"])
         return Contribution(STREAM, r["id"], tenant_id, r["version"], fields)
     if entity_type == SNAPSHOT:
-        return Contribution(SNAPSHOT, r["id"], tenant_id, SNAPSHOT_VERSION, snapshot_fields())
+        return Contribution(SNAPSHOT, r["id"], tenant_id, SNAPSHOT_ROW_VERSION, snapshot_fields())
     return Contribution(SNAPSHOT_JOB, r["id"], tenant_id, r["version"], job_fields(r["status"]))

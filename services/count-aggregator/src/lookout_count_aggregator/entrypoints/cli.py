@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 import uvicorn
 from lookout_shared.cli_args import parser as command_parser
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
@@ -18,7 +19,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from lookout_count_aggregator.drift import check
 from lookout_count_aggregator.entrypoints.http import create_app
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder
 from lookout_count_aggregator.settings import AggregatorSettings
 
