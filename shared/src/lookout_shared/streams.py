@@ -17,25 +17,10 @@ SORTS: tuple[Sort, ...] = get_args(Sort)
 
 # A stream row as the api returns it (its sparse fieldsets choose from these), in this order.
 COLUMNS = (
-    "id",
-    "tenant_id",
-    "name",
-    "url",
-    "kind",
-    "tags",
-    "enabled",
-    "status",
-    "last_error",
-    "last_error_category",
-    "width",
-    "height",
-    "codec",
-    "hot",
-    "hot_mode",
-    "version",
-    "created_at",
-    "updated_at",
-)
+    "id", "tenant_id", "name", "url", "kind", "tags", "enabled", "status", "last_error",
+    "last_error_category", "width", "height", "codec", "hot", "hot_mode", "version",
+    "created_at", "updated_at",
+)  # fmt: skip
 
 
 def column_list(columns: Iterable[str] = COLUMNS, alias: str = "") -> str:

@@ -35,6 +35,9 @@ import uuid
 from typing import Any
 
 import hiredis
+from lookout_shared.count_keys import platform_key, tenant_key
+from lookout_shared.counts_epoch import epoch_key
+from lookout_shared.redis import Keys
 
 from lookout_api.adapters.local_copies import LocalCopies
 
@@ -66,11 +69,15 @@ class CacheTracking:
         self.heartbeat = heartbeat
         self.timeout = timeout
         self.connected = asyncio.Event()
+        keys = Keys(prefix)
+        self._tenant_counts = tenant_key(keys, "")  # a tenant's counts: this and its id
+        self._platform_counts = platform_key(keys)
+        self._counts_epoch = epoch_key(keys)
 
     def prefixes(self) -> list[str]:
         p = self.prefix
-        names = ("cache:gen:", "cache:epoch", "counts:tenant:", "counts:platform", "counts:epoch")
-        return [p + name for name in names]
+        counts = [self._tenant_counts, self._platform_counts, self._counts_epoch]
+        return [p + "cache:gen:", p + "cache:epoch", *counts]
 
     async def run(self) -> None:
         """Keep the channel up for the life of the process."""
@@ -175,12 +182,12 @@ class CacheTracking:
             try:
                 if key.startswith(f"{p}cache:gen:"):
                     self.copies.drop_scopes([_scope(key[len(f"{p}cache:gen:") :])])
-                elif key.startswith(f"{p}counts:tenant:"):
-                    scope = _scope(key[len(f"{p}counts:tenant:") :])
+                elif key.startswith(self._tenant_counts):
+                    scope = _scope(key.removeprefix(self._tenant_counts))
                     self.copies.drop_scopes([scope], COUNTED_KINDS)
-                elif key == f"{p}counts:platform":
+                elif key == self._platform_counts:
                     self.copies.drop_scopes([None], COUNTED_KINDS)
-                elif key.startswith(f"{p}counts:epoch"):
+                elif key.startswith(self._counts_epoch):
                     self.copies.drop_all(COUNTED_KINDS)
                 else:  # the cache epoch
                     self.copies.drop_all()
