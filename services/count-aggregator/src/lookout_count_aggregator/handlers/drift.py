@@ -39,17 +39,14 @@ async def compare(
     else:
         for t in tenants:
             scopes[str(t)] = expected.get(t, Counter())
+    targets = sorted(scopes.items())
+    if tenants is None:
+        targets.append((PLATFORM, platform_of(expected.values())))
     drifts = []
-    for scope, want in sorted(scopes.items()):
-        have = await hashes.counts(scope)
+    for scope, want in targets:
+        have = await hashes.counts(None if scope == PLATFORM else scope)
         drifts += [
             Drift(scope, f, sql, redis) for f, (sql, redis) in differences(want, have).items()
-        ]
-    if tenants is None:
-        have = await hashes.counts(None)
-        want = platform_of(expected.values())
-        drifts += [
-            Drift(PLATFORM, f, sql, redis) for f, (sql, redis) in differences(want, have).items()
         ]
     return drifts
 
