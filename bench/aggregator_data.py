@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Iterator
 
 import asyncpg
-from lookout_shared import contracts
+from lookout_shared import contracts, streams
 from lookout_shared.envelope import Envelope, make_envelope
 
-STATUSES = ["pending", "online", "error", "disabled"]
+STATUSES = streams.STATUSES
 KINDS = ["rtsp", "rtmp", "hls", "http", "file"]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 import asyncpg
+from lookout_shared import streams
 
 from bench.api_servers import BIN
 
@@ -27,7 +28,7 @@ BIG_SHARE = 0.6
 DEPTH = 50_000 if SMALL else 500_000
 WORKING_SET = 2_000  # streams read by the single-stream row
 SNAPSHOT_STREAMS = 641  # ten requests per client, and one to warm up
-STATUSES = ["pending", "online", "error", "disabled"]
+STATUSES = streams.STATUSES
 KINDS = ["rtsp", "rtmp", "hls", "http"]
 
 

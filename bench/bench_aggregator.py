@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from lookout_count_aggregator.adapters.postgres_states import grouped_counts
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
 from lookout_count_aggregator.domain.contributions import contribution_of
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import topology
 from lookout_shared.broker import Broker
+from lookout_shared.count_keys import CountKeys
+from lookout_shared.count_rules import grouped_counts
 from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.envelope import Envelope
 from lookout_shared.redis import Keys, create_redis

@@ -32,10 +32,10 @@ import asyncpg
 import httpx
 from lookout_api.bootstrap import token_codec
 from lookout_api.settings import ApiSettings
-from lookout_count_aggregator.keys import CountKeys
 from lookout_shared import outbox, telemetry, topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.db import create_pool
 from lookout_shared.envelope import Envelope, make_envelope

@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
+# A snapshot is never changed after it is written: its creation is entity version 1 and its
+# deletion version 2. Its row has no version column; whoever reads one as a state (the count
+# rebuild) takes version 0, below both, so any event about it still applies.
+SNAPSHOT_CREATED_VERSION = 1
+SNAPSHOT_DELETED_VERSION = 2
+SNAPSHOT_ROW_VERSION = 0
+
 StreamStatus = Literal["pending", "online", "error", "disabled"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 # Why a capture or probe failed, in words that say nothing of the camera (no host, path or

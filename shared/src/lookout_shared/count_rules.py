@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 Fields = frozenset[str]
+# The columns of a stream row that its contribution depends on (see stream_fields).
+STREAM_COUNTED = "status, kind, height, tags"
 
 
 def resolution_class(height: int | None) -> str:
@@ -69,8 +71,8 @@ async def grouped_counts(
 
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         for r in await conn.fetch(
-            f"""SELECT tenant_id, status, kind, height, tags, count(*) AS n FROM streams {where}
-                GROUP BY tenant_id, status, kind, height, tags""",
+            f"""SELECT tenant_id, {STREAM_COUNTED}, count(*) AS n FROM streams {where}
+                GROUP BY tenant_id, {STREAM_COUNTED}""",
             *args,
         ):
             add(

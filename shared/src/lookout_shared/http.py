@@ -9,7 +9,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -216,6 +216,36 @@ class Readiness:
             grace = name in self._answered and failed < self.failures
             states[name] = "failing" if grace else "unavailable"
         return states
+
+
+class Connected(Protocol):
+    @property
+    def is_connected(self) -> bool: ...
+
+
+def readiness_checks(
+    *,
+    postgres: Check | None = None,
+    redis: Check | None = None,
+    rabbitmq: Callable[[], Connected | None] | None = None,
+) -> dict[str, Check]:
+    """A service's ``/readyz`` checks, under the names every service reports them by.
+    ``rabbitmq`` gives the broker (None before it is built): ready while it is connected."""
+    checks: dict[str, Check] = {}
+    if postgres is not None:
+        checks["postgres"] = postgres
+    if redis is not None:
+        checks["redis"] = redis
+    if rabbitmq is not None:
+        broker_of = rabbitmq
+
+        async def connected() -> None:
+            broker = broker_of()
+            if broker is None or not broker.is_connected:
+                raise ConnectionError("not connected to RabbitMQ")
+
+        checks["rabbitmq"] = connected
+    return checks
 
 
 async def run_checks(checks: Mapping[str, Check], seconds: float = 2.0) -> dict[str, bool]:

@@ -4,9 +4,8 @@ of ready messages and of consumers, published as ``lookout_queue_messages_ready`
 how many messages wait in its dead-letter twin ``<queue>.dead``, as
 ``lookout_dead_letter_messages`` (what an operator must look at: ``lookout-api dlq``).
 
-The declares go over a short-lived channel of their own with ``robust=False``: a robust
-channel answers a passive declare of a queue it already knows from its cache, without asking
-the broker, and an unknown queue (404) closes the channel it was asked on.
+The declares are ``lookout_shared.queues.queue_states``; a queue that is missing keeps its
+last figures.
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from collections.abc import Callable, Sequence
 from aio_pika.abc import AbstractRobustConnection
 
 from lookout_shared import metrics
+from lookout_shared.queues import queue_states
 
 log = logging.getLogger(__name__)
-
-DECLARE_TIMEOUT = 5.0
 
 # (metric label, current queue name) of every queue consumed.
 Queues = Callable[[], Sequence[tuple[str, str]]]
@@ -30,23 +28,17 @@ Queues = Callable[[], Sequence[tuple[str, str]]]
 async def record_depths(
     connection: AbstractRobustConnection, queues: Sequence[tuple[str, str]]
 ) -> None:
-    channel = await connection.channel()
-    try:
-        for label, name in queues:
-            async with asyncio.timeout(DECLARE_TIMEOUT):
-                declared = await channel.declare_queue(name, passive=True, robust=False)
-            result = declared.declaration_result
-            metrics.QUEUE_READY.labels(label).set(result.message_count or 0)
-            metrics.QUEUE_CONSUMERS.labels(label).set(result.consumer_count or 0)
-        # After the work queues: a missing queue (404) would close the channel. The label
-        # is the dead-letter routing key, so its twin is "<label>.dead" (topology.py).
-        for label, _ in queues:
-            async with asyncio.timeout(DECLARE_TIMEOUT):
-                dead = await channel.declare_queue(f"{label}.dead", passive=True, robust=False)
-            metrics.DEAD_LETTERS.labels(label).set(dead.declaration_result.message_count or 0)
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    # The label is the dead-letter routing key, so its twin is "<label>.dead" (topology.py).
+    dead = {label: f"{label}.dead" for label, _ in queues}
+    states = await queue_states(connection, [name for _, name in queues] + list(dead.values()))
+    for label, name in queues:
+        state = states.get(name)
+        if state is not None:
+            metrics.QUEUE_READY.labels(label).set(state.messages)
+            metrics.QUEUE_CONSUMERS.labels(label).set(state.consumers)
+        dead_state = states.get(dead[label])
+        if dead_state is not None:
+            metrics.DEAD_LETTERS.labels(label).set(dead_state.messages)
 
 
 async def watch_depths(

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 from lookout_count_aggregator.bootstrap import Aggregator, bootstrap
 from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.ports import Applied, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import topology
 from lookout_shared.broker import REASON_HEADER, Broker
+from lookout_shared.count_keys import CountKeys
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 

@@ -6,12 +6,11 @@ import asyncio
 import uuid
 
 import asyncpg
-from lookout_count_aggregator.bootstrap import bootstrap
-from lookout_count_aggregator.drift import DriftMonitor
-from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.rebuild import Rebuilder
+from lookout_count_aggregator.bootstrap import bootstrap, drift_monitor, rebuilder
+from lookout_count_aggregator.handlers.drift import DriftMonitor
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared.broker import Broker
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.drift_report import decode
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -37,7 +36,7 @@ def drift(scope: str, field: str) -> float | None:
 
 def monitor(db: asyncpg.Pool, redis: Redis, keys: CountKeys, **kw: object) -> DriftMonitor:
     options: dict[str, object] = {"mode": "full", "sample": 20, "settle_seconds": 0.0, **kw}
-    return DriftMonitor(db, redis, keys, interval=60, **options)  # type: ignore[arg-type]
+    return drift_monitor(db, redis, keys, interval=60, **options)  # type: ignore[arg-type]
 
 
 async def test_full_check_exports_drift_per_field_and_back_to_zero_after_rebuild(
@@ -45,7 +44,7 @@ async def test_full_check_exports_drift_per_field_and_back_to_zero_after_rebuild
 ) -> None:
     keys = CountKeys(prefix)
     tenants = await seed(db, 3)
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     full = monitor(db, redis, keys)
     assert await full.check_once() == []
 
@@ -63,7 +62,7 @@ async def test_full_check_exports_drift_per_field_and_back_to_zero_after_rebuild
     assert not drift("platform", "streams_total")
     assert REGISTRY.get_sample_value("lookout_count_drift_scopes") == 3
 
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     assert await full.check_once() == []
     assert drift("tenant", "streams_total") == 0
     assert drift("tenant", "streams_tag:*") == 0
@@ -74,7 +73,7 @@ async def test_sampled_check_looks_at_a_few_tenants_only(
 ) -> None:
     keys = CountKeys(prefix)
     tenants = await seed(db, 4)
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     for tenant in tenants:
         await redis.hincrby(keys.tenant(tenant), "streams_total", 1)
     sampled = monitor(db, redis, keys, mode="sampled", sample=2)
@@ -89,7 +88,7 @@ async def test_a_difference_that_settles_is_not_drift(
     """An event in flight: Redis catches up within the settle time."""
     keys = CountKeys(prefix)
     tenants = await seed(db, 1)
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     await redis.hincrby(keys.tenant(tenants[0]), "streams_total", 1)
 
     async def catch_up() -> None:
@@ -106,7 +105,7 @@ async def test_the_service_runs_the_check_on_its_interval(
 ) -> None:
     keys = CountKeys(prefix)
     tenants = await seed(db, 1)
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     await redis.hincrby(keys.tenant(tenants[0]), "streams_kind:rtsp", 5)
     settings = AggregatorSettings(
         redis_prefix=prefix,
@@ -131,7 +130,7 @@ async def test_each_check_leaves_its_result_for_the_dashboard_without_tenant_ids
 ) -> None:
     keys = CountKeys(prefix)
     tenants = await seed(db, 2)
-    await Rebuilder(db, redis, keys).run()
+    await rebuilder(db, redis, keys).run()
     full = monitor(db, redis, keys)
     await full.check_once()
     matched = decode(await redis.get(keys.drift_report()))

@@ -10,9 +10,9 @@ import socket
 import uuid
 
 import httpx
-from lookout_count_aggregator.keys import CountKeys
 from lookout_shared import contracts, topology
 from lookout_shared.broker import Broker
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import make_envelope
 from redis.asyncio import Redis
 
@@ -56,7 +56,10 @@ async def test_process_serves_ops_routes_counts_and_stops_on_sigterm(
                 assert process.returncode is None, "the service exited"
                 await asyncio.sleep(0.05)
             assert (await http.get("/healthz")).json() == {"status": "ok"}
-            assert (await http.get("/readyz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200
+            # The broker under the one name every service reports it by.
+            assert ready.json()["checks"] == {"redis": "ok", "rabbitmq": "ok"}
 
             tenant = uuid.uuid4()
             snapshot = make_envelope(

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore, decode_counts
+from lookout_count_aggregator.bootstrap import check_drift, rebuilder
 from lookout_count_aggregator.domain.contributions import contribution_of
-from lookout_count_aggregator.drift import check
-from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder, RebuildReport
+from lookout_count_aggregator.handlers.rebuild import RebuildBusy, RebuildReport
 from lookout_shared import contracts
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope
 from redis.asyncio import Redis
 
@@ -93,7 +93,7 @@ async def seed(db: asyncpg.Pool) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
 async def rebuild(
     db: asyncpg.Pool, redis: Redis, keys: CountKeys, tenant: uuid.UUID | None = None
 ) -> RebuildReport:
-    return await Rebuilder(db, redis, keys, chunk=3).run(tenant)
+    return await rebuilder(db, redis, keys, chunk=3).run(tenant)
 
 
 async def redis_counts(redis: Redis, key: str) -> dict[str, int]:
@@ -119,7 +119,7 @@ async def test_rebuild_equals_sql_group_by(
         assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(str(tenant), {})
     assert not await redis.exists(keys.tenant(gone))
     assert await redis_counts(redis, keys.platform()) == expected["platform"]
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
     # No scratch key is left behind.
     assert [k async for k in redis.scan_iter(match=f"{prefix}counts:rebuild:*")] == []
 
@@ -183,7 +183,7 @@ async def test_check_reports_drift_and_tenant_rebuild_repairs_it(
     await redis.hincrby(keys.tenant(tenants[1]), "streams_total", 2)
     await redis.hincrby(keys.platform(), "streams_total", 2)
 
-    drifts = await check(db, redis, keys)
+    drifts = await check_drift(db, redis, keys)
     assert [(d.scope, d.field, d.sql, d.redis) for d in drifts] == [
         (str(tenants[1]), "streams_total", 2, 4),
         ("platform", "streams_total", 7, 9),
@@ -196,7 +196,7 @@ async def test_check_reports_drift_and_tenant_rebuild_repairs_it(
 
     code, out = await cli(env, "rebuild", "--tenant", str(tenants[1]))
     assert code == 0, out
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
     code, out = await cli(env, "check")
     assert code == 0, out
     assert "counts match" in out
@@ -277,12 +277,12 @@ async def test_a_stream_created_while_the_rebuild_runs_is_counted(
 
     during: list[bool] = []
     progress = AfterFirstChunk(create_meanwhile)
-    await Rebuilder(db, redis, keys, chunk=2, progress=progress).run(tenants[0])
+    await rebuilder(db, redis, keys, chunk=2, progress=progress).run(tenants[0])
     expected = await sql_counts()
     assert expected[str(tenants[0])]["streams_total"] == 6
     assert during == [True]  # applied while the rebuild ran, after it read Postgres
     assert await redis_counts(redis, keys.tenant(tenants[0])) == expected[str(tenants[0])]
-    assert await check(db, redis, keys, [tenants[0]]) == []
+    assert await check_drift(db, redis, keys, [tenants[0]]) == []
 
 
 async def test_a_deletion_arriving_after_the_rebuild_leaves_no_negative_count(
@@ -305,7 +305,7 @@ async def test_a_deletion_arriving_after_the_rebuild_leaves_no_negative_count(
     await store.apply(late_update.id, contribution_of(late_update))
 
     assert await redis_counts(redis, keys.tenant(tenants[2])) == {}
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
 
 
 async def test_rebuild_during_a_burst_of_events_ends_equal_to_sql(
@@ -364,7 +364,7 @@ async def test_rebuild_during_a_burst_of_events_ends_equal_to_sql(
 
     async def rebuild_twice() -> None:
         for _ in range(2):
-            report = await Rebuilder(db, redis, keys, chunk=4).run()
+            report = await rebuilder(db, redis, keys, chunk=4).run()
             assert report.entities > 0
             await asyncio.sleep(0.01)
 
@@ -373,7 +373,7 @@ async def test_rebuild_during_a_burst_of_events_ends_equal_to_sql(
     for tenant in tenants:
         assert await redis_counts(redis, keys.tenant(tenant)) == expected.get(str(tenant), {})
     assert await redis_counts(redis, keys.platform()) == expected["platform"]
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
 
 
 async def test_redis_flushed_then_rebuilt_equals_sql_and_keeps_counting(
@@ -383,7 +383,7 @@ async def test_redis_flushed_then_rebuilt_equals_sql_and_keeps_counting(
     tenants, streams = await seed(db)
     await rebuild(db, redis, keys)
     await redis.flushdb()
-    assert await check(db, redis, keys) != []
+    assert await check_drift(db, redis, keys) != []
 
     await rebuild(db, redis, keys)
     expected = await sql_counts()
@@ -397,7 +397,7 @@ async def test_redis_flushed_then_rebuilt_equals_sql_and_keeps_counting(
     store = RedisCountStore(redis, keys, 3600)
     updated = stream_event("updated", streams[2], 2, tenants[0], status="error")
     assert await store.apply(updated.id, contribution_of(updated)) != {}
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
 
 
 async def test_a_crashed_rebuild_keeps_counts_consistent_and_the_next_one_repairs(
@@ -418,18 +418,18 @@ async def test_a_crashed_rebuild_keeps_counts_consistent_and_the_next_one_repair
             raise Crash
 
     with pytest.raises(Crash):
-        await Rebuilder(db, redis, keys, chunk=2, progress=CrashingProgress()).run(tenants[0])
+        await rebuilder(db, redis, keys, chunk=2, progress=CrashingProgress()).run(tenants[0])
     assert await redis.exists(keys.pending(tenants[0]))  # left behind by the crash
     store = RedisCountStore(redis, keys, 3600)
     sid = uuid.uuid4()
     await insert_stream(db, sid, tenants[0])
     created = stream_event("created", sid, 1, tenants[0])
     await store.apply(created.id, contribution_of(created))
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
 
     await rebuild(db, redis, keys, tenants[0])
     assert not await redis.exists(keys.pending(tenants[0]))
-    assert await check(db, redis, keys) == []
+    assert await check_drift(db, redis, keys) == []
 
 
 async def test_only_one_rebuild_runs_at_a_time(

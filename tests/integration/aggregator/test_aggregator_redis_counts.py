@@ -10,8 +10,8 @@ from lookout_count_aggregator.adapters.memory import InMemoryCountStore
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
 from lookout_count_aggregator.domain.contributions import contribution_of
 from lookout_count_aggregator.domain.tally import platform_of, tally
-from lookout_count_aggregator.keys import CountKeys
 from lookout_shared import contracts
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope
 from redis.asyncio import Redis
 

@@ -8,10 +8,10 @@ import uuid
 import pytest
 from aio_pika.exceptions import DeliveryError
 from lookout_count_aggregator.bootstrap import bootstrap
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import contracts, topology
 from lookout_shared.broker import REASON_HEADER, Broker
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope, parse_message
 from redis.asyncio import Redis
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 from lookout_count_aggregator.adapters.redis_counts import decode_counts
-from lookout_count_aggregator.keys import CountKeys
 from lookout_shared import contracts, topology
 from lookout_shared.broker import Broker
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope
 from redis.asyncio import Redis
 

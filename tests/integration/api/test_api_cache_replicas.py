@@ -16,10 +16,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from lookout_api.adapters import counts_redis
 from lookout_api.adapters.local_copies import LocalCopies
 from lookout_api.bootstrap import Deps
 from lookout_api.entrypoints.app import create_app
+from lookout_shared.count_keys import scope_key
 from lookout_shared.redis import Keys, create_redis
 
 from .conftest import Api
@@ -121,7 +121,7 @@ async def test_a_count_move_drops_the_other_process_list_pages(api: Api) -> None
         # The aggregator's write: a count field moves with no generation bump.
         redis = create_redis(api.settings.redis_url.get_secret_value())
         try:
-            key = counts_redis.hash_key(Keys(api.settings.redis_prefix), tenant)  # type: ignore[arg-type]
+            key = scope_key(Keys(api.settings.redis_prefix), tenant)  # type: ignore[arg-type]
             await redis.hincrby(key, "streams_total", 1)
         finally:
             await redis.aclose()

@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 import pytest
 from lookout_api import bootstrap, handlers
-from lookout_api.adapters import counts_redis, counts_sql
+from lookout_api.adapters import counts_sql
 from lookout_api.bootstrap import Deps
 from lookout_api.domain.errors import NotFound
 from lookout_api.settings import ApiSettings
+from lookout_shared.count_keys import scope_key
 from lookout_shared.drift_report import DriftReport, encode, report_key
 from lookout_shared.tokens import Principal
 
@@ -164,7 +165,7 @@ async def test_the_summary_against_sql_in_one_statement(deps: Deps, db: asyncpg.
     )
 
     # With the aggregator's hash in Redis (under a current epoch), the counts come from it.
-    await deps.redis.hset(counts_redis.hash_key(deps.keys, tenant), mapping={"streams_total": 42})
+    await deps.redis.hset(scope_key(deps.keys, tenant), mapping={"streams_total": 42})
     await trust_counts(deps.redis, deps.keys.prefix)
     statements.queries.clear()
     d = await handlers.dashboard(deps, op)

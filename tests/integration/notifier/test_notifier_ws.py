@@ -463,5 +463,5 @@ async def test_health_readiness_and_metrics(notifier: Notifier) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"broker": "ok", "redis": "ok"}
+        assert ready.json()["checks"] == {"rabbitmq": "ok", "redis": "ok"}
         assert "lookout_ws_connections" in (await client.get("/metrics")).text

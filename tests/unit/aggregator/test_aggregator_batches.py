@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from lookout_count_aggregator.adapters.memory import InMemoryCountStore, RecordingSink
 from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.handlers import apply_entity_events
+from lookout_count_aggregator.handlers.entity_events import apply_entity_events
 from lookout_count_aggregator.ports import Applied
 from lookout_shared import contracts
 from lookout_shared.broker import PermanentFailure

@@ -11,7 +11,7 @@ from lookout_count_aggregator.domain.contributions import (
     contribution_of,
     resolution_class,
 )
-from lookout_count_aggregator.handlers import apply_entity_event
+from lookout_count_aggregator.handlers.entity_events import apply_entity_event
 from lookout_shared import contracts
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.envelope import Envelope, make_envelope

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lookout_shared.http import Readiness
+from lookout_shared.http import Readiness, readiness_checks
 
 
 class Dependency:
@@ -41,3 +41,21 @@ async def test_a_dependency_that_never_answered_is_unavailable_at_once() -> None
     dep.up = False
     readiness = Readiness(timeout=0.05, failures=3)
     assert await readiness.probe({"postgres": dep.check}) == {"postgres": "unavailable"}
+
+
+class FakeBroker:
+    def __init__(self, connected: bool) -> None:
+        self.is_connected = connected
+
+
+async def test_every_service_reports_the_broker_as_rabbitmq() -> None:
+    broker: FakeBroker | None = None
+    checks = readiness_checks(redis=Dependency().check, rabbitmq=lambda: broker)
+    assert list(checks) == ["redis", "rabbitmq"]
+    readiness = Readiness(timeout=0.05)
+    # Before the broker is built, and while it is disconnected: not ready.
+    assert await readiness.probe(checks) == {"redis": "ok", "rabbitmq": "unavailable"}
+    broker = FakeBroker(connected=True)
+    assert await readiness.probe(checks) == {"redis": "ok", "rabbitmq": "ok"}
+    broker.is_connected = False
+    assert await readiness.probe(checks) == {"redis": "ok", "rabbitmq": "failing"}

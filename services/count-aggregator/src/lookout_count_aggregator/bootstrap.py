@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import asyncpg
 from lookout_shared.broker import Broker, Consumer
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 
+from lookout_count_aggregator.adapters.count_hashes import RedisCountHashes
 from lookout_count_aggregator.adapters.counts_epoch import EpochStore
 from lookout_count_aggregator.adapters.counts_publisher import CountsPublisher
+from lookout_count_aggregator.adapters.postgres_states import PostgresStates
 from lookout_count_aggregator.adapters.redis_counts import RedisCountStore
 from lookout_count_aggregator.adapters.redis_outage import RedisOutage
-from lookout_count_aggregator.drift import DriftMonitor
+from lookout_count_aggregator.adapters.redis_rebuild import RedisRebuildTarget
+from lookout_count_aggregator.domain.drift import Drift
 from lookout_count_aggregator.entrypoints.consumer import consume_entity_events
-from lookout_count_aggregator.heal import CountsHealer
-from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.ports import CountStore
-from lookout_count_aggregator.rebuild import Rebuilder
+from lookout_count_aggregator.handlers import drift
+from lookout_count_aggregator.handlers.drift import DriftMonitor
+from lookout_count_aggregator.handlers.heal import CountsHealer
+from lookout_count_aggregator.handlers.rebuild import Rebuilder
+from lookout_count_aggregator.ports import CountStore, Progress
 from lookout_count_aggregator.settings import AggregatorSettings
 
 STOP_GRACE_SECONDS = 5.0
@@ -88,13 +96,13 @@ async def bootstrap(
     pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     healer = CountsHealer(
         EpochStore(redis, keys),
-        Rebuilder(pool, redis, keys, settings.rebuild_chunk),
+        rebuilder(pool, redis, keys, settings.rebuild_chunk),
         settings.counts_epoch_check_seconds,
     )
     outage = RedisOutage(settings.redis_retry_max_seconds, on_recovered=healer.wake)
-    drift = None
+    monitor = None
     if settings.drift_check_interval_seconds > 0:
-        drift = DriftMonitor(
+        monitor = drift_monitor(
             pool,
             redis,
             keys,
@@ -114,7 +122,58 @@ async def bootstrap(
         pool=pool,
         healer=healer,
         outage=outage,
-        drift=drift,
+        drift=monitor,
         owns_redis=owns_redis,
         owns_broker=owns_broker,
+    )
+
+
+def rebuilder(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: CountKeys,
+    chunk: int = 1000,
+    progress: Progress | None = None,
+) -> Rebuilder:
+    """A rebuild from Postgres into Redis (the healer's, and the ``rebuild`` command's)."""
+    return Rebuilder(
+        PostgresStates(pool),
+        RedisCountHashes(redis, keys),
+        RedisRebuildTarget(redis, keys),
+        EpochStore(redis, keys),
+        chunk,
+        progress,
+    )
+
+
+def drift_monitor(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: CountKeys,
+    *,
+    interval: float,
+    mode: Literal["sampled", "full"],
+    sample: int,
+    settle_seconds: float,
+) -> DriftMonitor:
+    return DriftMonitor(
+        PostgresStates(pool),
+        RedisCountHashes(redis, keys),
+        interval=interval,
+        mode=mode,
+        sample=sample,
+        settle_seconds=settle_seconds,
+    )
+
+
+async def check_drift(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: CountKeys,
+    tenants: Sequence[uuid.UUID] | None = None,
+    settle_seconds: float = 0.0,
+) -> list[Drift]:
+    """The ``check`` command: the counts that differ from Postgres (see handlers/drift.py)."""
+    return await drift.check(
+        PostgresStates(pool), RedisCountHashes(redis, keys), tenants, settle_seconds
     )

@@ -37,7 +37,10 @@ import uuid
 from typing import Any
 
 import hiredis
+from lookout_shared.count_keys import platform_key, tenant_key
+from lookout_shared.counts_epoch import epoch_key
 from lookout_shared.hot_frames import FRAME_KEYS
+from lookout_shared.redis import Keys
 
 from lookout_api.adapters.frame_identities import FrameIdentities
 from lookout_api.adapters.local_copies import LocalCopies
@@ -72,13 +75,16 @@ class CacheTracking:
         self.heartbeat = heartbeat
         self.timeout = timeout
         self.connected = asyncio.Event()
+        keys = Keys(prefix)
+        self._tenant_counts = tenant_key(keys, "")  # a tenant's counts: this and its id
+        self._platform_counts = platform_key(keys)
+        self._counts_epoch = epoch_key(keys)
 
     def prefixes(self) -> list[str]:
         p = self.prefix
-        names = ["cache:gen:", "cache:epoch", "counts:tenant:", "counts:platform", "counts:epoch"]
-        if self.frames is not None:
-            names.append(FRAME_KEYS)
-        return [p + name for name in names]
+        counts = [self._tenant_counts, self._platform_counts, self._counts_epoch]
+        frames = [p + FRAME_KEYS] if self.frames is not None else []
+        return [p + "cache:gen:", p + "cache:epoch", *counts, *frames]
 
     async def run(self) -> None:
         """Keep the channel up for the life of the process."""
@@ -192,12 +198,12 @@ class CacheTracking:
                         self.frames.drop(uuid.UUID(key[len(p + FRAME_KEYS) :]))
                 elif key.startswith(f"{p}cache:gen:"):
                     self.copies.drop_scopes([_scope(key[len(f"{p}cache:gen:") :])])
-                elif key.startswith(f"{p}counts:tenant:"):
-                    scope = _scope(key[len(f"{p}counts:tenant:") :])
+                elif key.startswith(self._tenant_counts):
+                    scope = _scope(key.removeprefix(self._tenant_counts))
                     self.copies.drop_scopes([scope], COUNTED_KINDS)
-                elif key == f"{p}counts:platform":
+                elif key == self._platform_counts:
                     self.copies.drop_scopes([None], COUNTED_KINDS)
-                elif key.startswith(f"{p}counts:epoch"):
+                elif key.startswith(self._counts_epoch):
                     self.copies.drop_all(COUNTED_KINDS)
                 else:  # the cache epoch
                     self.copies.drop_all()

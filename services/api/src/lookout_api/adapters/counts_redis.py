@@ -10,14 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from lookout_shared.count_keys import scope_key
 from lookout_shared.counts_epoch import READ_COUNTS_LUA, epoch_key
 from lookout_shared.redis import Keys
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-
-
-def hash_key(keys: Keys, tenant_id: uuid.UUID | None) -> str:
-    return keys("counts", "platform") if tenant_id is None else keys("counts", "tenant", tenant_id)
 
 
 async def read_counts(
@@ -31,7 +28,7 @@ def queue_counts(keys: Keys, tenant_id: uuid.UUID | None, pipe: Pipeline) -> Non
     """Queue the same read in ``pipe``; decode its reply with :func:`decode_counts`. As a
     plain EVAL: a script registered with the pipeline would cost a SCRIPT EXISTS round trip
     on every execution."""
-    pipe.eval(READ_COUNTS_LUA, 2, epoch_key(keys), hash_key(keys, tenant_id))
+    pipe.eval(READ_COUNTS_LUA, 2, epoch_key(keys), scope_key(keys, tenant_id))
 
 
 def decode_counts(reply: Any) -> dict[str, int] | None:
@@ -59,7 +56,7 @@ async def _read(
     fields: tuple[str, ...],
 ) -> Any:
     script = redis.register_script(READ_COUNTS_LUA)
-    return await script(keys=[epoch_key(keys), hash_key(keys, tenant_id)], args=fields)
+    return await script(keys=[epoch_key(keys), scope_key(keys, tenant_id)], args=fields)
 
 
 def _text(value: bytes | str) -> str:

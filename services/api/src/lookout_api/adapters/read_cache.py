@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
+from lookout_shared.count_keys import scope_key
 from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
 from lookout_shared.counts_epoch import epoch_key as counts_epoch_key
 from lookout_shared.redis import Keys
@@ -37,7 +38,6 @@ from lookout_shared.telemetry import untraced
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
-from lookout_api.adapters import counts_redis
 from lookout_api.adapters.breaker import Breaker as Breaker
 from lookout_api.adapters.breaker import RedisUnavailable as RedisUnavailable
 from lookout_api.adapters.cache_generations import Generations, epoch_key, generation_key
@@ -177,7 +177,7 @@ class ReadCache:
             self._epoch_key(),
             self._gen_key(key.scope),
             entry_key,
-            counts_redis.hash_key(self.keys, key.scope),
+            scope_key(self.keys, key.scope),
             counts_epoch_key(self.keys),
         ]
         started = time.perf_counter()

@@ -8,13 +8,11 @@ from typing import Any
 
 import asyncpg
 from lookout_shared.db import Conn
+from lookout_shared.streams import column_list
 
 from lookout_api.domain.streams import CHANGEABLE
 
-COLUMNS = (
-    "id, tenant_id, name, url, kind, tags, enabled, status, last_error, last_error_category, "
-    "width, height, codec, hot, hot_mode, version, created_at, updated_at"
-)
+COLUMNS = column_list()
 
 
 async def insert_many(
@@ -90,7 +88,7 @@ async def update_many(
                  AS u(id, version, name, url, kind, tags, enabled, status, last_error,
                       last_error_category, width, height, codec, hot, hot_mode)
             WHERE s.id = u.id AND s.version = u.version
-            RETURNING {", ".join("s." + c.strip() for c in COLUMNS.split(","))}""",
+            RETURNING {column_list(alias="s")}""",
         [u[0] for u in updates],
         [u[1] for u in updates],
         *([",".join(u[2][c]) if c == "tags" else u[2][c] for u in updates] for c in CHANGEABLE),

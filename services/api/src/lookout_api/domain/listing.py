@@ -8,35 +8,15 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 import orjson
+from lookout_shared import streams
+from lookout_shared.streams import SORTS, SortKey
 
 from lookout_api.domain.errors import InvalidInput
 from lookout_api.domain.text import text_problem
 
-SortKey = Literal["created_at", "name"]
-SORTS = ("-created_at", "created_at", "-name", "name")
-FIELDS = (
-    "id",
-    "tenant_id",
-    "name",
-    "url",
-    "kind",
-    "tags",
-    "enabled",
-    "status",
-    "last_error",
-    "last_error_category",
-    "width",
-    "height",
-    "codec",
-    "hot",
-    "hot_mode",
-    "version",
-    "created_at",
-    "updated_at",
-)
+FIELDS = streams.COLUMNS
 COUNT_CAP = 10_000
 MAX_OFFSET = 100_000
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from lookout_shared.contracts import StreamState
 from lookout_shared.stream_urls import InvalidStreamUrl, StreamUrl, parse_stream_url
+from lookout_shared.streams import COLUMNS
 
 from lookout_api.domain.errors import InvalidInput
 from lookout_api.domain.rows import Row
@@ -148,19 +149,8 @@ def apply_changes(current: Row, changes: Mapping[str, Any], media_dir: str | Non
     )
 
 
-# Every column a change can write (the UPDATE sets all of them).
-CHANGEABLE = (
-    "name",
-    "url",
-    "kind",
-    "tags",
-    "enabled",
-    "status",
-    "last_error",
-    "last_error_category",
-    "width",
-    "height",
-    "codec",
-    "hot",
-    "hot_mode",
+# Every column a change can write (the UPDATE sets all of them): all but the row's identity,
+# version and timestamps.
+CHANGEABLE = tuple(
+    c for c in COLUMNS if c not in ("id", "tenant_id", "version", "created_at", "updated_at")
 )

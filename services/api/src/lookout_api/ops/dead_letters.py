@@ -1,8 +1,7 @@
 """The dead-letter queues: count, inspect, replay to the work queue, purge.
 
-A dead letter arrives in one of two ways, and its headers say which: a consumer rejected
-it (``Broker.dead_letter``: ``x-lookout-reason`` and ``x-lookout-queue``), or RabbitMQ moved
-it after the work queue's delivery limit (``x-death``, with the broker's reason).
+What a dead letter's headers say (why it died, where from) is read by
+``lookout_shared.queues``, which also holds their names.
 """
 
 from __future__ import annotations
@@ -16,24 +15,16 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from lookout_shared import topology
-from lookout_shared.broker import REASON_HEADER, Broker
+from lookout_shared.broker import Broker
 from lookout_shared.logs import scrub
-
-SOURCE_HEADER = "x-lookout-queue"
-REPLAYED_HEADER = "x-lookout-replayed"
-# Bookkeeping of the failed delivery; a replayed message starts afresh without it.
-_DEATH_HEADERS = (
-    REASON_HEADER,
-    SOURCE_HEADER,
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
-    "x-delivery-count",
+from lookout_shared.queues import (
+    death_reason,
+    death_source,
+    queue_states,
+    replayed_headers,
+    replays,
 )
+
 GET_TIMEOUT = 5.0
 
 
@@ -79,38 +70,10 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
     return DeadLetter(
         message_id=message.message_id or "",
         type=message.type or "",
-        reason=scrub(_reason(headers)),
-        source=_text(headers.get(SOURCE_HEADER)) or _death_field(headers, "queue"),
-        replays=_int(headers.get(REPLAYED_HEADER)),
+        reason=scrub(death_reason(headers)),
+        source=death_source(headers),
+        replays=replays(headers),
     )
-
-
-def _reason(headers: Mapping[str, Any]) -> str:
-    if REASON_HEADER in headers:
-        return _text(headers[REASON_HEADER])
-    broker_reason = _death_field(headers, "reason")
-    if broker_reason:
-        return f"rabbitmq: {broker_reason}"
-    return "unknown"
-
-
-def _death_field(headers: Mapping[str, Any], field: str) -> str:
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
-        return _text(deaths[0].get(field))
-    return ""
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return str(value)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
 
 
 class DeadLetters:
@@ -120,16 +83,13 @@ class DeadLetters:
         self._broker = broker
 
     async def counts(self) -> list[QueueCount]:
-        channel = await self._broker.connection.channel()
-        try:
-            result = []
-            for name in dead_queues():
-                declared = await channel.declare_queue(name, passive=True)
-                info = declared.declaration_result
-                result.append(QueueCount(name, info.message_count or 0, info.consumer_count or 0))
-            return result
-        finally:
-            await channel.close()
+        """The dead-letter queues that exist, with their messages and consumers."""
+        states = await queue_states(self._broker.connection, dead_queues())
+        return [
+            QueueCount(name, state.messages, state.consumers)
+            for name, state in states.items()
+            if state is not None
+        ]
 
     async def peek(self, name: str, limit: int) -> list[DeadLetter]:
         """The first ``limit`` dead letters, left in place: they are fetched unacknowledged
@@ -202,8 +162,7 @@ class DeadLetters:
 
 
 def _replayed(message: AbstractIncomingMessage) -> aio_pika.Message:
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _DEATH_HEADERS}
-    headers[REPLAYED_HEADER] = _int((message.headers or {}).get(REPLAYED_HEADER)) + 1
+    headers = replayed_headers(message.headers or {})
     return aio_pika.Message(
         message.body,
         message_id=message.message_id,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import time
 
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
 from redis.asyncio import Redis
-
-from lookout_count_aggregator.keys import CountKeys
 
 RUN_ID_LUA = "string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 
+from lookout_shared.drift_report import DriftReport
 from lookout_shared.envelope import Envelope
 
 from lookout_count_aggregator.domain.contributions import Contribution
+from lookout_count_aggregator.domain.tally import tally
 from lookout_count_aggregator.ports import Applied, Outcome
 
 
@@ -77,3 +79,51 @@ class RecordingPublisher:
         if self.error is not None:
             raise self.error
         self.published.append(envelope)
+
+
+class InMemoryStates:
+    """Postgres's entities, as a list of states."""
+
+    def __init__(self, states: Sequence[Contribution], tenants: Iterable[uuid.UUID] = ()) -> None:
+        self.states = list(states)
+        self.tenants = {*tenants, *(s.tenant_id for s in self.states)}
+
+    async def tenant_ids(self) -> list[uuid.UUID]:
+        return sorted(self.tenants)
+
+    async def sample_tenants(self, n: int) -> list[uuid.UUID]:
+        return sorted(self.tenants)[:n]
+
+    async def count_rows(self, tenant_id: uuid.UUID | None = None) -> int:
+        return sum(1 for s in self.states if tenant_id in (None, s.tenant_id))
+
+    async def grouped_counts(
+        self, tenants: Sequence[uuid.UUID] | None
+    ) -> dict[uuid.UUID, Counter[str]]:
+        return tally(s for s in self.states if tenants is None or s.tenant_id in tenants)
+
+    async def tenant_states(
+        self, tenant_id: uuid.UUID, chunk: int
+    ) -> AsyncGenerator[list[Contribution], None]:
+        mine = [s for s in self.states if s.tenant_id == tenant_id]
+        for i in range(0, len(mine), chunk):
+            yield mine[i : i + chunk]
+
+
+class InMemoryHashes:
+    """The count hashes: tenant id (None: the platform) -> counts."""
+
+    def __init__(self, hashes: dict[str | None, dict[str, int]] | None = None) -> None:
+        self.hashes = hashes or {}
+        self.reports: list[DriftReport] = []
+
+    async def tenants(self) -> AsyncIterator[str]:
+        for tenant in list(self.hashes):
+            if tenant is not None:
+                yield tenant
+
+    async def counts(self, tenant: str | None) -> dict[str, int]:
+        return dict(self.hashes.get(tenant, {}))
+
+    async def save_drift_report(self, report: DriftReport) -> None:
+        self.reports.append(report)

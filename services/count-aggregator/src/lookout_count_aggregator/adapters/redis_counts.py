@@ -19,12 +19,12 @@ from importlib import resources
 from typing import Any
 
 from lookout_shared import telemetry
+from lookout_shared.count_keys import CountKeys
 from redis.asyncio import Redis
 
 from lookout_count_aggregator import metrics
 from lookout_count_aggregator.adapters.redis_outage import RedisOutage
 from lookout_count_aggregator.domain.contributions import Contribution
-from lookout_count_aggregator.keys import CountKeys
 from lookout_count_aggregator.ports import Applied, Outcome
 
 # A rebuild's scratch hash outlives a crashed rebuild only this long.

@@ -15,7 +15,6 @@ from lookout_shared.envelope import Envelope
 from pydantic import ValidationError
 
 STREAM, SNAPSHOT, SNAPSHOT_JOB = "stream", "snapshot", "snapshot_job"
-ENTITY_TYPES = (STREAM, SNAPSHOT, SNAPSHOT_JOB)
 
 
 class UnusableEvent(Exception):

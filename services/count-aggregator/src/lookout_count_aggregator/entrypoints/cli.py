@@ -10,16 +10,16 @@ import uuid
 import asyncpg
 import uvicorn
 from lookout_shared.cli_args import parser as command_parser
+from lookout_shared.count_keys import CountKeys
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.redis import create_redis
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from lookout_count_aggregator.drift import check
+from lookout_count_aggregator.bootstrap import check_drift, rebuilder
 from lookout_count_aggregator.entrypoints.http import create_app
-from lookout_count_aggregator.keys import CountKeys
-from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder
+from lookout_count_aggregator.handlers.rebuild import RebuildBusy
 from lookout_count_aggregator.settings import AggregatorSettings
 
 EXIT_DRIFT, EXIT_BUSY = 1, 2
@@ -85,7 +85,7 @@ async def _offline(settings: AggregatorSettings, args: argparse.Namespace) -> in
         if args.command == "rebuild":
             return await _rebuild(settings, args, pool, redis, keys)
         tenants = [args.tenant] if args.tenant else None
-        drifts = await check(pool, redis, keys, tenants, args.settle)
+        drifts = await check_drift(pool, redis, keys, tenants, args.settle)
         for d in drifts:
             print(f"{d.scope} {d.field}: redis={d.redis} sql={d.sql}")
         if drifts:
@@ -109,9 +109,9 @@ async def _rebuild(
     with Progress(
         *columns, TimeRemainingColumn(), console=Console(stderr=True), disable=args.quiet
     ) as progress:
-        rebuilder = Rebuilder(pool, redis, keys, settings.rebuild_chunk, _Bar(progress))
+        rebuild = rebuilder(pool, redis, keys, settings.rebuild_chunk, _Bar(progress))
         try:
-            report = await rebuilder.run(args.tenant)
+            report = await rebuild.run(args.tenant)
         except RebuildBusy as exc:
             print(exc, file=sys.stderr)
             return EXIT_BUSY

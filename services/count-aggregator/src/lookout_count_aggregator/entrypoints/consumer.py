@@ -8,7 +8,7 @@ from lookout_shared.batch_consumer import BatchConsumer, consume_batches
 from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
 
-from lookout_count_aggregator import handlers
+from lookout_count_aggregator.handlers.entity_events import apply_entity_events
 from lookout_count_aggregator.ports import ChangeSink, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 
@@ -17,7 +17,7 @@ async def consume_entity_events(
     broker: Broker, store: CountStore, sink: ChangeSink, settings: AggregatorSettings
 ) -> BatchConsumer:
     async def on_events(envelopes: list[Envelope]) -> list[Exception | None]:
-        return await handlers.apply_entity_events(envelopes, store, sink)
+        return await apply_entity_events(envelopes, store, sink)
 
     return await consume_batches(
         broker,

@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
+from lookout_shared.http import (
+    Check,
+    add_ops_routes,
+    install_problem_handlers,
+    readiness_checks,
+)
 
 from lookout_count_aggregator.bootstrap import Aggregator, bootstrap
 from lookout_count_aggregator.settings import AggregatorSettings
@@ -28,16 +33,7 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
 
     def checks() -> Mapping[str, Check]:
         aggregator: Aggregator = app.state.aggregator
-
-        async def redis() -> object:
-            return await aggregator.redis.ping()
-
-        async def broker() -> object:
-            if not aggregator.broker.is_connected:
-                raise ConnectionError("broker connection is closed")
-            return True
-
-        return {"redis": redis, "broker": broker}
+        return readiness_checks(redis=aggregator.redis.ping, rabbitmq=lambda: aggregator.broker)
 
     add_ops_routes(app, checks)
     return app

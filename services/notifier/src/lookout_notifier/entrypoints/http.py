@@ -10,7 +10,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
+from lookout_shared.http import (
+    Check,
+    add_ops_routes,
+    install_problem_handlers,
+    readiness_checks,
+)
 
 from lookout_notifier.bootstrap import Runtime, background
 from lookout_notifier.entrypoints import consumer, sse
@@ -48,16 +53,12 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
 
 def _checks(runtime: Runtime) -> Mapping[str, Check]:
-    async def broker_check() -> None:
-        if runtime.broker is None or not runtime.broker.is_connected:
-            raise ConnectionError("broker connection is closed")
-
     async def redis_check() -> object:
         if runtime.notifier is None:
             raise ConnectionError("not connected to Redis yet")
         return await runtime.notifier.history.ping()
 
-    return {"broker": broker_check, "redis": redis_check}
+    return readiness_checks(redis=redis_check, rabbitmq=lambda: runtime.broker)
 
 
 def server_config(app: FastAPI, settings: NotifierSettings, **overrides: object) -> uvicorn.Config:

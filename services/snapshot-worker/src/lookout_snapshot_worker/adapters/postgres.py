@@ -6,6 +6,7 @@ on a stale read changes nothing and the caller decides what that means.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -13,6 +14,7 @@ import asyncpg
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
 from lookout_shared.outbox import enqueue
+from lookout_shared.streams import column_list
 
 from lookout_snapshot_worker.adapters.reaper import KEY_LOCK
 from lookout_snapshot_worker.domain.breaker import CLOSED, BreakerState
@@ -137,15 +139,17 @@ async def _update_job(conn: Conn, job: Job, expected_version: int) -> bool:
     return status == "UPDATE 1"
 
 
+# The columns the probe works on: one per field of the domain's Stream.
+STREAM_COLUMNS = column_list(f.name for f in dataclasses.fields(Stream))
+
+
 class PostgresStreamStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def load(self, stream_id: uuid.UUID) -> Stream | None:
         row = await self._pool.fetchrow(
-            """SELECT id, tenant_id, name, url, kind, status, enabled, version, tags, width,
-                      height, codec, fps, last_error, last_error_category, updated_at
-                 FROM streams WHERE id = $1""",
+            f"SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1",
             stream_id,
         )
         if row is None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from lookout_shared.contracts import SnapshotCreated, SnapshotDeleted, SnapshotJobState, StreamState
+from lookout_shared.contracts import (
+    SNAPSHOT_CREATED_VERSION,
+    SNAPSHOT_DELETED_VERSION,
+    SnapshotCreated,
+    SnapshotDeleted,
+    SnapshotJobState,
+    StreamState,
+)
 from lookout_shared.envelope import Envelope, make_envelope
 
 from lookout_snapshot_worker.domain.jobs import Job, Snapshot
@@ -55,28 +62,26 @@ def snapshot_created(snapshot: Snapshot, producer: str) -> Envelope:
         width=snapshot.width,
         height=snapshot.height,
     )
-    # A snapshot is never changed after it is written, so its only version is 1.
     return make_envelope(
         "snapshot.created",
         payload,
         producer=producer,
         tenant_id=snapshot.tenant_id,
         entity_id=snapshot.id,
-        entity_version=1,
+        entity_version=SNAPSHOT_CREATED_VERSION,
     )
 
 
 def snapshot_deleted(
     snapshot_id: uuid.UUID, tenant_id: uuid.UUID, stream_id: uuid.UUID, producer: str
 ) -> Envelope:
-    # Version 2: the deletion follows the snapshot's only other version, its creation.
     return make_envelope(
         "snapshot.deleted",
         SnapshotDeleted(stream_id=stream_id),
         producer=producer,
         tenant_id=tenant_id,
         entity_id=snapshot_id,
-        entity_version=2,
+        entity_version=SNAPSHOT_DELETED_VERSION,
     )
 
 

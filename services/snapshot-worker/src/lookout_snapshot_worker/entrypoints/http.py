@@ -6,7 +6,12 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
-from lookout_shared.http import Check, add_ops_routes, install_problem_handlers
+from lookout_shared.http import (
+    Check,
+    add_ops_routes,
+    install_problem_handlers,
+    readiness_checks,
+)
 
 from lookout_snapshot_worker.bootstrap import Overrides, Runtime
 from lookout_snapshot_worker.settings import WorkerSettings
@@ -30,10 +35,9 @@ def create_app(settings: WorkerSettings, overrides: Overrides | None = None) -> 
     install_problem_handlers(app)
 
     def checks() -> Mapping[str, Check]:
-        return {
-            "postgres": lambda: _ping_postgres(runtime),
-            "rabbitmq": lambda: _ping_broker(runtime),
-        }
+        return readiness_checks(
+            postgres=lambda: _ping_postgres(runtime), rabbitmq=lambda: runtime.broker
+        )
 
     add_ops_routes(app, checks)
     return app
@@ -43,8 +47,3 @@ async def _ping_postgres(runtime: Runtime) -> None:
     if runtime.pool is None:
         raise ConnectionError("not connected to Postgres yet")
     await runtime.pool.fetchval("SELECT 1")
-
-
-async def _ping_broker(runtime: Runtime) -> None:
-    if runtime.broker is None or not runtime.broker.is_connected:
-        raise ConnectionError("not connected to RabbitMQ")

@@ -17,14 +17,14 @@ import logging
 import time
 
 from lookout_count_aggregator import metrics
-from lookout_count_aggregator.adapters.counts_epoch import EpochStore
-from lookout_count_aggregator.rebuild import RebuildBusy, Rebuilder
+from lookout_count_aggregator.handlers.rebuild import RebuildBusy, Rebuilder
+from lookout_count_aggregator.ports import Epoch
 
 log = logging.getLogger(__name__)
 
 
 class CountsHealer:
-    def __init__(self, epoch: EpochStore, rebuilder: Rebuilder, interval: float) -> None:
+    def __init__(self, epoch: Epoch, rebuilder: Rebuilder, interval: float) -> None:
         self._epoch = epoch
         self._rebuilder = rebuilder
         self.interval = interval

@@ -13,77 +13,57 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
-import asyncpg
-from lookout_shared.drift_report import DriftReport, encode
-from redis.asyncio import Redis
+from lookout_shared.drift_report import DriftReport
 
 from lookout_count_aggregator import metrics
-from lookout_count_aggregator.adapters.postgres_states import grouped_counts
-from lookout_count_aggregator.adapters.redis_counts import decode_counts
+from lookout_count_aggregator.domain.drift import PLATFORM, Drift, label_of
 from lookout_count_aggregator.domain.tally import differences, platform_of
-from lookout_count_aggregator.keys import CountKeys
+from lookout_count_aggregator.ports import CountHashes, EntityStates
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "platform"
-
-
-@dataclass(frozen=True)
-class Drift:
-    scope: str  # a tenant id or "platform"
-    field: str
-    sql: int
-    redis: int
-
 
 async def compare(
-    pool: asyncpg.Pool, redis: Redis, keys: CountKeys, tenants: Sequence[uuid.UUID] | None
+    states: EntityStates, hashes: CountHashes, tenants: Sequence[uuid.UUID] | None
 ) -> list[Drift]:
     """Every count that differs now: of these tenants, or of every tenant and the platform."""
-    expected = await grouped_counts(pool, tenants)
-    scopes: dict[str, tuple[str, Counter[str]]] = {}
+    expected = await states.grouped_counts(tenants)
+    scopes: dict[str, Counter[str]] = {}
     if tenants is None:
-        ids = await pool.fetch("SELECT id FROM tenants")
-        for t in {*(r["id"] for r in ids), *expected}:
-            scopes[str(t)] = (keys.tenant(t), expected.get(t, Counter()))
-        prefix = keys.tenant("")
-        async for raw in redis.scan_iter(match=keys.tenant_pattern(), count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else raw
-            scopes.setdefault(key.removeprefix(prefix), (key, Counter()))
-        scopes[PLATFORM] = (keys.platform(), platform_of(expected.values()))
+        for t in {*await states.tenant_ids(), *expected}:
+            scopes[str(t)] = expected.get(t, Counter())
+        async for tenant in hashes.tenants():
+            scopes.setdefault(tenant, Counter())
     else:
         for t in tenants:
-            scopes[str(t)] = (keys.tenant(t), expected.get(t, Counter()))
+            scopes[str(t)] = expected.get(t, Counter())
+    targets = sorted(scopes.items())
+    if tenants is None:
+        targets.append((PLATFORM, platform_of(expected.values())))
     drifts = []
-    for scope, (key, want) in sorted(scopes.items()):
-        have = decode_counts(await redis.hgetall(key))
-        for name, (sql_count, redis_count) in differences(dict(want), have).items():
-            drifts.append(Drift(scope, name, sql_count, redis_count))
+    for scope, want in targets:
+        have = await hashes.counts(None if scope == PLATFORM else scope)
+        drifts += [
+            Drift(scope, f, sql, redis) for f, (sql, redis) in differences(want, have).items()
+        ]
     return drifts
 
 
 async def check(
-    pool: asyncpg.Pool,
-    redis: Redis,
-    keys: CountKeys,
+    states: EntityStates,
+    hashes: CountHashes,
     tenants: Sequence[uuid.UUID] | None = None,
     settle_seconds: float = 0.0,
 ) -> list[Drift]:
     """The counts that differ, and still differ the same way after ``settle_seconds``."""
-    drifts = await compare(pool, redis, keys, tenants)
+    drifts = await compare(states, hashes, tenants)
     if not drifts or settle_seconds <= 0:
         return drifts
     await asyncio.sleep(settle_seconds)
-    again = set(await compare(pool, redis, keys, tenants))
+    again = set(await compare(states, hashes, tenants))
     return [d for d in drifts if d in again]
-
-
-def label_of(field: str) -> str:
-    """The metric label of a count field: tags are user-chosen, so they share one label."""
-    return "streams_tag:*" if field.startswith("streams_tag:") else field
 
 
 class DriftMonitor:
@@ -91,17 +71,15 @@ class DriftMonitor:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        redis: Redis,
-        keys: CountKeys,
+        states: EntityStates,
+        hashes: CountHashes,
         interval: float,
         mode: Literal["sampled", "full"],
         sample: int,
         settle_seconds: float,
     ) -> None:
-        self._pool = pool
-        self._redis = redis
-        self._keys = keys
+        self._states = states
+        self._hashes = hashes
         self.interval = interval
         self.mode = mode
         self.sample = sample
@@ -111,15 +89,12 @@ class DriftMonitor:
     async def check_once(self) -> list[Drift]:
         tenants: list[uuid.UUID] | None = None
         if self.mode == "sampled":
-            rows = await self._pool.fetch(
-                "SELECT id FROM tenants ORDER BY random() LIMIT $1", self.sample
-            )
-            tenants = [r["id"] for r in rows]
-        drifts = await check(self._pool, self._redis, self._keys, tenants, self.settle_seconds)
+            tenants = await self._states.sample_tenants(self.sample)
+        drifts = await check(self._states, self._hashes, tenants, self.settle_seconds)
         self._record(drifts)
         # For the dashboard (operators' page): counts only, no tenant ids.
         report = DriftReport(time.time(), self.mode, len({d.scope for d in drifts}), len(drifts))
-        await self._redis.set(self._keys.drift_report(), encode(report))
+        await self._hashes.save_drift_report(report)
         metrics.DRIFT_CHECKS.labels(outcome="drift" if drifts else "match").inc()
         if drifts:
             scopes = sorted({d.scope for d in drifts})

@@ -1,4 +1,5 @@
-"""The Redis key names of the counts: a contract with the api, which reads the count hashes.
+"""The Redis key names of the counts: a contract between the count-aggregator (which writes
+them) and the api (which reads the count hashes).
 
 - ``{prefix}counts:tenant:{tenant_id}`` and ``{prefix}counts:platform``: hashes of
   ``field -> count``; only positive counts are kept (a field that drops to zero is removed).
@@ -24,7 +25,22 @@ from lookout_shared.drift_report import report_key
 from lookout_shared.redis import Keys
 
 
+def tenant_key(keys: Keys, tenant_id: uuid.UUID | str) -> str:
+    return keys("counts", "tenant", tenant_id)
+
+
+def platform_key(keys: Keys) -> str:
+    return keys("counts", "platform")
+
+
+def scope_key(keys: Keys, tenant_id: uuid.UUID | None) -> str:
+    """The count hash of a tenant, or of the platform (every tenant) when None."""
+    return platform_key(keys) if tenant_id is None else tenant_key(keys, tenant_id)
+
+
 class CountKeys:
+    """Every count key of one deployment's prefix."""
+
     def __init__(self, prefix: str) -> None:
         self._keys = Keys(prefix)
         # Built per event, in batches of hundreds: the constant part once.
@@ -32,10 +48,10 @@ class CountKeys:
         self._entity = self._keys("counts", "entity", "")
 
     def tenant(self, tenant_id: uuid.UUID | str) -> str:
-        return self._keys("counts", "tenant", tenant_id)
+        return tenant_key(self._keys, tenant_id)
 
     def platform(self) -> str:
-        return self._keys("counts", "platform")
+        return platform_key(self._keys)
 
     def entity(self, entity_type: str, entity_id: uuid.UUID | str) -> str:
         return f"{self._entity}{entity_type}:{entity_id}"
