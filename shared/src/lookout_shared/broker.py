@@ -18,6 +18,7 @@ import contextlib
 import logging
 
 import aio_pika.exceptions
+import tenacity
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from lookout_shared import queue_metrics, topology
@@ -28,6 +29,8 @@ from lookout_shared.publisher import REASON_HEADER, Publisher, route_of
 __all__ = ["REASON_HEADER", "Broker", "Consumer", "Handler", "PermanentFailure", "route_of"]
 
 log = logging.getLogger(__name__)
+# What a first connection may meet while RabbitMQ is starting or out of reach.
+UNREACHABLE = (ConnectionError, OSError, aio_pika.exceptions.AMQPConnectionError)
 
 
 class Broker(Publisher):
@@ -60,20 +63,18 @@ class Broker(Publisher):
         )
 
     async def connect_with_retry(self, max_delay: float = 10.0) -> None:
-        """Connect, waiting for RabbitMQ as long as it takes (a service may start first).
+        """Connect, waiting for RabbitMQ as long as it takes (a service may start first):
+        0.5 s, then twice as long each time up to ``max_delay``, by tenacity's schedule.
 
         Only the first connection needs this: once connected, the robust connection
         reconnects by itself.
         """
-        delay = 0.5
-        while True:
-            try:
-                await self.connect()
-                return
-            except (ConnectionError, OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
-                log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(UNREACHABLE),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=max_delay),
+            before_sleep=_log_unreachable,
+        )
+        await retrying(self.connect)
 
     async def close(self) -> None:
         for consumer in self._consumers:
@@ -165,3 +166,9 @@ class Broker(Publisher):
                 ),
                 name="queue-depths",
             )
+
+
+def _log_unreachable(state: tenacity.RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    delay = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", failure, delay)
