@@ -17,7 +17,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.redis import create_redis
 from websockets.asyncio.client import connect
 
-from .test_notifier_ws import (
+from .test_ws import (
     TIMEOUT,
     Notifier,
     closed_code,

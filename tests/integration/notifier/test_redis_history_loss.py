@@ -27,8 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
-from .test_notifier_limits import sse_events, take
-from .test_notifier_ws import (
+from .test_ws import (
     TIMEOUT,
     Notifier,
     job_event,
@@ -37,6 +36,7 @@ from .test_notifier_ws import (
     recv,
     subscribe,
 )
+from .test_ws_limits import sse_events, take
 
 __all__ = ["notifier"]  # the fixture
 
