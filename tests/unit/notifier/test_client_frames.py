@@ -59,22 +59,22 @@ def viewer(tenant: uuid.UUID = TENANT, user: uuid.UUID | None = None) -> Princip
 
 
 async def test_subscription_waits_for_the_creation_event_in_flight() -> None:
-    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
+    deps = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
     stream = uuid.uuid4()
-    asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), rooms))
+    asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), deps))
     await asyncio.sleep(0.01)
     assert not asking.done()
-    await handlers.handle_event(stream_event("stream.created", stream), rooms)
+    await handlers.handle_event(stream_event("stream.created", stream), deps)
     assert await asyncio.wait_for(asking, 1)
 
 
 async def test_unknown_and_foreign_streams_are_refused() -> None:
-    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
+    deps = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
     theirs = uuid.uuid4()
-    await handlers.handle_event(stream_event("stream.created", theirs, OTHER), rooms)
-    assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), rooms)
-    assert not await handlers.may_subscribe(viewer(), Room("stream", theirs), rooms)
-    assert await handlers.may_subscribe(viewer(OTHER), Room("stream", theirs), rooms)
+    await handlers.handle_event(stream_event("stream.created", theirs, OTHER), deps)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), deps)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", theirs), deps)
+    assert await handlers.may_subscribe(viewer(OTHER), Room("stream", theirs), deps)
 
 
 async def test_owner_kept_until_deleted_and_not_revived_by_hints() -> None:
@@ -97,7 +97,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
     transport = Recorder()
     conn = Connection(old, transport, 8, 1 << 20)
     conn.expire_at(old.expires_at)
-    rooms = Deps(Hub(), MemoryRoomHistory())
+    deps = Deps(Hub(), MemoryRoomHistory())
     for token in (
         "garbage",
         CODEC.issue(uuid.uuid4(), TENANT, "viewer", timedelta(minutes=5)),  # someone else
@@ -105,7 +105,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
         CODEC.issue(user, TENANT, "viewer", timedelta(minutes=5)),
     ):
         await handlers.handle_client_text(
-            conn, json.dumps({"op": "auth", "token": token}), rooms, CODEC
+            conn, json.dumps({"op": "auth", "token": token}), deps, CODEC
         )
     await asyncio.sleep(1.2)  # past the first token's expiry
     assert not conn.is_closing
