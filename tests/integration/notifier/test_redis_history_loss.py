@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
+from .test_sse import sse_events, take
 from .test_ws import (
     TIMEOUT,
     Notifier,
@@ -36,7 +37,6 @@ from .test_ws import (
     recv,
     subscribe,
 )
-from .test_ws_limits import sse_events, take
 
 __all__ = ["notifier"]  # the fixture
 
