@@ -30,10 +30,13 @@ from lookout_shared.envelope import Envelope
 log = logging.getLogger("lookout_shared.broker")
 _tracer = telemetry.tracer("lookout_shared.broker")
 
-REASON_HEADER = "x-lookout-reason"
+REASON_HEADER = "x-lookout-reason"  # why a dead letter was parked
 
 
 class Publisher:
+    """Publishes on the exchanges of one confirming channel, which the broker opens once
+    connected (the robust channel is restored with its connection)."""
+
     def __init__(self) -> None:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._published: dict[str, prometheus_client.Counter] = {}  # by exchange
