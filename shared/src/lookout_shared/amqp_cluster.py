@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from aio_pika import RobustConnection
+from aio_pika.exceptions import AMQPConnectionError
 from yarl import URL
 
 
@@ -49,3 +50,28 @@ class ClusterConnection(RobustConnection):
         if value is None and self.__dict__.get("_ready"):
             self._at = (self._at + 1) % len(self._urls)
             self.url = self._urls[self._at]
+
+
+async def connect_first(
+    urls: list[str], name: str, *, reconnect_interval: float, attempt_timeout: float
+) -> ClusterConnection:
+    """The first connection, to the first node that answers (any one will do); later
+    reconnections move on from there by themselves. ``name`` labels the connection in
+    RabbitMQ's management UI."""
+    failure: BaseException | None = None
+    for first in range(len(urls)):
+        connection = ClusterConnection(
+            urls,
+            first,
+            client_properties={"connection_name": name},
+            reconnect_interval=reconnect_interval,
+        )
+        try:
+            await connection.connect(timeout=attempt_timeout)
+            return connection
+        # OSError covers TimeoutError: a paused node accepts TCP but never answers.
+        except (OSError, AMQPConnectionError) as exc:
+            failure = exc
+        await connection.close()
+    assert failure is not None
+    raise failure

@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from lookout_shared.stream_urls import mask_secret_params
-from lookout_shared.telemetry import current_ids
+from lookout_shared.trace_ids import current_ids
 
 _SENSITIVE_NAME = r"[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*"
 _SECRETS = [

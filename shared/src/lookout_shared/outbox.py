@@ -107,6 +107,9 @@ class OutboxRelay:
         Cancelled mid-window, the relay first lets that window finish (bounded by
         ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
         being published again by the next relay.
+
+        A supervisory loop, not a retry: it runs for the life of the process and a failed
+        window is one more turn with a jittered pause, so tenacity would not make it simpler.
         """
         failures = 0
         try:

@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, TraceIdRatioBased
 
+from lookout_shared.logs import configure_logging, scrub
+
 _configured = False
 DEFAULT_RATIO = 0.1
 
@@ -126,8 +128,6 @@ def setup_tracing(service_name: str) -> None:
 
 def setup_process(service_name: str, log_level: str) -> None:
     """What every service's ``main`` does first: JSON logs, then tracing (if configured)."""
-    from lookout_shared.logs import configure_logging
-
     configure_logging(service_name, log_level)
     setup_tracing(service_name)
 
@@ -144,8 +144,6 @@ def instrument_app(app: FastAPI) -> None:
 def _scrub_url(span: trace.Span, scope: Mapping[str, Any]) -> None:
     """The server span's URL carries the query string, and ``/ws?token=`` puts an access
     token there: scrub it like a log line before it is exported."""
-    from lookout_shared.logs import scrub
-
     if not scope.get("query_string"):
         return
     attributes = getattr(span, "attributes", None) or {}
@@ -170,11 +168,3 @@ def extract(headers: Mapping[str, Any] | None) -> context.Context:
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
-
-
-def current_ids() -> tuple[str, str] | None:
-    """(trace id, span id) of the current span, for log lines; None outside a span."""
-    span_context = trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return None
-    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")

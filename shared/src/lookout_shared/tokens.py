@@ -21,6 +21,9 @@ ALGORITHM = "HS256"
 ROLES: tuple[Role, ...] = ("superuser", "admin", "operator", "viewer")
 # Tokens verified recently, kept so a client's next request skips the decode (pure-Python
 # base64 and JSON work that costs more than a cached read). Bounded; cleared when full.
+# A plain dict, not cachetools: each entry expires with its own token, which TTLCache (one
+# TTL for all) cannot express, and TLRUCache, which can, costs about four times a dict hit
+# (0.85 against 0.2 microseconds) on a lookup every authenticated request makes.
 VERIFIED_MAX = 10_000
 # The token version of a new account (the users table's default).
 FIRST_VERSION = 1

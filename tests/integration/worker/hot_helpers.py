@@ -23,7 +23,7 @@ from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 from redis.asyncio import Redis
 
-from .test_worker_rtsp import PASSWORD, SERVER, SYSTEM_PYTHON, USER, _wait_accepting
+from .test_ffmpeg_rtsp import PASSWORD, SERVER, SYSTEM_PYTHON, USER, _wait_accepting
 
 T = TypeVar("T")
 

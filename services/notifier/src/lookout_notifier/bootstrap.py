@@ -65,7 +65,8 @@ class Notifier:
             await handlers.handle_event(envelope, self.deps)
 
     async def renew_slots_forever(self) -> None:
-        """Renew this instance's connection slots well before their leases end."""
+        """Renew this instance's connection slots well before their leases end. Periodic work
+        for the life of the process (a failed round is just the next one), not a retry loop."""
         while True:
             await asyncio.sleep(self.settings.connection_lease_seconds / 3)
             held = [(c.principal.user_id, c.id) for c in self.hub.connections]

@@ -219,7 +219,9 @@ class Runtime:
 
 
 async def _sweep_forever(settings: WorkerSettings, pool: asyncpg.Pool) -> None:
-    """Every interval, delete snapshot files whose rows are gone (see adapters/reaper.py)."""
+    """Every interval, delete snapshot files whose rows are gone (see adapters/reaper.py).
+    Periodic work for the life of the process (a failed sweep is just the next one), not a
+    retry loop."""
     reaper = PostgresReaper(pool, LocalFiles(settings.storage_dir))
     grace = timedelta(seconds=settings.orphan_grace_seconds)
     while True:

@@ -29,7 +29,6 @@ __all__ = [
     "Prober",
     "Pruned",
     "Reaper",
-    "SnapshotStorage",
     "StreamStore",
     "UrlGuard",
 ]

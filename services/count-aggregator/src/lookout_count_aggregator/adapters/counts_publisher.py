@@ -68,7 +68,9 @@ class CountsPublisher:
         return ok
 
     async def run(self) -> None:
-        """Publish batches as they fall due, until cancelled."""
+        """Publish batches as they fall due, until cancelled. A scheduler that runs for the
+        life of the process (a failed batch is simply due again in ``RETRY_SECONDS``), not a
+        retry loop tenacity would make simpler."""
         while True:
             ok = await self.publish_due()
             wait = self._debouncer.wait_time(self._clock())

@@ -1,4 +1,5 @@
-"""The broker side: this instance's own exclusive, auto-delete queue bound to every event."""
+"""The broker side: this instance's own queue bound to every event (a quorum queue that
+expires once the instance is gone: lookout_shared.topology.declare_instance_queue)."""
 
 from __future__ import annotations
 

@@ -68,6 +68,8 @@ class Dispatcher:
         return len(claimed)
 
     async def replay_forever(self, interval: float) -> None:
+        """Replay queued deliveries every ``interval`` for the life of the process. Periodic
+        work, not a retry loop: a failed round is just the next round, so it is no tenacity."""
         while True:
             try:
                 if await self.replay_once() == CLAIM_BATCH:

@@ -84,7 +84,10 @@ async def _probe(stream: Stream, deps: Deps) -> None:
 
 
 async def _save_probe(deps: Deps, probed: Stream, outcome: Callable[[Stream], Stream]) -> None:
-    """Write ``outcome`` onto the stream as it is now, as long as its URL is the one probed."""
+    """Write ``outcome`` onto the stream as it is now, as long as its URL is the one probed.
+
+    A compare-and-set loop, not a retry with backoff: each turn reloads the row and may end
+    early (deleted, new URL), which tenacity would only wrap, not simplify."""
     current: Stream | None = probed
     for _ in range(SAVE_TRIES):
         if current is None:

@@ -21,7 +21,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 
-from .test_notifier_ws import (
+from .test_ws import (
     TIMEOUT,
     job_event,
     new_stream,

@@ -16,7 +16,7 @@ from lookout_shared.redis import Keys
 from redis.asyncio import Redis
 
 from .hot_helpers import add_hot_stream, eventually, latest, make_source
-from .test_worker_processes import Start, is_running, start_worker  # noqa: F401  (a fixture)
+from .test_main_processes import Start, is_running, start_worker  # noqa: F401  (a fixture)
 
 FAILOVER_BOUND = 10.0
 STREAMS = 4

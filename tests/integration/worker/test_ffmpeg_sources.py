@@ -17,7 +17,7 @@ from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import SECRET, Sources
-from .test_worker_service import add_job
+from .test_http_service import add_job
 
 
 def deps_for(db: asyncpg.Pool, tmp_path: Path, **overrides: object) -> Deps:

@@ -17,7 +17,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
 from lookout_shared.sealed import sealer_for
 
-from tests.integration.notifier.test_notifier_ws import job_event, serve_notifier, stream_event
+from tests.integration.notifier.test_ws import job_event, serve_notifier, stream_event
 from tests.integration.notifier.webhook_receiver import Received, serve_receiver, verify
 
 SECRET = "whsec_test-secret-of-enough-length-0123456789"

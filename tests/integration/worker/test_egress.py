@@ -31,7 +31,7 @@ from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources
-from .test_worker_sources import deps_for, job_row, run_capture
+from .test_ffmpeg_sources import deps_for, job_row, run_capture
 
 REFUSED = r"refused: address not allowed: (::ffff:)?127\.0\.0\.2 port \d+$"
 

@@ -28,7 +28,7 @@ from lookout_shared.contracts import SnapshotCreated
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.storage import LocalStorage
 
-from tests.integration.notifier.test_notifier_ws import stream_event
+from tests.integration.notifier.test_ws import stream_event
 
 TIMEOUT = 30.0
 

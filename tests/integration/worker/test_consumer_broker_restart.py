@@ -16,7 +16,7 @@ from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
 from .conftest import Sources
-from .test_worker_service import add_job, capture_envelope, purge_capture_queue, wait_for_status
+from .test_http_service import add_job, capture_envelope, purge_capture_queue, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -18,7 +18,7 @@ from lookout_shared.addresses import Address, EgressPolicy
 from lookout_shared.special_addresses import METADATA, REFUSED
 from lookout_snapshot_worker.adapters.egress import POLICY_VARIABLE
 
-from tests.unit.worker.test_worker_addresses import INTERNAL, PUBLIC, mapped, nat64, six_to_four
+from tests.unit.shared.test_addresses import INTERNAL, PUBLIC, mapped, nat64, six_to_four
 
 SOURCE = Path(__file__).parents[3] / "services/snapshot-worker/egress/lookout_egress.c"
 HARNESS = """

@@ -33,8 +33,8 @@ from .hot_helpers import (
     rtsp_server,
     running_pool,
 )
-from .test_worker_egress import Witness, hls_media
-from .test_worker_processes import free_port
+from .test_egress import Witness, hls_media
+from .test_main_processes import free_port
 
 
 def ffmpeg_runs() -> float:

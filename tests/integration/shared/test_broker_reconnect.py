@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
+import socket
 import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 from aio_pika.exceptions import DeliveryError
 from lookout_shared import topology
 from lookout_shared.broker import Broker
@@ -120,3 +124,23 @@ async def test_events_routed_while_an_instance_reconnects_reach_it_afterwards(
         await channel.close()
     finally:
         await instance.close()
+
+
+async def test_a_first_connection_keeps_trying_with_doubling_pauses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A loopback port nobody listens on: every attempt is refused at once.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    waiting = Broker(f"amqp://guest:guest@127.0.0.1:{port}/", "tests")
+    # It never gives up by itself.
+    with caplog.at_level(logging.WARNING, "lookout_shared.broker"), pytest.raises(TimeoutError):
+        await asyncio.wait_for(waiting.connect_with_retry(max_delay=1.0), 4.0)
+    pauses = [
+        match.group(1)
+        for record in caplog.records
+        if (match := re.search(r"unreachable .*; retrying in ([\d.]+)s", record.getMessage()))
+    ]
+    assert pauses[:3] == ["0.5", "1.0", "1.0"]
+    assert not waiting.is_connected

@@ -20,7 +20,7 @@ from lookout_snapshot_worker.handlers.probe import probe_stream
 from lookout_snapshot_worker.ports import Deps
 from lookout_snapshot_worker.settings import WorkerSettings
 
-from .test_worker_service import add_job
+from .test_http_service import add_job
 
 MIB = 1024 * 1024
 

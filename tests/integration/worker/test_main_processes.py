@@ -20,7 +20,7 @@ from lookout_shared import topology
 from lookout_shared.broker import Broker
 
 from .conftest import Sources
-from .test_worker_service import add_job, capture_envelope
+from .test_http_service import add_job, capture_envelope
 
 Proc = asyncio.subprocess.Process
 Start = Callable[..., Awaitable[Proc]]

@@ -1,4 +1,5 @@
-"""Owner waits, the rate limit, re-authentication, SSE event ids, connection slots."""
+"""What a client's frames do: a subscription waits for its stream's owner, and a fresh
+token extends the connection (which closes when its token expires)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,11 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from lookout_notifier import handlers
-from lookout_notifier.adapters.memory import MemoryConnectionSlots, MemoryRoomHistory
+from lookout_notifier.adapters.memory import MemoryRoomHistory
 from lookout_notifier.domain.connection import Connection
-from lookout_notifier.domain.event_ids import BadEventId, encode_event_id, parse_event_id
-from lookout_notifier.domain.frames import event_body, event_frame, frame_position
-from lookout_notifier.domain.history import Position
 from lookout_notifier.domain.hub import Hub
 from lookout_notifier.domain.outgoing import Outgoing
-from lookout_notifier.domain.ratelimit import TokenBucket
 from lookout_notifier.domain.rooms import GONE, Room
 from lookout_notifier.domain.routing import OwnerFact
 from lookout_notifier.ports import Deps
@@ -63,22 +59,22 @@ def viewer(tenant: uuid.UUID = TENANT, user: uuid.UUID | None = None) -> Princip
 
 
 async def test_subscription_waits_for_the_creation_event_in_flight() -> None:
-    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
+    deps = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=5)
     stream = uuid.uuid4()
-    asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), rooms))
+    asking = asyncio.create_task(handlers.may_subscribe(viewer(), Room("stream", stream), deps))
     await asyncio.sleep(0.01)
     assert not asking.done()
-    await handlers.handle_event(stream_event("stream.created", stream), rooms)
+    await handlers.handle_event(stream_event("stream.created", stream), deps)
     assert await asyncio.wait_for(asking, 1)
 
 
 async def test_unknown_and_foreign_streams_are_refused() -> None:
-    rooms = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
+    deps = Deps(Hub(), MemoryRoomHistory(), owner_wait_seconds=0.05)
     theirs = uuid.uuid4()
-    await handlers.handle_event(stream_event("stream.created", theirs, OTHER), rooms)
-    assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), rooms)
-    assert not await handlers.may_subscribe(viewer(), Room("stream", theirs), rooms)
-    assert await handlers.may_subscribe(viewer(OTHER), Room("stream", theirs), rooms)
+    await handlers.handle_event(stream_event("stream.created", theirs, OTHER), deps)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", uuid.uuid4()), deps)
+    assert not await handlers.may_subscribe(viewer(), Room("stream", theirs), deps)
+    assert await handlers.may_subscribe(viewer(OTHER), Room("stream", theirs), deps)
 
 
 async def test_owner_kept_until_deleted_and_not_revived_by_hints() -> None:
@@ -92,14 +88,7 @@ async def test_owner_kept_until_deleted_and_not_revived_by_hints() -> None:
     assert await history.owner_of(stream) == GONE
 
 
-# Rate limit, re-authentication -------------------------------------------------------------
-
-
-def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    bucket = TokenBucket(rate=2, burst=3, now=0)
-    assert [bucket.take(0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(0.5) and not bucket.take(0.5)
-    assert [bucket.take(100) for _ in range(4)] == [True, True, True, False]  # capped at burst
+# Re-authentication ---------------------------------------------------------------------------
 
 
 async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
@@ -108,7 +97,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
     transport = Recorder()
     conn = Connection(old, transport, 8, 1 << 20)
     conn.expire_at(old.expires_at)
-    rooms = Deps(Hub(), MemoryRoomHistory())
+    deps = Deps(Hub(), MemoryRoomHistory())
     for token in (
         "garbage",
         CODEC.issue(uuid.uuid4(), TENANT, "viewer", timedelta(minutes=5)),  # someone else
@@ -116,7 +105,7 @@ async def test_fresh_token_of_the_same_user_extends_the_connection() -> None:
         CODEC.issue(user, TENANT, "viewer", timedelta(minutes=5)),
     ):
         await handlers.handle_client_text(
-            conn, json.dumps({"op": "auth", "token": token}), rooms, CODEC
+            conn, json.dumps({"op": "auth", "token": token}), deps, CODEC
         )
     await asyncio.sleep(1.2)  # past the first token's expiry
     assert not conn.is_closing
@@ -130,37 +119,3 @@ async def test_expiry_closes_with_1008() -> None:
     conn.expire_at(datetime.now(UTC))
     await asyncio.sleep(0.01)
     assert conn.close_code == 1008
-
-
-# SSE event ids -----------------------------------------------------------------------------
-
-
-def test_event_ids_round_trip_and_refuse_garbage() -> None:
-    a, b = Room("stream", uuid.uuid4()), Room("tenant", TENANT)
-    text = encode_event_id({str(a): Position("e1", 12), str(b): Position(None, 40)})
-    assert text == f"{a}=e1:12,{b}=40"
-    assert parse_event_id(text, 16) == {a: Position("e1", 12), b: Position(None, 40)}
-    assert parse_event_id(f"{a}=12", 16) == {a: Position(None, 12)}  # an id from before epochs
-    for bad in ("stream:x=1", f"{a}=-1", f"{a}", f"{a}=1,{b}=2", f"{a}=e-1:2", f"{a}=e1:x"):
-        with pytest.raises(BadEventId):
-            parse_event_id(bad, 1 if bad.count(",") else 16)
-
-
-def test_frame_position_reads_room_seq_and_epoch_without_parsing() -> None:
-    room = Room("stream", uuid.uuid4())
-    envelope = stream_event("stream.created", room.id)
-    text = event_frame(room, event_body(envelope)).text(42, "e1")
-    assert frame_position(text) == (str(room), Position("e1", 42))
-    assert frame_position('{"op":"pong"}') is None
-
-
-# Connection slots ----------------------------------------------------------------------------
-
-
-async def test_slots_cap_each_user_and_come_back_on_release() -> None:
-    slots, user = MemoryConnectionSlots(), uuid.uuid4()
-    conns = [uuid.uuid4() for _ in range(3)]
-    assert [await slots.acquire(user, c, 2) for c in conns] == [True, True, False]
-    assert await slots.acquire(uuid.uuid4(), conns[2], 2)  # another user has their own
-    await slots.release(user, conns[0])
-    assert await slots.acquire(user, conns[2], 2)

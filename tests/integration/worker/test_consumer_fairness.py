@@ -21,7 +21,7 @@ from lookout_snapshot_worker.settings import WorkerSettings
 from prometheus_client import REGISTRY
 
 from .conftest import Sources
-from .test_worker_service import capture_envelope
+from .test_http_service import capture_envelope
 
 
 async def purge(broker: Broker) -> None:

@@ -70,16 +70,16 @@ async def settle() -> None:
 
 async def test_full_queue_closes_only_the_slow_client_with_1013() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Deps(Hub(), history)
+    deps = Deps(Hub(), history)
     history.owners[stream] = TENANT
     slow_t, fast_t = FakeTransport(stalled=True), FakeTransport()
     slow, fast = (Connection(principal(), t, 2, 1 << 20) for t in (slow_t, fast_t))
     for conn in (slow, fast):
-        rooms.hub.connect(conn)
-        await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), rooms)
+        deps.hub.connect(conn)
+        await handlers.subscribe(conn, Subscribe(parse_room(f"stream:{stream}")), deps)
     await settle()
     for _ in range(6):
-        await handlers.handle_event(job_event(stream), rooms)
+        await handlers.handle_event(job_event(stream), deps)
     assert slow.close_code == 1013 and slow_t.closed_with == 1013
     assert not fast.is_closing
     assert [f["seq"] for f in fast_t.sent if "seq" in f and "op" not in f] == [1, 2, 3, 4, 5, 6]
@@ -108,15 +108,15 @@ async def test_bytes_held_by_the_transport_count_toward_the_unsent_bound() -> No
 
 async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Deps(Hub(), history)
+    deps = Deps(Hub(), history)
     for _ in range(3):
-        await handlers.handle_event(job_event(stream), rooms)
+        await handlers.handle_event(job_event(stream), deps)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), deps
     )
-    await handlers.handle_event(job_event(stream), rooms)
+    await handlers.handle_event(job_event(stream), deps)
     await settle()
     ack, *events = transport.sent
     room = parse_room(f"stream:{stream}")
@@ -132,13 +132,13 @@ async def test_since_replays_missed_frames_then_live_ones_in_order() -> None:
 
 async def test_trimmed_history_answers_recovered_false() -> None:
     history, stream = MemoryRoomHistory(history_size=2), uuid.uuid4()
-    rooms = Deps(Hub(), history)
+    deps = Deps(Hub(), history)
     for _ in range(5):
-        await handlers.handle_event(job_event(stream), rooms)
+        await handlers.handle_event(job_event(stream), deps)
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), rooms
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 1}), deps
     )
     await settle()
     room = parse_room(f"stream:{stream}")
@@ -150,22 +150,20 @@ async def test_trimmed_history_answers_recovered_false() -> None:
 
 async def test_other_tenants_frames_never_reach_a_connection() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Deps(Hub(), history)
+    deps = Deps(Hub(), history)
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     room = f"stream:{stream}"
-    await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), rooms)
+    await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": room}), deps)
     # A (contradictory) event of another tenant in the room: filtered before it is queued.
-    await handlers.handle_event(job_event(stream, tenant=OTHER), rooms)
+    await handlers.handle_event(job_event(stream, tenant=OTHER), deps)
     await settle()
     assert [f.get("op") for f in transport.sent] == ["subscribed"]
     theirs, unknown = uuid.uuid4(), uuid.uuid4()
     history.owners[theirs] = OTHER
     for name in (f"stream:{theirs}", f"stream:{unknown}", f"tenant:{OTHER}", f"jobs:{unknown}"):
-        await handlers.handle_client_text(
-            conn, json.dumps({"op": "subscribe", "room": name}), rooms
-        )
+        await handlers.handle_client_text(conn, json.dumps({"op": "subscribe", "room": name}), deps)
     await settle()
     refusals = transport.sent[1:]
     # The same refusal whether the room exists elsewhere or nowhere.
@@ -176,14 +174,14 @@ async def test_other_tenants_frames_never_reach_a_connection() -> None:
 
 async def test_replay_is_filtered_by_tenant_too() -> None:
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms = Deps(Hub(), history)
-    await handlers.handle_event(job_event(stream, tenant=OTHER), rooms)
-    await handlers.handle_event(job_event(stream, tenant=TENANT), rooms)
+    deps = Deps(Hub(), history)
+    await handlers.handle_event(job_event(stream, tenant=OTHER), deps)
+    await handlers.handle_event(job_event(stream, tenant=TENANT), deps)
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(TENANT), transport, 16, 1 << 20)
     await handlers.handle_client_text(
-        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), rooms
+        conn, json.dumps({"op": "subscribe", "room": f"stream:{stream}", "since": 0}), deps
     )
     await settle()
     assert [f.get("seq") for f in transport.sent[1:]] == [2]
@@ -193,18 +191,18 @@ async def test_lost_numbering_resets_subscribers_instead_of_dropping_frames() ->
     """The history forgets the room (a flushed Redis) and numbers it from 1 again: the
     subscriber is told, and gets every frame of the new numbering."""
     history, stream = MemoryRoomHistory(), uuid.uuid4()
-    rooms, room = Deps(Hub(), history), parse_room(f"stream:{stream}")
+    deps, room = Deps(Hub(), history), parse_room(f"stream:{stream}")
     history.owners[stream] = TENANT
     transport = FakeTransport()
     conn = Connection(principal(), transport, 16, 1 << 20)
-    await handlers.handle_event(job_event(stream), rooms)
-    await handlers.subscribe(conn, Subscribe(room), rooms)
+    await handlers.handle_event(job_event(stream), deps)
+    await handlers.subscribe(conn, Subscribe(room), deps)
     old_epoch = history.epochs[room]
     for _ in range(2):
-        await handlers.handle_event(job_event(stream), rooms)
+        await handlers.handle_event(job_event(stream), deps)
     history.lose()
     for _ in range(2):
-        await handlers.handle_event(job_event(stream), rooms)
+        await handlers.handle_event(job_event(stream), deps)
     await settle()
     ack, *frames = transport.sent
     assert ack == {"op": "subscribed", "room": str(room), "seq": 1, "epoch": old_epoch}

@@ -26,7 +26,7 @@ from lookout_shared.storage import LocalStorage
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
 from lookout_snapshot_worker.handlers.probe import probe_stream
 
-from .test_worker_sources import deps_for, run_capture
+from .test_ffmpeg_sources import deps_for, run_capture
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python, which has GStreamer's bindings (gi)

@@ -51,7 +51,7 @@ class Notifier:
 async def serve_notifier(prefix: str, **overrides: Any) -> AsyncIterator[Notifier]:
     # The WebSocket clients here share the served notifier's event loop, so the webhook
     # consumer's work on the same events would count as client slowness in the
-    # back-pressure tests; webhook tests turn it on (test_notifier_webhooks.py).
+    # back-pressure tests; webhook tests turn it on (test_webhooks.py).
     overrides.setdefault("webhooks_enabled", False)
     settings = NotifierSettings(redis_prefix=prefix, **overrides)
     sock = socket.socket()

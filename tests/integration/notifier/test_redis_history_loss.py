@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
-from .test_notifier_limits import sse_events, take
-from .test_notifier_ws import (
+from .test_sse import sse_events, take
+from .test_ws import (
     TIMEOUT,
     Notifier,
     job_event,
