@@ -9,9 +9,10 @@ import aio_pika
 import pytest
 from aio_pika.exceptions import DeliveryError
 from lookout_shared import topology
-from lookout_shared.broker import REASON_HEADER, Broker, PermanentFailure
+from lookout_shared.broker import Broker, PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot
 from lookout_shared.envelope import Envelope, make_envelope
+from lookout_shared.queues import REASON_HEADER
 
 
 def capture_envelope() -> Envelope:

@@ -24,9 +24,9 @@ from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from lookout_shared import queue_metrics, topology
 from lookout_shared.amqp_cluster import ClusterConnection, connect_first, split_urls
 from lookout_shared.consumer import Consumer, Handler, PermanentFailure, delivery
-from lookout_shared.publisher import REASON_HEADER, Publisher, route_of
+from lookout_shared.publisher import Publisher, route_of
 
-__all__ = ["REASON_HEADER", "Broker", "Consumer", "Handler", "PermanentFailure", "route_of"]
+__all__ = ["Broker", "Consumer", "Handler", "PermanentFailure", "route_of"]
 
 log = logging.getLogger(__name__)
 # What a first connection may meet while RabbitMQ is starting or out of reach.

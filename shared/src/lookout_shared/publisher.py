@@ -25,12 +25,11 @@ from opentelemetry.trace import SpanKind
 from lookout_shared import metrics, telemetry, topology
 from lookout_shared.contracts import COMMANDS, EVENTS
 from lookout_shared.envelope import Envelope
+from lookout_shared.queues import REASON_HEADER, SOURCE_HEADER
 
 # Logged and traced under the broker's name: to an operator the adapter is one thing.
 log = logging.getLogger("lookout_shared.broker")
 _tracer = telemetry.tracer("lookout_shared.broker")
-
-REASON_HEADER = "x-lookout-reason"  # why a dead letter was parked
 
 
 class Publisher:
@@ -145,7 +144,7 @@ class Publisher:
         headers = {
             **(message.headers or {}),
             REASON_HEADER: reason[:1000],
-            "x-lookout-queue": source or queue,
+            SOURCE_HEADER: source or queue,
         }
         await self.publish(
             topology.DEAD,

@@ -18,8 +18,9 @@ from lookout_count_aggregator.domain.contributions import Contribution
 from lookout_count_aggregator.ports import Applied, CountStore
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import topology
-from lookout_shared.broker import REASON_HEADER, Broker
+from lookout_shared.broker import Broker
 from lookout_shared.count_keys import CountKeys
+from lookout_shared.queues import REASON_HEADER
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 

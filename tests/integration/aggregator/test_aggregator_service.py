@@ -10,9 +10,10 @@ from aio_pika.exceptions import DeliveryError
 from lookout_count_aggregator.bootstrap import bootstrap
 from lookout_count_aggregator.settings import AggregatorSettings
 from lookout_shared import contracts, topology
-from lookout_shared.broker import REASON_HEADER, Broker
+from lookout_shared.broker import Broker
 from lookout_shared.count_keys import CountKeys
 from lookout_shared.envelope import Envelope, make_envelope, parse_message
+from lookout_shared.queues import REASON_HEADER
 from redis.asyncio import Redis
 
 from tests.conftest import trust_counts
