@@ -19,7 +19,7 @@ import pytest
 from lookout_api.adapters import counts_redis
 from lookout_api.adapters.local_copies import LocalCopies
 from lookout_api.bootstrap import Deps
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 from lookout_shared.redis import Keys, create_redis
 
 from .conftest import Api

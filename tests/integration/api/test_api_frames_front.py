@@ -4,7 +4,7 @@ frame in Redis only its identity, so a newer frame shows the moment it is publis
 
 from __future__ import annotations
 
-from lookout_api.adapters.read_cache import REQUESTS
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 
 from .conftest import Api
 from .test_api_frames import jpeg, publish, size_of

@@ -16,9 +16,9 @@ from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 
+from lookout_api.adapters.api_key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.cache_tracking import CacheTracking
 from lookout_api.adapters.frame_encoder import FrameEncoder
-from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
 from lookout_api.adapters.read_cache import Breaker, ReadCache
 from lookout_api.settings import ApiSettings
 

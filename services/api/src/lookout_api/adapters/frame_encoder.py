@@ -19,14 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
-from prometheus_client import Counter
 
 from lookout_api.domain.frames import FrameRequest, fit
-
-ENCODES = Counter("lookout_api_frame_encodes_total", "Latest-frame images resized and encoded")
-CACHE_HITS = Counter(
-    "lookout_api_frame_cache_hits_total", "Latest-frame images served from the encoded cache"
-)
+from lookout_api.metrics import FRAME_CACHE_HITS as CACHE_HITS
+from lookout_api.metrics import FRAME_ENCODES as ENCODES
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,12 @@ from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookout_api.adapters.read_cache import REQUESTS, CacheKey, Entry, RedisUnavailable
+from lookout_api.adapters.read_cache import CacheKey, Entry, RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, etags
 from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.handlers.auth import KnownCallers
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 from lookout_api.settings import ApiSettings
 
 LIST_PATH = "/api/v1/streams"

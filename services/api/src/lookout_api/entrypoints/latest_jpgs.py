@@ -36,16 +36,16 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lookout_api.adapters import hot_frames_redis
-from lookout_api.adapters.read_cache import REQUESTS
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, frames, signed_urls
 from lookout_api.domain.errors import DomainError
 from lookout_api.entrypoints.cached_reads import TEMPLATES, route_query
 from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.entrypoints.ranged_file import http_date, not_modified
-from lookout_api.entrypoints.routes.frames import REVALIDATE
+from lookout_api.entrypoints.routes.images import REVALIDATE
 from lookout_api.handlers.auth import KnownCallers
 from lookout_api.handlers.frames import REDIS_TIMEOUT_SECONDS, encoded_key
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 
 LATEST_JPG = re.compile(r"/api/v1/streams/([0-9A-Fa-f-]{32,36})/latest\.jpg")
 SIZES = ("width", "height", "quality")

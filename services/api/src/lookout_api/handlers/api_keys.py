@@ -12,7 +12,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, api_keys
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import NotFound
-from lookout_api.handlers.events import commit
+from lookout_api.handlers.outbox_writes import commit
 
 
 async def create_api_key(

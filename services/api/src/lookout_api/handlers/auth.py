@@ -154,7 +154,7 @@ class KnownCallers:
     of a decode and a verification. Only verified JWTs are remembered, each refused again
     from the moment it expires (the check is made on every use); stream reads trust a
     token until then, as they do without this. API keys are looked up in the key cache
-    every time, which a revocation clears at once on every process (key_cache.py).
+    every time, which a revocation clears at once on every process (api_key_cache.py).
     Bounded; cleared when full."""
 
     def __init__(self, max_entries: int = VERIFIED_MAX) -> None:

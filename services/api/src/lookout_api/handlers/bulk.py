@@ -19,11 +19,9 @@ from lookout_api.adapters import streams_db, tenancy_db
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, streams
 from lookout_api.domain.errors import DomainError, ItemErrors, NotFound
-from lookout_api.handlers.events import commit, stream_changed
+from lookout_api.handlers.outbox_writes import commit, stream_changed
 from lookout_api.handlers.quotas import ensure_stream_room
 from lookout_api.handlers.streams import created_entry, updated_entry
-
-MAX_ITEMS = 500
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from lookout_shared.tokens import Principal
 
 from lookout_api import bootstrap
 from lookout_api.adapters import counts_redis, dashboard_db
+from lookout_api.adapters.dead_letters import dead_queues
 from lookout_api.adapters.read_cache import RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, quotas
 from lookout_api.domain.errors import NotFound
 from lookout_api.handlers.quotas import effective, snapshot_rate_key
-from lookout_api.ops.dead_letters import dead_queues
 
 log = logging.getLogger(__name__)
 BROKER_STATE_SECONDS = 1.0

@@ -17,7 +17,7 @@ from lookout_api.domain import access, quotas
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import NotFound
 from lookout_api.domain.rows import Row
-from lookout_api.handlers.events import commit
+from lookout_api.handlers.outbox_writes import commit
 from lookout_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)

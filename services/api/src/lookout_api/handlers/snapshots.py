@@ -17,7 +17,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.errors import Conflict, NotFound
 from lookout_api.domain.listing import Sort, decode_cursor, encode_cursor
-from lookout_api.handlers.events import event
+from lookout_api.handlers.outbox_writes import event
 from lookout_api.handlers.quotas import count_snapshot_request
 
 # Newest first; ties (same created_at) go by id, the order of the snapshots index.

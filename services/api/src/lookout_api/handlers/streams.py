@@ -17,7 +17,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, audit, streams
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import NotFound, PreconditionFailed
-from lookout_api.handlers.events import (
+from lookout_api.handlers.outbox_writes import (
     commit,
     stream_changed,
     stream_deleted,

@@ -12,7 +12,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from lookout_api.handlers.events import commit
+from lookout_api.handlers.outbox_writes import commit
 
 MIN_PASSWORD = 12
 

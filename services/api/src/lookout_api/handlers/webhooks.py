@@ -21,7 +21,7 @@ from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import InvalidInput, NotFound
-from lookout_api.handlers.events import commit
+from lookout_api.handlers.outbox_writes import commit
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, like Standard Webhooks')
 

@@ -15,7 +15,7 @@ from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, headers, problems
 from lookout_api.entrypoints.ranged_file import file_response
-from lookout_api.entrypoints.routes.frames import LatestSnapshotScope
+from lookout_api.entrypoints.routes.images import LatestSnapshotScope
 from lookout_api.entrypoints.snapshot_schemas import JobAccepted, JobOut, SnapshotOut, SnapshotPage
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"], responses=COMMON)

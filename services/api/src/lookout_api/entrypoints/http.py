@@ -19,16 +19,18 @@ from lookout_api.entrypoints.errors import Outage, install_error_handlers
 from lookout_api.entrypoints.front import LookoutApi
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
+    api_keys,
     audit,
-    auth,
-    bulk,
     counts,
     dashboard,
-    frames,
+    images,
     quotas,
     snapshots,
     stream_list,
     streams,
+    streams_bulk,
+    tenants,
+    tokens,
     users,
     webhooks,
 )
@@ -82,13 +84,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     # stream_list before streams: "" and "/{id}" do not clash, but keep the list first.
     for module in (
-        auth,
+        tokens,
+        api_keys,
+        tenants,
         users,
         stream_list,
         streams,
-        bulk,
+        streams_bulk,
         snapshots,
-        frames,
+        images,
         counts,
         audit,
         quotas,
