@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SERVICES = ["lookout_notifier", "lookout_snapshot_worker"]
+SERVICES = ["lookout_api", "lookout_notifier", "lookout_snapshot_worker"]
 ALL_SERVICES = {
     "lookout_api",
     "lookout_count_aggregator",

@@ -16,20 +16,16 @@ import io
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from PIL import Image
 
-from lookout_api.domain.frames import FrameRequest, fit
+from lookout_api.domain.frames import Encoded, FrameRequest, fit
 from lookout_api.metrics import FRAME_CACHE_HITS as CACHE_HITS
 from lookout_api.metrics import FRAME_ENCODES as ENCODES
+from lookout_api.ports import UndecodableFrame
 
-
-@dataclass(frozen=True)
-class Encoded:
-    jpeg: bytes
-    width: int
-    height: int
+# What Pillow raises for bytes that are no (acceptable) image, and what reading them raises.
+UNDECODABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def encode(source: bytes, asked: FrameRequest, max_width: int) -> Encoded:
@@ -70,8 +66,11 @@ class FrameEncoder:
             task = asyncio.create_task(self._make(key, load, asked))
             self._pending[key] = task
             task.add_done_callback(lambda _: self._pending.pop(key, None))
-        # shield: a client going away must not cancel the encode others wait for.
-        return await asyncio.shield(task)
+        try:
+            # shield: a client going away must not cancel the encode others wait for.
+            return await asyncio.shield(task)
+        except UNDECODABLE as exc:
+            raise UndecodableFrame(repr(exc)) from exc
 
     def peek(self, key: Hashable) -> Encoded | None:
         """The encoded image of ``key`` if it is kept (no encode, no wait)."""

@@ -23,7 +23,6 @@ from lookout_shared.broker import Broker
 from lookout_shared.tokens import Principal
 
 from lookout_api import bootstrap, handlers
-from lookout_api.adapters import tenancy_db
 from lookout_api.adapters.dead_letters import DeadLetters, QueueCount, UnknownQueue
 from lookout_api.adapters.outbox_status import outbox_status
 from lookout_api.bootstrap import Deps
@@ -53,12 +52,12 @@ async def seed_demo(settings: ApiSettings, video_url: str) -> int:
     password = os.environ.get("LOOKOUT_DEMO_PASSWORD", "lookout-demo-password")
 
     async def work(deps: Deps) -> str:
-        async with deps.pool.acquire() as conn:
-            tenant = await tenancy_db.tenant_by_name(conn, DEMO_TENANT)
+        async with deps.db.connect() as session:
+            tenant = await session.tenant_by_name(DEMO_TENANT)
         if tenant is None:
             tenant = await handlers.create_tenant(deps, None, DEMO_TENANT)
-        async with deps.pool.acquire() as conn:
-            admin = await tenancy_db.user_for_login(conn, email)
+        async with deps.db.connect() as session:
+            admin = await session.user_for_login(email)
         if admin is None:
             admin = await handlers.create_user(deps, None, email, password, "admin", tenant["id"])
         principal = Principal(admin["id"], tenant["id"], "admin", expires_at=_far_future())
