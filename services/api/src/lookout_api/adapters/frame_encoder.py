@@ -42,6 +42,11 @@ def encode(source: bytes, asked: FrameRequest, max_width: int) -> Encoded:
 
 
 class FrameEncoder:
+    """Encoded images in an LRU bounded in bytes, and one pending encode per key. The LRU
+    is an OrderedDict rather than cachetools.LRUCache: ``peek`` answers every latest.jpg
+    hit (entrypoints/latest_jpgs.py), where a cachetools lookup costs several times a dict
+    lookup and a move to the end."""
+
     def __init__(self, max_bytes: int, threads: int, max_width: int) -> None:
         self.max_bytes = max_bytes
         self.max_width = max_width

@@ -184,6 +184,8 @@ def route_query(query_string: bytes) -> tuple[tuple[str, str], ...]:
     return parsed
 
 
+# Parsed query strings, cleared when full: a plain dict (not a cachetools cache) because this
+# lookup is on every cached GET hit, where a dict lookup is the whole cost.
 _QUERIES: dict[bytes, tuple[tuple[str, str], ...]] = {}
 QUERIES_MAX, QUERY_MAX_BYTES = 4096, 512
 # The stream fields each role may see: the same for every caller of a role.

@@ -152,7 +152,8 @@ class KnownCallers:
     from the moment it expires (the check is made on every use); stream reads trust a
     token until then, as they do without this. API keys are looked up in the key cache
     every time, which a revocation clears at once on every process (api_key_cache.py).
-    Bounded; cleared when full."""
+    Bounded; cleared when full: a plain dict, not a cachetools cache, since this lookup is
+    most of a cached read's authentication and a cachetools get costs several times it."""
 
     def __init__(self, max_entries: int = VERIFIED_MAX) -> None:
         self.max_entries = max_entries
