@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-SERVICES = ["lookout_count_aggregator", "lookout_notifier", "lookout_snapshot_worker"]
+SERVICES = [
+    "lookout_api",
+    "lookout_count_aggregator",
+    "lookout_notifier",
+    "lookout_snapshot_worker",
+]
 ALL_SERVICES = {
     "lookout_api",
     "lookout_count_aggregator",

@@ -24,14 +24,17 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from lookout_shared.stream_urls import mask_secret_params
+from lookout_shared.stream_urls import MASK, mask_secret_params
 from lookout_shared.trace_ids import current_ids
 
 _SENSITIVE_NAME = r"[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*"
 _SECRETS = [
     # scheme://user:pass@host and scheme://token@host: everything up to the last @ of the
     # authority (a password may itself contain @).
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.I), r"\g<keep>***:***@"),
+    (
+        re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/\s\"'<>]*@", re.I),
+        rf"\g<keep>{MASK}:{MASK}@",  # as stream_urls.mask_credentials shows a URL
+    ),
     # Authorization: Bearer/Basic/<anything>, as a header line, a tuple or a dict entry.
     (re.compile(r"(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<keep>***"),
     (

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 from lookout_api.settings import ApiSettings
 
 PASSWORD = "correct-horse-battery"

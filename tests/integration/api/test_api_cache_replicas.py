@@ -18,7 +18,7 @@ import httpx
 import pytest
 from lookout_api.adapters.local_copies import LocalCopies
 from lookout_api.bootstrap import Deps
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 from lookout_shared.count_keys import scope_key
 from lookout_shared.redis import Keys, create_redis
 

@@ -9,7 +9,7 @@ import asyncio
 import time
 
 import pytest
-from lookout_api.adapters.read_cache import REQUESTS
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 
 from .conftest import Api
 from .test_api_cache_replicas import tracking_up

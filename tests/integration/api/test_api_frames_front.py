@@ -9,7 +9,7 @@ import asyncio
 import time
 import uuid
 
-from lookout_api.adapters.read_cache import REQUESTS
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 from lookout_shared.hot_frames import HotFrame, frame_key, to_fields
 
 from .conftest import Api

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from lookout_api.entrypoints.app import create_app
 from lookout_api.entrypoints.errors import Outage, install_error_handlers
+from lookout_api.entrypoints.http import create_app
 from lookout_api.settings import ApiSettings
 from lookout_shared.db import DatabaseUnreachable
 from pydantic import SecretStr
@@ -39,7 +39,7 @@ NOT_REQUESTS = (
     "httpx",
     "asyncpg.pool",
     "lookout_shared.outbox",
-    "lookout_api.adapters.key_cache",  # the principal-changes listener
+    "lookout_api.adapters.api_key_cache",  # the principal-changes listener
     "lookout.access",  # the access line: one per request by design, not an error report
 )
 

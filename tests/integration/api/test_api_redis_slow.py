@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 from lookout_api.settings import ApiSettings
 from lookout_shared.redis import create_redis
 from redis.exceptions import RedisError

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from lookout_api.adapters.key_cache import APPLICATION_NAME
+from lookout_api.adapters.api_key_cache import APPLICATION_NAME
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import api_keys
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 
 from .conftest import Api
 

@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lookout_api.bootstrap import token_codec
-from lookout_api.entrypoints.app import create_app
+from lookout_api.entrypoints.http import create_app
 from lookout_api.settings import ApiSettings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi

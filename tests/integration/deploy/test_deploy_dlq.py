@@ -22,8 +22,8 @@ import aio_pika
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from lookout_api.ops import commands as ops
-from lookout_api.ops.outbox_status import outbox_status
+from lookout_api.adapters.outbox_status import outbox_status
+from lookout_api.entrypoints import cli as ops
 from lookout_api.settings import ApiSettings
 from lookout_shared import outbox, topology
 from lookout_shared.broker import Broker, PermanentFailure

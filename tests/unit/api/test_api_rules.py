@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from lookout_api.adapters.key_cache import TtlCache
+from lookout_api.adapters.api_key_cache import TtlCache
 from lookout_api.domain import etags, listing, streams
 from lookout_api.domain.errors import InvalidInput
 

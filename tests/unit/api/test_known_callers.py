@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import cast
 
-from lookout_api.adapters.key_cache import TtlCache
+from lookout_api.adapters.api_key_cache import TtlCache
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import api_keys
 from lookout_api.handlers.auth import KnownCallers

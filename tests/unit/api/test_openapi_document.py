@@ -21,8 +21,8 @@ from lookout_api.entrypoints import (
     stream_schemas,
     webhook_schemas,
 )
-from lookout_api.entrypoints.app import create_app
-from lookout_api.entrypoints.problems import PROBLEM_JSON, PROBLEM_REF, Problem
+from lookout_api.entrypoints.http import create_app
+from lookout_api.entrypoints.problems import PROBLEM_JSON, PROBLEM_REF, ProblemBody
 from lookout_api.settings import ApiSettings
 from pydantic import BaseModel
 
@@ -89,14 +89,14 @@ def test_every_error_response_references_the_one_problem_schema(doc: dict[str, A
                 )
     text = json.dumps(doc)
     assert text.count('"title": "Problem"') == 1  # components/schemas/Problem only
-    assert doc["components"]["schemas"]["Problem"] == Problem.model_json_schema()
+    assert doc["components"]["schemas"]["Problem"] == ProblemBody.model_json_schema()
     assert "HTTPValidationError" not in doc["components"]["schemas"]
 
 
 def test_error_responses_of_a_later_route_become_the_shared_reference() -> None:
     """An inline copy, FastAPI's default 422 body, a bare description: all the one Problem."""
     app = FastAPI()
-    inline = {"content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}}
+    inline = {"content": {PROBLEM_JSON: {"schema": ProblemBody.model_json_schema()}}}
 
     @app.get(
         "/x/{n}", responses={416: {"description": "range", **inline}, 404: {"description": "no"}}

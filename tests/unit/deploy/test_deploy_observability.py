@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import lookout_api.adapters.read_cache
+import lookout_api.metrics
 import lookout_count_aggregator.metrics
 import lookout_notifier.metrics
 import lookout_shared.metrics
@@ -28,7 +28,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "lookout.json"
 # Imported for their metrics: each registers its own in the default registry.
 METRICS_MODULES = (
     lookout_shared.metrics,
-    lookout_api.adapters.read_cache,
+    lookout_api.metrics,
     lookout_snapshot_worker.metrics,
     lookout_count_aggregator.metrics,
     lookout_notifier.metrics,

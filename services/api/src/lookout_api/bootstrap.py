@@ -3,50 +3,74 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 import asyncpg
 from lookout_shared.broker import Broker
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check
+from lookout_shared.http import readiness_checks as shared_readiness_checks
 from lookout_shared.outbox import OutboxRelay
 from lookout_shared.redis import Keys, create_redis
-from lookout_shared.storage import LocalStorage, SnapshotStorage
+from lookout_shared.storage import LocalStorage
 from lookout_shared.tokens import TokenCodec
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 
+from lookout_api import ports
+from lookout_api.adapters.api_key_cache import PrincipalChanges, TtlCache
+from lookout_api.adapters.breaker import Breaker
 from lookout_api.adapters.cache_tracking import CacheTracking
+from lookout_api.adapters.connections import Connections
 from lookout_api.adapters.frame_encoder import FrameEncoder
 from lookout_api.adapters.frame_identities import FrameIdentities
-from lookout_api.adapters.key_cache import PrincipalChanges, TtlCache
-from lookout_api.adapters.read_cache import Breaker, ReadCache
+from lookout_api.adapters.memory import MemoryWorld
+from lookout_api.adapters.passwords import Argon2Passwords
+from lookout_api.adapters.postgres import PostgresDatabase
+from lookout_api.adapters.queue_depths import RabbitQueueDepths
+from lookout_api.adapters.read_cache import ReadCache
+from lookout_api.adapters.redis_reads import RedisCounts, RedisHotFrames, RedisRateCounters
 from lookout_api.settings import ApiSettings
 
+# Each stream's tenant is kept this long for the image routes.
+STREAM_TENANT_SECONDS = 30.0
 
-@dataclass
-class Deps:
-    settings: ApiSettings
-    pool: asyncpg.Pool
-    redis: Redis
+
+@dataclass(kw_only=True)
+class Deps(ports.Deps):
+    """The handlers' ports (ports.Deps) with the real adapters and the connections behind
+    them, which entrypoints and tests reach."""
+
+    connections: Connections
     keys: Keys
-    codec: TokenCodec
-    storage: SnapshotStorage
     cache: ReadCache
+    key_cache: TtlCache[dict[str, object]]
+    stream_tenants: TtlCache[str]
+    frames: FrameEncoder
+    queues: RabbitQueueDepths
     broker: Broker | None = None
     relay: OutboxRelay | None = None
-    # API key lookups (hash -> principal fields), trusted while principal_changes listens.
-    key_cache: TtlCache[dict[str, object]] = field(default_factory=lambda: TtlCache(0))
     principal_changes: PrincipalChanges | None = None
-    # Latest-frame images (latest.jpg), and each stream's tenant for the image routes (it
-    # never changes, so a stale entry can only name the right tenant of a deleted stream).
-    frames: FrameEncoder = field(default_factory=lambda: FrameEncoder(0, 1, 1920))
-    stream_tenants: TtlCache[str] = field(default_factory=lambda: TtlCache(30.0))
+    # Each hot stream's latest frame identity, kept while the tracking channel is in sync.
     frame_identities: FrameIdentities = field(default_factory=FrameIdentities)
     cache_tracking: CacheTracking | None = None
-    # The dashboard's last RabbitMQ queue depths (monotonic time, depths), and its probe lock.
-    broker_state: tuple[float, dict[str, int]] | None = None
-    broker_probe: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.connections.pool
+
+    @pool.setter
+    def pool(self, pool: asyncpg.Pool) -> None:
+        self.connections.pool = pool
+
+    @property
+    def redis(self) -> Redis:
+        return self.connections.redis
+
+    @redis.setter
+    def redis(self, redis: Redis) -> None:
+        self.connections.redis = redis
 
 
 def token_codec(settings: ApiSettings) -> TokenCodec:
@@ -65,15 +89,24 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     )
     redis = create_redis(settings.redis_url.get_secret_value())
     keys = Keys(settings.redis_prefix)
+    connections = Connections(pool, redis)
+    # The one breaker every Redis caller goes through (adapters/breaker.py).
+    breaker = Breaker(settings.cache_breaker_seconds)
     deps = Deps(
         settings=settings,
-        pool=pool,
-        redis=redis,
+        connections=connections,
         keys=keys,
         codec=token_codec(settings),
         storage=LocalStorage(settings.storage_dir),
-        cache=read_cache(settings, redis, keys),
+        db=PostgresDatabase(connections),
+        cache=read_cache(settings, redis, keys, breaker),
+        counts=RedisCounts(connections, keys, breaker, settings.counts_timeout_seconds),
+        rates=RedisRateCounters(connections, keys, breaker),
+        hot_frames=RedisHotFrames(connections, keys, breaker),
+        queues=RabbitQueueDepths(None),
+        passwords=Argon2Passwords(),
         key_cache=TtlCache(settings.api_key_cache_seconds, trusted=False),
+        stream_tenants=TtlCache(STREAM_TENANT_SECONDS),
         frames=FrameEncoder(
             settings.frame_cache_max_bytes,
             settings.frame_encode_threads,
@@ -86,6 +119,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
             settings.database_url.get_secret_value(), deps.key_cache
         )
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")
+        deps.queues.broker = deps.broker
         deps.relay = OutboxRelay(pool, deps.broker, settings.database_url.get_secret_value())
     return deps
 
@@ -105,11 +139,11 @@ def cache_tracking(
     )
 
 
-def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
+def read_cache(settings: ApiSettings, redis: Redis, keys: Keys, breaker: Breaker) -> ReadCache:
     return ReadCache(
         redis,
         keys,
-        Breaker(settings.cache_breaker_seconds),
+        breaker,
         enabled=settings.cache == "on",
         ttl=settings.cache_ttl_seconds,
         timeout=settings.cache_timeout_seconds,
@@ -120,15 +154,11 @@ def read_cache(settings: ApiSettings, redis: Redis, keys: Keys) -> ReadCache:
 
 
 def readiness_checks(deps: Deps) -> dict[str, Check]:
-    async def broker() -> None:
-        if deps.broker is None or not deps.broker.is_connected:
-            raise ConnectionError("not connected to RabbitMQ")
-
-    return {
-        "postgres": lambda: deps.pool.fetchval("SELECT 1"),
-        "redis": deps.redis.ping,
-        "rabbitmq": broker,
-    }
+    return shared_readiness_checks(
+        postgres=lambda: deps.pool.fetchval("SELECT 1"),
+        redis=deps.redis.ping,
+        rabbitmq=lambda: deps.broker,
+    )
 
 
 async def close(deps: Deps) -> None:
@@ -138,3 +168,57 @@ async def close(deps: Deps) -> None:
     deps.frames.close()
     await deps.redis.aclose()
     await close_pool(deps.pool)
+
+
+class Runtime:
+    """The running api: ``start`` opens every connection and starts the background work
+    (the broker connection, the outbox relay, the revocation listener, the local cache's
+    invalidation tracking); ``stop`` ends it and closes them again, in order."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.deps: Deps | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> Deps:
+        deps = self.deps = await build(self.settings)
+        assert deps.broker is not None and deps.relay is not None
+        assert deps.principal_changes is not None
+        # The api answers while RabbitMQ is down: writes wait in the outbox, and the robust
+        # connection (and so the relay) catches up once the broker is back.
+        self._tasks = [
+            asyncio.create_task(deps.principal_changes.run()),
+            asyncio.create_task(deps.relay.run()),
+            asyncio.create_task(deps.broker.connect_with_retry()),
+        ]
+        if deps.cache_tracking is not None:
+            self._tasks.append(asyncio.create_task(deps.cache_tracking.run()))
+        return deps
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.deps is not None:
+            await close(self.deps)
+
+
+def in_memory(settings: ApiSettings, world: MemoryWorld | None = None) -> ports.Deps:
+    """The handlers' ports backed by in-memory twins (adapters/memory.py): unit tests."""
+    w = world or MemoryWorld()
+    return ports.Deps(
+        settings=settings,
+        codec=token_codec(settings),
+        storage=w.storage,
+        db=w.db,
+        cache=w.cache,
+        counts=w.counts,
+        rates=w.rates,
+        hot_frames=w.hot_frames,
+        queues=w.queues,
+        passwords=w.passwords,
+        key_cache=TtlCache(settings.api_key_cache_seconds),
+        stream_tenants=TtlCache(STREAM_TENANT_SECONDS),
+        frames=w.frames,
+    )

@@ -22,9 +22,8 @@ from lookout_shared.access_log import write_off_loop
 from lookout_shared.cli_args import parser as command_parser
 from lookout_shared.telemetry import setup_process
 
-from lookout_api import cli
-from lookout_api.entrypoints.app import create_app
-from lookout_api.ops import commands as ops
+from lookout_api.entrypoints import cli
+from lookout_api.entrypoints.http import create_app
 from lookout_api.settings import ApiSettings
 
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     superuser.add_argument("email")
     demo = sub.add_parser("seed-demo", help="create the demo tenant, admin and stream")
     demo.add_argument("--video", required=True, help="path of the demo video (in the media dir)")
-    ops.add_subcommands(sub)
+    cli.add_subcommands(sub)
     sub.add_parser("openapi", help="print the OpenAPI document as JSON (no connection made)")
     args = parser.parse_args(argv)
 
@@ -52,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "seed-demo":
         video_url = Path(os.path.abspath(args.video)).as_uri()
         sys.exit(asyncio.run(cli.seed_demo(settings, video_url)))
-    if args.command in ops.COMMANDS:
-        sys.exit(ops.run(settings, args))
+    if args.command in cli.COMMANDS:
+        sys.exit(cli.run(settings, args))
     # Under load the access line is the most written one: its writing leaves the event loop.
     write_off_loop(settings.service_name)
     uvicorn.run(create_app(settings), **serve_options(settings))

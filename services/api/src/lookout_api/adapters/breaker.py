@@ -1,5 +1,10 @@
 """The breaker that keeps the api fast while Redis is down: after a failure, Redis is
-skipped for a while instead of paying its timeout on every request."""
+skipped for a while instead of paying its timeout on every request.
+
+It is the api's one Redis-failure policy: every caller (the read cache and its generation
+bumps, counts, the dashboard, login and snapshot rate limits, hot frames) goes through the
+same instance, so an outage found by one is skipped by all, logged once, and reported as
+the same :class:`RedisUnavailable`."""
 
 from __future__ import annotations
 
@@ -11,17 +16,11 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
+from lookout_api.ports import RedisUnavailable as RedisUnavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class RedisUnavailable(Exception):
-    """Redis failed, was too slow, or is skipped because it failed a moment ago."""
-
-    def __init__(self, reason: str, *, skipped: bool = False) -> None:
-        super().__init__(reason)
-        self.skipped = skipped
 
 
 class Breaker:

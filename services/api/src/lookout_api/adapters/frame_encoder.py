@@ -16,24 +16,16 @@ import io
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from PIL import Image
-from prometheus_client import Counter
 
-from lookout_api.domain.frames import FrameRequest, fit
+from lookout_api.domain.frames import Encoded, FrameRequest, fit
+from lookout_api.metrics import FRAME_CACHE_HITS as CACHE_HITS
+from lookout_api.metrics import FRAME_ENCODES as ENCODES
+from lookout_api.ports import UndecodableFrame
 
-ENCODES = Counter("lookout_api_frame_encodes_total", "Latest-frame images resized and encoded")
-CACHE_HITS = Counter(
-    "lookout_api_frame_cache_hits_total", "Latest-frame images served from the encoded cache"
-)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    jpeg: bytes
-    width: int
-    height: int
+# What Pillow raises for bytes that are no (acceptable) image, and what reading them raises.
+UNDECODABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def encode(source: bytes, asked: FrameRequest, max_width: int) -> Encoded:
@@ -50,6 +42,11 @@ def encode(source: bytes, asked: FrameRequest, max_width: int) -> Encoded:
 
 
 class FrameEncoder:
+    """Encoded images in an LRU bounded in bytes, and one pending encode per key. The LRU
+    is an OrderedDict rather than cachetools.LRUCache: ``peek`` answers every latest.jpg
+    hit (entrypoints/latest_jpgs.py), where a cachetools lookup costs several times a dict
+    lookup and a move to the end."""
+
     def __init__(self, max_bytes: int, threads: int, max_width: int) -> None:
         self.max_bytes = max_bytes
         self.max_width = max_width
@@ -74,8 +71,11 @@ class FrameEncoder:
             task = asyncio.create_task(self._make(key, load, asked))
             self._pending[key] = task
             task.add_done_callback(lambda _: self._pending.pop(key, None))
-        # shield: a client going away must not cancel the encode others wait for.
-        return await asyncio.shield(task)
+        try:
+            # shield: a client going away must not cancel the encode others wait for.
+            return await asyncio.shield(task)
+        except UNDECODABLE as exc:
+            raise UndecodableFrame(repr(exc)) from exc
 
     def peek(self, key: Hashable) -> Encoded | None:
         """The encoded image of ``key`` if it is kept (no encode, no wait)."""

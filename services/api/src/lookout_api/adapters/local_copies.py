@@ -29,6 +29,11 @@ class _Copy:
 
 
 class LocalCopies:
+    """Copies bounded in bytes, each with its own lifetime, dropped by scope. Hand-written
+    rather than cachetools (TLRUCache with getsizeof would bound them the same way):
+    ``get`` is the whole work of an in-process cached GET hit, and a cachetools lookup
+    measured several times a dict lookup and a clock read (4.0 us against 0.6 us)."""
+
     def __init__(
         self, seconds: float, max_bytes: int, clock: Callable[[], float] = time.monotonic
     ) -> None:

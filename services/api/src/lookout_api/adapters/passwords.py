@@ -29,3 +29,13 @@ async def verify_password(stored_hash: str | None, password: str) -> bool:
             return False
 
     return await asyncio.to_thread(verify)
+
+
+class Argon2Passwords:
+    """ports.PasswordHasher with argon2id."""
+
+    async def hash(self, password: str) -> str:
+        return await hash_password(password)
+
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        return await verify_password(stored_hash, password)

@@ -35,27 +35,16 @@ from lookout_shared.counts_epoch import CURRENT_EPOCH_LUA
 from lookout_shared.counts_epoch import epoch_key as counts_epoch_key
 from lookout_shared.redis import Keys
 from lookout_shared.telemetry import untraced
-from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
 from lookout_api.adapters.breaker import Breaker as Breaker
 from lookout_api.adapters.breaker import RedisUnavailable as RedisUnavailable
 from lookout_api.adapters.cache_generations import Generations, epoch_key, generation_key
 from lookout_api.adapters.local_copies import LocalCopies
+from lookout_api.metrics import CACHE_SECONDS as SECONDS
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Counter(
-    "lookout_cache_requests_total",
-    "Read cache lookups by kind (stream, list) and result (hit, miss, bypass, error)",
-    ["kind", "result"],
-)
-SECONDS = Histogram(
-    "lookout_cache_seconds",
-    "Time of one read cache lookup in Redis",
-    ["kind"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
-)
 
 ENTRY_KEYS_MAX = 100_000  # remembered entry keys (about 20 MiB at most), cleared when full
 

@@ -64,3 +64,12 @@ def etag(stream_id: uuid.UUID, captured_at: float, asked: FrameRequest) -> str:
 def is_offline(age_seconds: float, offline_seconds: float) -> bool:
     """A frame this old says the source stopped sending (or its worker let it go)."""
     return age_seconds > offline_seconds
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A frame resized and encoded as a request asked."""
+
+    jpeg: bytes
+    width: int
+    height: int

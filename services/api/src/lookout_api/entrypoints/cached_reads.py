@@ -40,11 +40,12 @@ from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookout_api.adapters.read_cache import REQUESTS, CacheKey, Entry, RedisUnavailable
+from lookout_api.adapters.read_cache import CacheKey, Entry, RedisUnavailable
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, etags
 from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.handlers.auth import KnownCallers
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 from lookout_api.settings import ApiSettings
 
 LIST_PATH = "/api/v1/streams"
@@ -183,6 +184,8 @@ def route_query(query_string: bytes) -> tuple[tuple[str, str], ...]:
     return parsed
 
 
+# Parsed query strings, cleared when full: a plain dict (not a cachetools cache) because this
+# lookup is on every cached GET hit, where a dict lookup is the whole cost.
 _QUERIES: dict[bytes, tuple[tuple[str, str], ...]] = {}
 QUERIES_MAX, QUERY_MAX_BYTES = 4096, 512
 # The stream fields each role may see: the same for every caller of a role.

@@ -1,4 +1,4 @@
-"""Request and response bodies of the signed image URL routes (routes/frames.py)."""
+"""Request and response bodies of the signed image URL routes (routes/images.py)."""
 
 from __future__ import annotations
 

@@ -38,16 +38,17 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lookout_api.adapters import hot_frames_redis
-from lookout_api.adapters.read_cache import REQUESTS
+from lookout_api.adapters.redis_reads import QUICK_SECONDS
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, frames, signed_urls
 from lookout_api.domain.errors import DomainError
 from lookout_api.entrypoints.cached_reads import TEMPLATES, route_query
 from lookout_api.entrypoints.hit_spans import hit_span
 from lookout_api.entrypoints.ranged_file import http_date, not_modified
-from lookout_api.entrypoints.routes.frames import REVALIDATE
+from lookout_api.entrypoints.routes.images import REVALIDATE
 from lookout_api.handlers.auth import KnownCallers
-from lookout_api.handlers.frames import REDIS_TIMEOUT_SECONDS, encoded_key
+from lookout_api.handlers.frames import encoded_key
+from lookout_api.metrics import CACHE_REQUESTS as REQUESTS
 
 LATEST_JPG = re.compile(r"/api/v1/streams/([0-9A-Fa-f-]{32,36})/latest\.jpg")
 SIZES = ("width", "height", "quality")
@@ -155,10 +156,14 @@ async def _captured_at(deps: Deps, stream_id: uuid.UUID) -> float | None:
     no hot frame, or Redis failing: the route says what it can)."""
     seq = deps.frame_identities.seq
     try:
-        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+        async with asyncio.timeout(QUICK_SECONDS):
             with untraced():  # outside any trace yet: no lone Redis span
                 captured_at = await hot_frames_redis.captured_at(deps.redis, deps.keys, stream_id)
-    except (RedisError, OSError, TimeoutError):
+    except (RedisError, OSError, TimeoutError) as exc:
+        # Reported to the one breaker like every Redis failure, so the other paths skip
+        # Redis too; this path does not ask the breaker first (no work added to a hit),
+        # and the route behind it, which does, says what it can.
+        deps.cache.breaker.trip(repr(exc))
         return None
     if captured_at is not None:
         deps.frame_identities.put(stream_id, captured_at, seq)

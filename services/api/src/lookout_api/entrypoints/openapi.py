@@ -6,7 +6,7 @@
   ``list_streams_api_v1_streams_get``.
 - Every error response (4xx, 5xx) references one schema, ``#/components/schemas/Problem``
   (``problems.problems``), whatever a route wrote: an inline copy
-  (``Problem.model_json_schema()``), which generators turn into one duplicate model per
+  (``ProblemBody.model_json_schema()``), which generators turn into one duplicate model per
   response, FastAPI's default 422 body, or no content at all.
 - Both ways in are declared: the OAuth2 password flow (``/docs`` can log in) and a bearer
   token (an access token or an API key, both sent as ``Authorization: Bearer``).
@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from lookout_api.entrypoints.problems import PROBLEM_JSON, PROBLEM_REF, Problem
+from lookout_api.entrypoints.problems import PROBLEM_JSON, PROBLEM_REF, ProblemBody
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a path)
 OAUTH2 = "OAuth2Password"
@@ -60,7 +60,7 @@ def document(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
     )
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    components.setdefault("schemas", {})["Problem"] = ProblemBody.model_json_schema()
     schemes = components.setdefault("securitySchemes", {})
     schemes[OAUTH2] = {
         "type": "oauth2",

@@ -1,7 +1,7 @@
 """The RFC 7807 problem body every error response documents (``components/schemas/Problem``).
 
-The exception that produces such a body is :class:`lookout_shared.http.Problem`; this model
-only describes it. Routes declare their error responses with :func:`problems`,
+The exception that produces such a body is :class:`lookout_shared.http.Problem`; this model,
+``ProblemBody``, only describes it (its schema keeps the name ``Problem``). Routes declare their error responses with :func:`problems`,
 which references this one schema.
 """
 
@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict
 PROBLEM_JSON = "application/problem+json"
 
 
-class Problem(BaseModel):
-    """RFC 7807 problem details."""
+class ProblemBody(BaseModel):
+    """RFC 7807 problem details: the body's schema (the exception is lookout_shared.http.Problem)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", title="Problem")
 
     type: str = "about:blank"
     title: str

@@ -20,7 +20,6 @@ Url = Field(
     max_length=2048,
     description="rtsp(s), rtmp, http(s); file: only in the media directory",
 )
-Tags = Field(max_length=20, description="lowercase letters, digits, '_', '.', '-'")
 LAST_ERROR = "why the source last failed, in detail (host, path); never sent to viewers"
 LAST_ERROR_CATEGORY = "why the source last failed, in one word; sent to every role"
 HOT = "a worker holds the stream open and keeps its latest frame (counted in a tenant quota)"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import audit_db
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
+from lookout_api.ports import Deps, Row
 
 
 async def list_audit(
@@ -19,8 +17,8 @@ async def list_audit(
     before_id: int | None,
     entity_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
-) -> list[asyncpg.Record]:
+) -> list[Row]:
     access.require_role(principal, "admin")
     scope = access.read_scope(principal, tenant_id)
-    async with deps.pool.acquire() as conn:
-        return await audit_db.list_entries(conn, scope, limit, before_id, entity_id)
+    async with deps.db.connect() as session:
+        return await session.list_audit(scope, limit, before_id, entity_id)

@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lookout_shared.tokens import VERIFIED_MAX, InvalidToken, Principal
-from redis.exceptions import RedisError
 
-from lookout_api.adapters import api_keys_db, passwords, rate_limit_redis, tenancy_db
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, api_keys, login_limits
 from lookout_api.domain.access import KeyPrincipal
 from lookout_api.domain.errors import Unauthorized
+from lookout_api.handlers.redis_outage import log_unavailable
+from lookout_api.ports import Deps, RedisUnavailable
 
 log = logging.getLogger(__name__)
 # An API key principal carries no expiry of its own; revocation is what ends it.
@@ -27,11 +26,11 @@ REVOKED = "the API key is unknown or revoked"
 async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> tuple[str, int]:
     """An access token and its lifetime in seconds; the same error for any bad credential.
     Rate-limited per client address and per e-mail (domain/login_limits.py)."""
-    keys = _limit_keys(deps, email, client_ip)
+    keys = _limit_keys(email, client_ip)
     await _check_limits(deps, keys)
-    async with deps.pool.acquire() as conn:
-        user = await tenancy_db.user_for_login(conn, email)
-    ok = await passwords.verify_password(user["password_hash"] if user else None, password)
+    async with deps.db.connect() as session:
+        user = await session.user_for_login(email)
+    ok = await deps.passwords.verify(user["password_hash"] if user else None, password)
     if not ok or user is None:
         await _count_failure(deps, keys)
         raise Unauthorized("wrong e-mail or password")
@@ -44,18 +43,18 @@ async def login(deps: Deps, email: str, password: str, client_ip: str = "-") -> 
 
 @dataclass(frozen=True)
 class _LimitKeys:
-    address: str  # every attempt from the client address
-    failures: str  # failures for the e-mail from the client address
-    email: str  # failures for the e-mail from every address
+    address: tuple[object, ...]  # every attempt from the client address
+    failures: tuple[object, ...]  # failures for the e-mail from the client address
+    email: tuple[object, ...]  # failures for the e-mail from every address
 
 
-def _limit_keys(deps: Deps, email: str, client_ip: str) -> _LimitKeys:
+def _limit_keys(email: str, client_ip: str) -> _LimitKeys:
     # Hash the e-mail: key names show up in Redis tooling, addresses should not.
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
     return _LimitKeys(
-        deps.keys("ratelimit", "login", "ip", client_ip),
-        deps.keys("ratelimit", "login", "email-ip", digest, client_ip),
-        deps.keys("ratelimit", "login", "email", digest),
+        ("ratelimit", "login", "ip", client_ip),
+        ("ratelimit", "login", "email-ip", digest, client_ip),
+        ("ratelimit", "login", "email", digest),
     )
 
 
@@ -64,14 +63,12 @@ async def _check_limits(deps: Deps, keys: _LimitKeys) -> None:
     so a user who types the right password is never limited by their own logins."""
     s = deps.settings
     try:
-        attempts, attempts_wait = await rate_limit_redis.hit(
-            deps.redis, keys.address, s.login_ip_window_seconds
-        )
-        failures, failures_wait = await rate_limit_redis.current(deps.redis, keys.failures)
-        email_failures, _ = await rate_limit_redis.current(deps.redis, keys.email)
-    except (RedisError, OSError) as exc:
+        attempts, attempts_wait = await deps.rates.hit(keys.address, s.login_ip_window_seconds)
+        failures, failures_wait = await deps.rates.current(keys.failures)
+        email_failures, _ = await deps.rates.current(keys.email)
+    except RedisUnavailable as exc:
         # Fail open: logins keep working without Redis; argon2's cost still slows guessing.
-        log.warning("login rate limit unavailable: %r", exc)
+        log_unavailable(log, "login rate limit unavailable: %r", exc)
         return
     limits = login_limits.LoginLimits(
         s.login_ip_limit, s.login_client_failure_limit, s.login_email_failure_limit
@@ -85,10 +82,10 @@ async def _check_limits(deps: Deps, keys: _LimitKeys) -> None:
 async def _count_failure(deps: Deps, keys: _LimitKeys) -> None:
     window = deps.settings.login_email_window_seconds
     try:
-        await rate_limit_redis.hit(deps.redis, keys.failures, window)
-        await rate_limit_redis.hit(deps.redis, keys.email, window)
-    except (RedisError, OSError) as exc:
-        log.warning("login rate limit unavailable: %r", exc)
+        await deps.rates.hit(keys.failures, window)
+        await deps.rates.hit(keys.email, window)
+    except RedisUnavailable as exc:
+        log_unavailable(log, "login rate limit unavailable: %r", exc)
 
 
 async def authenticate(deps: Deps, token: str) -> Principal:
@@ -102,8 +99,8 @@ async def authenticate(deps: Deps, token: str) -> Principal:
     hit, key = deps.key_cache.get(digest)
     if not hit:
         epoch = deps.key_cache.epoch  # a revocation noticed during the query wins
-        async with deps.pool.acquire() as conn:
-            row = await api_keys_db.active_key(conn, digest)
+        async with deps.db.connect() as session:
+            row = await session.active_key(digest)
         key = dict(row) if row is not None else None
         deps.key_cache.put(digest, key, epoch)
     if key is None:
@@ -116,12 +113,12 @@ async def ensure_current(deps: Deps, principal: Principal) -> None:
     still exists with the role, tenant and token version the token names. Every write and
     every read of accounts, keys, audit and quotas passes here; stream reads do not, and
     trust a token until it expires."""
-    async with deps.pool.acquire() as conn:
+    async with deps.db.connect() as session:
         if isinstance(principal, KeyPrincipal):
-            if not await api_keys_db.key_is_live(conn, principal.key_id):
+            if not await session.key_is_live(principal.key_id):
                 raise Unauthorized(REVOKED)
             return
-        account = await tenancy_db.user_standing(conn, principal.user_id)
+        account = await session.user_standing(principal.user_id)
     access.still_current(principal, account)
 
 
@@ -154,8 +151,9 @@ class KnownCallers:
     of a decode and a verification. Only verified JWTs are remembered, each refused again
     from the moment it expires (the check is made on every use); stream reads trust a
     token until then, as they do without this. API keys are looked up in the key cache
-    every time, which a revocation clears at once on every process (key_cache.py).
-    Bounded; cleared when full."""
+    every time, which a revocation clears at once on every process (api_key_cache.py).
+    Bounded; cleared when full: a plain dict, not a cachetools cache, since this lookup is
+    most of a cached read's authentication and a cachetools get costs several times it."""
 
     def __init__(self, max_entries: int = VERIFIED_MAX) -> None:
         self.max_entries = max_entries

@@ -12,18 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import streams_db, tenancy_db
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, streams
 from lookout_api.domain.errors import DomainError, ItemErrors, NotFound
-from lookout_api.handlers.events import commit, stream_changed
+from lookout_api.handlers.outbox_writes import commit, stream_changed
 from lookout_api.handlers.quotas import ensure_stream_room
 from lookout_api.handlers.streams import created_entry, updated_entry
-
-MAX_ITEMS = 500
+from lookout_api.ports import Deps, Row, Session
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class BulkItem:
 @dataclass
 class BulkResult:
     action: str  # created | updated | unchanged
-    row: asyncpg.Record
+    row: Row
 
 
 @dataclass
@@ -91,12 +87,12 @@ async def bulk_upsert(
             seen.add(item.stream_id)
     updates = [(i, it) for i, it in enumerate(items) if it.stream_id is not None]
 
-    async with deps.pool.acquire() as conn, conn.transaction():
-        if principal.is_superuser and not await tenancy_db.tenant_exists(conn, tenant):
+    async with deps.db.transaction() as tx:
+        if principal.is_superuser and not await tx.tenant_exists(tenant):
             raise NotFound("no such tenant")
-        locked = await streams_db.lock_streams(conn, list(seen), tenant)
+        locked = await tx.lock_streams(list(seen), tenant)
         current = {r["id"]: r for r in locked}
-        writes: list[tuple[int, asyncpg.Record, streams.Change]] = []
+        writes: list[tuple[int, Row, streams.Change]] = []
         for i, item in updates:
             assert item.stream_id is not None
             if item.stream_id not in seen:
@@ -122,23 +118,23 @@ async def bulk_upsert(
         if plan.errors:
             plan.errors.sort(key=lambda e: e["loc"][2])  # type: ignore[index]
             raise ItemErrors(plan.errors)
-        await ensure_stream_room(conn, deps.settings, tenant, len(plan.creates))
-        results = await _write(conn, principal, tenant, plan, writes, len(items))
+        await ensure_stream_room(tx, deps.settings, tenant, len(plan.creates))
+        results = await _write(tx, principal, tenant, plan, writes, len(items))
     await deps.cache.invalidate([tenant])
     return results
 
 
 async def _write(
-    conn: Any,
+    tx: Session,
     principal: Principal,
     tenant: uuid.UUID,
     plan: _Plan,
-    writes: list[tuple[int, asyncpg.Record, streams.Change]],
+    writes: list[tuple[int, Row, streams.Change]],
     count: int,
 ) -> list[BulkResult]:
     results: list[BulkResult | None] = [None] * count
     entries, envelopes = [], []
-    created = await streams_db.insert_many(conn, tenant, [v for _, v in plan.creates])
+    created = await tx.insert_streams(tenant, [v for _, v in plan.creates])
     for (i, values), row in zip(plan.creates, created, strict=True):
         results[i] = BulkResult("created", row)
         entries.append(created_entry(row))
@@ -146,8 +142,8 @@ async def _write(
     changing = [(i, before, change) for i, before, change in writes if change.changed]
     for i, before, _ in writes:
         results[i] = BulkResult("unchanged", before)
-    updated = await streams_db.update_many(
-        conn, [(before["id"], before["version"], change.values) for _, before, change in changing]
+    updated = await tx.update_streams(
+        [(before["id"], before["version"], change.values) for _, before, change in changing]
     )
     after_by_id = {r["id"]: r for r in updated}
     for i, before, change in changing:
@@ -155,5 +151,5 @@ async def _write(
         results[i] = BulkResult("updated", after)
         entries.append(updated_entry(before, after, change.changed))
         envelopes += stream_changed(after, created=False, probe=change.probe)
-    await commit(conn, principal, entries, envelopes)
+    await commit(tx, principal, entries, envelopes)
     return [r for r in results if r is not None]

@@ -10,10 +10,8 @@ from typing import Literal
 
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import counts_redis, counts_sql
-from lookout_api.adapters.read_cache import RedisUnavailable
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
+from lookout_api.ports import Deps, RedisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +31,10 @@ async def counts(deps: Deps, principal: Principal) -> Counts:
     scope yet (the aggregator has not seen the tenant)."""
     scope = access.tenant_filter(principal)
     try:
-        values = await deps.cache.breaker.call(
-            lambda: counts_redis.read_counts(deps.redis, deps.keys, scope),
-            deps.settings.counts_timeout_seconds,
-        )
+        values = await deps.counts.counts(scope)
     except RedisUnavailable as exc:
         log.debug("counts unavailable, counting in SQL: %s", exc)
-        return Counts(scope, await counts_sql.read_counts(deps.pool, scope), "sql", True)
+        return Counts(scope, await deps.db.count_in_sql(scope), "sql", True)
     if not values:
-        return Counts(scope, await counts_sql.read_counts(deps.pool, scope), "sql", False)
+        return Counts(scope, await deps.db.count_in_sql(scope), "sql", False)
     return Counts(scope, values, "counts", False)

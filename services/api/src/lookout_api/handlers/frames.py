@@ -15,19 +15,14 @@ from dataclasses import dataclass
 
 from lookout_shared.hot_frames import HotFrame
 from lookout_shared.signed_urls import Kind, signed_url
-from PIL import Image
-from redis.exceptions import RedisError
 
-from lookout_api.adapters import hot_frames_redis, snapshots_db, streams_db
-from lookout_api.adapters.frame_encoder import Encoded
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import frames, signed_urls
 from lookout_api.domain.errors import NotFound
+from lookout_api.domain.frames import Encoded
+from lookout_api.handlers.redis_outage import log_unavailable
+from lookout_api.ports import Deps, RedisUnavailable, UndecodableFrame
 
 log = logging.getLogger(__name__)
-# The frame's hash in Redis waits no longer than this; then the snapshot answers.
-REDIS_TIMEOUT_SECONDS = 0.5
-UNDECODABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -51,8 +46,8 @@ async def stream_tenant(deps: Deps, stream_id: uuid.UUID, scope: uuid.UUID | Non
     hit, tenant = deps.stream_tenants.get(stream_id.bytes)
     if not hit or tenant is None:
         epoch = deps.stream_tenants.epoch
-        async with deps.pool.acquire() as conn:
-            row = await streams_db.get_stream(conn, stream_id, None)
+        async with deps.db.connect() as session:
+            row = await session.get_stream(stream_id, None)
         if row is None:
             raise NotFound("no such stream")
         tenant = str(row["tenant_id"])
@@ -71,8 +66,8 @@ async def latest_frame(
     if hot is not None:
         tag = frames.etag(stream_id, hot.captured_at, asked)
         return Frame(stream_id, "hot", hot.captured_at, tag, hot=hot)
-    async with deps.pool.acquire() as conn:
-        row = await snapshots_db.latest_snapshot(conn, stream_id, tenant)
+    async with deps.db.connect() as session:
+        row = await session.latest_snapshot(stream_id, tenant)
     if row is None:
         raise NotFound("no frame yet: the stream is not hot and has no snapshot")
     captured_at = row["created_at"].timestamp()
@@ -96,8 +91,10 @@ async def encoded(deps: Deps, frame: Frame, asked: frames.FrameRequest) -> Encod
     key = encoded_key(frame.stream_id, frame.source, frame.captured_at, asked)
     try:
         return await deps.frames.get(key, load, asked)
-    except UNDECODABLE as exc:
-        log.warning("latest frame of stream %s cannot be decoded: %r", frame.stream_id, exc)
+    except UndecodableFrame as exc:
+        log.warning(
+            "latest frame of stream %s cannot be decoded: %r", frame.stream_id, exc.__cause__
+        )
         raise NotFound("the latest frame cannot be decoded") from None
 
 
@@ -114,11 +111,11 @@ def _read(path: str) -> bytes:
 
 
 async def _hot_frame(deps: Deps, stream_id: uuid.UUID) -> HotFrame | None:
+    """The frame a worker published, if any (the snapshot answers without Redis)."""
     try:
-        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-            return await hot_frames_redis.latest(deps.redis, deps.keys, stream_id)
-    except (RedisError, OSError, TimeoutError) as exc:
-        log.warning("hot frame unavailable, answering from the snapshot: %r", exc)
+        return await deps.hot_frames.latest(stream_id)
+    except RedisUnavailable as exc:
+        log_unavailable(log, "hot frame unavailable, answering from the snapshot: %r", exc)
         return None
 
 

@@ -7,18 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
-from lookout_shared import outbox
 from lookout_shared.contracts import CaptureSnapshot, SnapshotJobState
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import snapshots_db, streams_db
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.errors import Conflict, NotFound
 from lookout_api.domain.listing import Sort, decode_cursor, encode_cursor
-from lookout_api.handlers.events import event
+from lookout_api.handlers.outbox_writes import event
 from lookout_api.handlers.quotas import count_snapshot_request
+from lookout_api.ports import Deps, MissingReference, Row
 
 # Newest first; ties (same created_at) go by id, the order of the snapshots index.
 SNAPSHOT_SORT = Sort("created_at", descending=True)
@@ -28,14 +25,14 @@ SNAPSHOT_SORT = Sort("created_at", descending=True)
 class SnapshotRequest:
     """Either a fresh enough snapshot (nothing queued) or the job that will take one."""
 
-    snapshot: asyncpg.Record | None = None
-    job: asyncpg.Record | None = None
+    snapshot: Row | None = None
+    job: Row | None = None
     created: bool = False  # the job is new (False: the request joined an active job)
 
 
 @dataclass(frozen=True)
 class SnapshotPage:
-    items: list[asyncpg.Record]
+    items: list[Row]
     next_cursor: str | None
 
 
@@ -48,39 +45,36 @@ async def request_snapshot(
     Only requests that queue or join a job count against the tenant's per-minute quota.
     """
     access.require_role(principal, "operator")
-    async with deps.pool.acquire() as conn:
+    async with deps.db.connect() as session:
         scope = access.tenant_filter(principal)
-        stream = await snapshots_db.stream_for_request(conn, stream_id, scope)
+        stream = await session.stream_for_request(stream_id, scope)
         if stream is None:
             raise NotFound("no such stream")
         if max_age is not None:
-            fresh = await snapshots_db.fresh_snapshot(conn, stream_id, max_age)
+            fresh = await session.fresh_snapshot(stream_id, max_age)
             if fresh is not None:
                 return SnapshotRequest(snapshot=fresh)
         if not stream["enabled"]:
             raise Conflict("the stream is disabled; enable it to take snapshots")
         await count_snapshot_request(deps, stream["tenant_id"], stream)
-        async with conn.transaction():
+        async with session.transaction():
             try:
-                job, created = await snapshots_db.insert_job_or_join(
-                    conn, stream["tenant_id"], stream_id
-                )
-            except asyncpg.ForeignKeyViolationError:  # deleted since we read it
+                job, created = await session.insert_job_or_join(stream["tenant_id"], stream_id)
+            except MissingReference:  # deleted since we read it
                 raise NotFound("no such stream") from None
             if created:
                 command = CaptureSnapshot(job_id=job["id"], stream_id=stream_id)
                 queued = SnapshotJobState(stream_id=stream_id, status="queued")
-                await outbox.enqueue(
-                    conn,
+                await session.enqueue(
                     event("snapshot.capture", command, job),
                     event("snapshot_job.queued", queued, job),
                 )
     return SnapshotRequest(job=job, created=created)
 
 
-async def get_job(deps: Deps, principal: Principal, job_id: uuid.UUID) -> asyncpg.Record:
-    async with deps.pool.acquire() as conn:
-        row = await snapshots_db.get_job(conn, job_id, access.tenant_filter(principal))
+async def get_job(deps: Deps, principal: Principal, job_id: uuid.UUID) -> Row:
+    async with deps.db.connect() as session:
+        row = await session.get_job(job_id, access.tenant_filter(principal))
     if row is None:
         raise NotFound("no such job")
     return row
@@ -94,12 +88,11 @@ async def list_snapshots(
         position = decode_cursor(cursor, SNAPSHOT_SORT)
         assert isinstance(position.value, datetime)  # a created_at cursor holds a timestamp
         after = (position.value, position.row_id)
-    async with deps.pool.acquire() as conn:
-        stream = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
+    async with deps.db.connect() as session:
+        stream = await session.get_stream(stream_id, access.tenant_filter(principal))
         if stream is None:
             raise NotFound("no such stream")
-        rows = await snapshots_db.list_snapshots(
-            conn,
+        rows = await session.list_snapshots(
             stream_id,
             limit + 1,  # one more than asked says whether there is a next page
             after,
@@ -114,22 +107,22 @@ async def list_snapshots(
 
 async def snapshot_file(
     deps: Deps, principal: Principal, snapshot_id: uuid.UUID
-) -> tuple[asyncpg.Record, Path]:
-    async with deps.pool.acquire() as conn:
-        row = await snapshots_db.get_snapshot(conn, snapshot_id, access.tenant_filter(principal))
+) -> tuple[Row, Path]:
+    async with deps.db.connect() as session:
+        row = await session.get_snapshot(snapshot_id, access.tenant_filter(principal))
     return _file_of(deps, row)
 
 
 async def latest_snapshot_file(
     deps: Deps, scope: uuid.UUID | None, stream_id: uuid.UUID
-) -> tuple[asyncpg.Record, Path]:
+) -> tuple[Row, Path]:
     """The stream's latest snapshot in the tenant ``scope`` (None: any)."""
-    async with deps.pool.acquire() as conn:
-        row = await snapshots_db.latest_snapshot(conn, stream_id, scope)
+    async with deps.db.connect() as session:
+        row = await session.latest_snapshot(stream_id, scope)
     return _file_of(deps, row)
 
 
-def _file_of(deps: Deps, row: asyncpg.Record | None) -> tuple[asyncpg.Record, Path]:
+def _file_of(deps: Deps, row: Row | None) -> tuple[Row, Path]:
     if row is None:
         raise NotFound("no such snapshot")
     path = deps.storage.path_of(row["storage_key"])

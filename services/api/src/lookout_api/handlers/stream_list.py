@@ -6,21 +6,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-import asyncpg
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import counts_redis, stream_list_db
-from lookout_api.adapters.read_cache import RedisUnavailable
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access
 from lookout_api.domain.listing import COUNT_CAP, StreamQuery, count_field
+from lookout_api.ports import Deps, RedisUnavailable, Row
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class StreamList:
-    rows: list[asyncpg.Record]
+    rows: list[Row]
     total: int
     total_is_exact: bool
     total_source: str  # "counts" (the aggregator, in Redis) or "sql"
@@ -46,10 +43,8 @@ async def list_streams(deps: Deps, principal: Principal, query: StreamQuery) -> 
     except RedisUnavailable as exc:
         log.debug("counts unavailable, counting in SQL: %s", exc)
         counted, degraded = None, True
-    async with deps.pool.acquire() as conn:
-        rows, sql_total = await stream_list_db.list_page(
-            conn, query, None if counted is not None else COUNT_CAP
-        )
+    async with deps.db.connect() as session:
+        rows, sql_total = await session.list_page(query, None if counted is not None else COUNT_CAP)
     if counted is not None:
         return StreamList(rows, counted, True, "counts", watched=watched, counts_epoch=epoch)
     assert sql_total is not None
@@ -70,12 +65,7 @@ async def _count_from_redis(
     counted = count_field(query.filter)
     if counted is None:
         return None, {}, None
-    read = await deps.cache.breaker.call(
-        lambda: counts_redis.read_fields(
-            deps.redis, deps.keys, query.filter.tenant_id, "streams_total", counted
-        ),
-        deps.settings.counts_timeout_seconds,
-    )
+    read = await deps.counts.fields(query.filter.tenant_id, "streams_total", counted)
     if read is None:
         return None, {}, ""
     epoch, (total, value) = read

@@ -9,21 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import streams_db, tenancy_db
-from lookout_api.bootstrap import Deps
 from lookout_api.domain import access, audit, streams
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.errors import NotFound, PreconditionFailed
-from lookout_api.handlers.events import (
+from lookout_api.handlers.outbox_writes import (
     commit,
     stream_changed,
     stream_deleted,
     stream_deleted_cascade,
 )
 from lookout_api.handlers.quotas import ensure_hot_room, ensure_stream_room
+from lookout_api.ports import Deps, Row
 
 CREATED_FIELDS = ("name", "url", "kind", "tags", "enabled")
 
@@ -37,17 +35,17 @@ async def create_stream(
     tags: list[str],
     enabled: bool,
     tenant_id: uuid.UUID | None = None,
-) -> asyncpg.Record:
+) -> Row:
     access.require_role(principal, "operator")
     tenant = access.acting_tenant(principal, tenant_id)
     values = streams.new_stream(name, url, tags, enabled, deps.settings.media_dir)
-    async with deps.pool.acquire() as conn, conn.transaction():
-        if principal.is_superuser and not await tenancy_db.tenant_exists(conn, tenant):
+    async with deps.db.transaction() as tx:
+        if principal.is_superuser and not await tx.tenant_exists(tenant):
             raise NotFound("no such tenant")
-        await ensure_stream_room(conn, deps.settings, tenant, 1)
-        row = (await streams_db.insert_many(conn, tenant, [values]))[0]
+        await ensure_stream_room(tx, deps.settings, tenant, 1)
+        row = (await tx.insert_streams(tenant, [values]))[0]
         await commit(
-            conn,
+            tx,
             principal,
             [created_entry(row)],
             stream_changed(row, created=True, probe=enabled),
@@ -56,27 +54,27 @@ async def create_stream(
     return row
 
 
-def created_entry(row: asyncpg.Record) -> Entry:
+def created_entry(row: Row) -> Entry:
     return Entry(
         "stream.created", "stream", row["id"], row["tenant_id"], audit.snapshot(row, CREATED_FIELDS)
     )
 
 
-def updated_entry(before: asyncpg.Record, after: asyncpg.Record, changed: tuple[str, ...]) -> Entry:
+def updated_entry(before: Row, after: Row, changed: tuple[str, ...]) -> Entry:
     changes = audit.diff(before, after, changed)
     changes["version"] = {"from": before["version"], "to": after["version"]}
     return Entry("stream.updated", "stream", after["id"], after["tenant_id"], changes)
 
 
-async def get_stream(deps: Deps, principal: Principal, stream_id: uuid.UUID) -> asyncpg.Record:
-    async with deps.pool.acquire() as conn:
-        row = await streams_db.get_stream(conn, stream_id, access.tenant_filter(principal))
+async def get_stream(deps: Deps, principal: Principal, stream_id: uuid.UUID) -> Row:
+    async with deps.db.connect() as session:
+        row = await session.get_stream(stream_id, access.tenant_filter(principal))
     if row is None:
         raise NotFound("no such stream")
     return row
 
 
-def check_version(row: asyncpg.Record, expected: int | None) -> None:
+def check_version(row: Row, expected: int | None) -> None:
     if expected is not None and row["version"] != expected:
         raise PreconditionFailed(
             f"the stream is at version {row['version']}, not {expected}; "
@@ -90,7 +88,7 @@ async def update_stream(
     stream_id: uuid.UUID,
     changes: dict[str, Any],
     expected_version: int | None,
-) -> asyncpg.Record:
+) -> Row:
     """Apply ``changes`` if the stream is still at ``expected_version`` (None: any).
 
     The row lock makes concurrent changes queue up; the second one then sees the new
@@ -99,8 +97,8 @@ async def update_stream(
     hot stream quota.
     """
     access.require_role(principal, "operator")
-    async with deps.pool.acquire() as conn, conn.transaction():
-        locked = await streams_db.lock_streams(conn, [stream_id], access.tenant_filter(principal))
+    async with deps.db.transaction() as tx:
+        locked = await tx.lock_streams([stream_id], access.tenant_filter(principal))
         if not locked:
             raise NotFound("no such stream")
         before = locked[0]
@@ -109,13 +107,11 @@ async def update_stream(
         if not change.changed:
             return before  # nothing to do: the version stays
         if change.heats:
-            await ensure_hot_room(conn, deps.settings, before["tenant_id"])
-        updated = await streams_db.update_many(
-            conn, [(stream_id, before["version"], change.values)]
-        )
+            await ensure_hot_room(tx, deps.settings, before["tenant_id"])
+        updated = await tx.update_streams([(stream_id, before["version"], change.values)])
         after = updated[0]
         await commit(
-            conn,
+            tx,
             principal,
             [updated_entry(before, after, change.changed)],
             stream_changed(after, created=False, probe=change.probe),
@@ -128,17 +124,17 @@ async def delete_stream(
     deps: Deps, principal: Principal, stream_id: uuid.UUID, expected_version: int | None
 ) -> None:
     access.require_role(principal, "operator")
-    async with deps.pool.acquire() as conn, conn.transaction():
-        locked = await streams_db.lock_streams(conn, [stream_id], access.tenant_filter(principal))
+    async with deps.db.transaction() as tx:
+        locked = await tx.lock_streams([stream_id], access.tenant_filter(principal))
         if not locked:
             raise NotFound("no such stream")
         row = locked[0]
         check_version(row, expected_version)
         cascade = stream_deleted_cascade(
-            await streams_db.fail_active_jobs(conn, stream_id),
-            await streams_db.snapshots_of(conn, stream_id),
+            await tx.fail_active_jobs(stream_id),
+            await tx.snapshots_of(stream_id),
         )
-        await streams_db.delete_stream(conn, stream_id, row["version"])
+        await tx.delete_stream(stream_id, row["version"])
         entry = Entry(
             "stream.deleted",
             "stream",
@@ -146,5 +142,5 @@ async def delete_stream(
             row["tenant_id"],
             {"name": row["name"], "version": row["version"]},
         )
-        await commit(conn, principal, [entry], [stream_deleted(row), *cascade])
+        await commit(tx, principal, [entry], [stream_deleted(row), *cascade])
     await deps.cache.invalidate([row["tenant_id"]])

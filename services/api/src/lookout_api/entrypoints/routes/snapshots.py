@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
@@ -15,8 +14,9 @@ from lookout_api.domain import access
 from lookout_api.entrypoints.deps import DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, headers, problems
 from lookout_api.entrypoints.ranged_file import file_response
-from lookout_api.entrypoints.routes.frames import LatestSnapshotScope
+from lookout_api.entrypoints.routes.images import LatestSnapshotScope
 from lookout_api.entrypoints.snapshot_schemas import JobAccepted, JobOut, SnapshotOut, SnapshotPage
+from lookout_api.ports import Row
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"], responses=COMMON)
 
@@ -37,7 +37,7 @@ IMAGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def snapshot_out(deps: Deps, row: asyncpg.Record) -> SnapshotOut:
+def snapshot_out(deps: Deps, row: Row) -> SnapshotOut:
     image_url = f"{deps.settings.public_url}/api/v1/snapshots/{row['id']}/image"
     return SnapshotOut.model_validate({**dict(row), "image_url": image_url})
 
@@ -136,7 +136,7 @@ async def latest_image(
     return _image(request, row, path, REVALIDATE)
 
 
-def _image(request: Request, row: asyncpg.Record, path: Any, cache_control: str) -> Response:
+def _image(request: Request, row: Row, path: Any, cache_control: str) -> Response:
     return file_response(
         request.headers,
         path,

@@ -6,7 +6,9 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from lookout_shared.contracts import StreamStatus
 from lookout_shared.stream_urls import mask_credentials
+from lookout_shared.streams import Sort
 
 from lookout_api import handlers
 from lookout_api.domain import access, listing
@@ -18,7 +20,6 @@ from lookout_api.entrypoints.stream_schemas import StreamPage
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"], responses=COMMON)
 
-Status = Literal["pending", "online", "error", "disabled"]
 Kind = Literal["rtsp", "rtmp", "hls", "http", "file"]
 
 
@@ -37,10 +38,8 @@ async def list_streams(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     offset: Annotated[int | None, Query(ge=0, description="compatibility; prefer cursor")] = None,
     page: Annotated[int | None, Query(ge=1, description="compatibility; prefer cursor")] = None,
-    sort: Annotated[
-        Literal["-created_at", "created_at", "-name", "name"], Query(description="'-' = descending")
-    ] = "-created_at",
-    status: Status | None = None,
+    sort: Annotated[Sort, Query(description="'-' = descending")] = "-created_at",
+    status: StreamStatus | None = None,
     kind: Kind | None = None,
     tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
     q: Annotated[

@@ -1,4 +1,4 @@
-"""Tenants and users."""
+"""Users: create, list, the caller, delete."""
 
 from __future__ import annotations
 
@@ -10,22 +10,9 @@ from fastapi import APIRouter, Query, Response, status
 from lookout_api import handlers
 from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep
 from lookout_api.entrypoints.problems import COMMON, problems
-from lookout_api.entrypoints.schemas import TenantIn, TenantOut, UserIn, UserList, UserOut
+from lookout_api.entrypoints.schemas import UserIn, UserList, UserOut
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
-
-
-@router.post(
-    "/tenants",
-    response_model=TenantOut,
-    status_code=status.HTTP_201_CREATED,
-    tags=["tenants"],
-    summary="Create a tenant",
-    responses=problems(409),
-)
-async def create_tenant(deps: DepsDep, principal: PrincipalDep, body: TenantIn) -> TenantOut:
-    row = await handlers.create_tenant(deps, principal, body.name)
-    return TenantOut.model_validate(dict(row))
 
 
 @router.post(

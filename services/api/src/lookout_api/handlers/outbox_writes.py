@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lookout_shared import outbox
 from lookout_shared.contracts import (
+    SNAPSHOT_DELETED_VERSION,
     Payload,
     ProbeStream,
     SnapshotDeleted,
     SnapshotJobState,
     StreamDeleted,
 )
-from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Principal
 
-from lookout_api.adapters import audit_db
 from lookout_api.domain import access, streams
 from lookout_api.domain.audit import Entry
 from lookout_api.domain.rows import Row
+from lookout_api.ports import Session
 
 PRODUCER = "api"
 
@@ -70,17 +69,22 @@ def stream_deleted_cascade(jobs: Sequence[Row], snapshots: Sequence[Row]) -> lis
     ]
     # A snapshot is created at version 1; its deletion is version 2.
     gone = [
-        event("snapshot.deleted", SnapshotDeleted(stream_id=s["stream_id"]), s, version=2)
+        event(
+            "snapshot.deleted",
+            SnapshotDeleted(stream_id=s["stream_id"]),
+            s,
+            version=SNAPSHOT_DELETED_VERSION,
+        )
         for s in snapshots
     ]
     return failed + gone
 
 
 async def commit(
-    conn: Conn, principal: Principal | None, entries: list[Entry], envelopes: list[Envelope]
+    session: Session, principal: Principal | None, entries: list[Entry], envelopes: list[Envelope]
 ) -> None:
     """Write the audit entries and the outbox messages on the caller's transaction."""
     if entries:
-        await audit_db.record(conn, access.actor_of(principal), entries)
+        await session.record_audit(access.actor_of(principal), entries)
     if envelopes:
-        await outbox.enqueue(conn, *envelopes)
+        await session.enqueue(*envelopes)

@@ -3,7 +3,6 @@ connections."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -19,16 +18,18 @@ from lookout_api.entrypoints.errors import Outage, install_error_handlers
 from lookout_api.entrypoints.front import LookoutApi
 from lookout_api.entrypoints.middleware import BodySizeLimit
 from lookout_api.entrypoints.routes import (
+    api_keys,
     audit,
-    auth,
-    bulk,
     counts,
     dashboard,
-    frames,
+    images,
     quotas,
     snapshots,
     stream_list,
     streams,
+    streams_bulk,
+    tenants,
+    tokens,
     users,
     webhooks,
 )
@@ -38,21 +39,13 @@ GZIP_MIN_BYTES = 1024
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    runtime = bootstrap.Runtime(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        deps = await bootstrap.build(settings)
-        assert deps.broker is not None and deps.relay is not None
-        assert deps.principal_changes is not None
+        deps = await runtime.start()
         app.state.deps = deps
         app.state.postgres_outage = Outage(lambda: deps.pool.fetchval("SELECT 1"))
-        # The api answers while RabbitMQ is down: writes wait in the outbox, and the robust
-        # connection (and so the relay) catches up once the broker is back.
-        broker_task = asyncio.create_task(deps.broker.connect_with_retry())
-        relay_task = asyncio.create_task(deps.relay.run())
-        changes_task = asyncio.create_task(deps.principal_changes.run())
-        tasks = [changes_task, relay_task, broker_task]
-        if deps.cache_tracking is not None:
-            tasks.append(asyncio.create_task(deps.cache_tracking.run()))
         # Everything made so far (the app, its routes and models, the libraries) lives as
         # long as the process: out of the collector's sight, a full collection under load
         # scans only what requests make, not hundreds of thousands of objects that never die.
@@ -61,12 +54,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await app.state.postgres_outage.close()
-            await bootstrap.close(deps)
+            await runtime.stop()
 
     app = LookoutApi(
         title="Lookout API",
@@ -82,13 +71,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     # stream_list before streams: "" and "/{id}" do not clash, but keep the list first.
     for module in (
-        auth,
+        tokens,
+        api_keys,
+        tenants,
         users,
         stream_list,
         streams,
-        bulk,
+        streams_bulk,
         snapshots,
-        frames,
+        images,
         counts,
         audit,
         quotas,

@@ -32,6 +32,11 @@ MAX_RETRY_SECONDS = 30.0
 
 
 class TtlCache(Generic[T]):
+    """A TTL and size bounded map with the epoch and trust rules above. Hand-written rather
+    than cachetools.TTLCache on purpose: its ``get`` runs on hot paths (every latest.jpg hit
+    looks up the stream's tenant here, every cached read by an API key its key), and a
+    cachetools lookup measured about 7 times this one (4.0 us against 0.6 us a get)."""
+
     def __init__(self, ttl: float, max_entries: int = 10_000, *, trusted: bool = True) -> None:
         self.ttl = ttl
         self.max_entries = max_entries

@@ -1,5 +1,6 @@
-"""The ``dlq`` and ``outbox`` subcommands of ``lookout-api``: argument parsing, the
-connections they need, and what they print (a table, or JSON with ``--json``).
+"""``lookout-api``'s operator commands: create-superuser and seed-demo call the same
+handlers as the REST API; dlq and outbox inspect the queues and the outbox (argument
+parsing, the connections they need, and what they print: a table, or JSON with ``--json``).
 
 Nothing printed carries a secret: connection URLs are never shown, and dead-letter
 reasons pass through the same scrubber as the logs. Message bodies are never printed.
@@ -11,15 +12,94 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import aio_pika.exceptions
 import asyncpg
 from lookout_shared.broker import Broker
+from lookout_shared.tokens import Principal
 
-from lookout_api.ops.dead_letters import DeadLetters, QueueCount, UnknownQueue
-from lookout_api.ops.outbox_status import outbox_status
+from lookout_api import bootstrap, handlers
+from lookout_api.adapters.dead_letters import DeadLetters, QueueCount, UnknownQueue
+from lookout_api.adapters.outbox_status import outbox_status
+from lookout_api.bootstrap import Deps
+from lookout_api.domain import listing
+from lookout_api.domain.errors import Conflict, DomainError
 from lookout_api.settings import ApiSettings
+
+DEMO_TENANT = "Demo"
+DEMO_STREAM = "Demo camera"
+
+
+async def create_superuser(settings: ApiSettings, email: str, password: str) -> int:
+    async def work(deps: Deps) -> str:
+        try:
+            await handlers.create_user(deps, None, email, password, "superuser", None)
+        except Conflict:
+            return f"superuser {email} exists"
+        return f"created superuser {email}"
+
+    return await _run(settings, work)
+
+
+async def seed_demo(settings: ApiSettings, video_url: str) -> int:
+    """The demo tenant, its admin (LOOKOUT_DEMO_EMAIL / LOOKOUT_DEMO_PASSWORD) and a stream
+    backed by a local test video. Running it again changes nothing."""
+    email = os.environ.get("LOOKOUT_DEMO_EMAIL", "admin@example.com")
+    password = os.environ.get("LOOKOUT_DEMO_PASSWORD", "lookout-demo-password")
+
+    async def work(deps: Deps) -> str:
+        async with deps.db.connect() as session:
+            tenant = await session.tenant_by_name(DEMO_TENANT)
+        if tenant is None:
+            tenant = await handlers.create_tenant(deps, None, DEMO_TENANT)
+        async with deps.db.connect() as session:
+            admin = await session.user_for_login(email)
+        if admin is None:
+            admin = await handlers.create_user(deps, None, email, password, "admin", tenant["id"])
+        principal = Principal(admin["id"], tenant["id"], "admin", expires_at=_far_future())
+        found = await handlers.list_streams(deps, principal, _by_name(DEMO_STREAM))
+        stream = next((s for s in found.rows if s["name"] == DEMO_STREAM), None)
+        if stream is None:
+            stream = await handlers.create_stream(
+                deps,
+                principal,
+                name=DEMO_STREAM,
+                url=video_url,
+                tags=["demo"],
+                enabled=True,
+            )
+        return f"tenant={tenant['id']} stream={stream['id']} email={email}"
+
+    return await _run(settings, work)
+
+
+async def _run(settings: ApiSettings, work: Callable[[Deps], Awaitable[str]]) -> int:
+    """Run one command with Postgres and Redis (no broker: writes go to the outbox);
+    a domain error is printed and exits 2."""
+    deps = await bootstrap.build(settings, with_broker=False)
+    try:
+        print(await work(deps))
+        return 0
+    except DomainError as exc:
+        print(f"error: {exc.detail}")
+        return 2
+    finally:
+        await bootstrap.close(deps)
+
+
+def _by_name(name: str) -> listing.StreamQuery:
+    return listing.StreamQuery(
+        filter=listing.StreamFilter(None, q=name), sort=listing.Sort("name", False), limit=500
+    )
+
+
+def _far_future() -> datetime:
+    return datetime(9999, 1, 1, tzinfo=UTC)
+
 
 COMMANDS = ("dlq", "outbox")
 

@@ -1,40 +1,18 @@
-"""Tokens and API keys."""
+"""API keys: create (the secret shown once), list, revoke."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from lookout_api import handlers
-from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep, client_ip
-from lookout_api.entrypoints.problems import COMMON, problems
-from lookout_api.entrypoints.schemas import (
-    ApiKeyCreated,
-    ApiKeyIn,
-    ApiKeyList,
-    ApiKeyOut,
-    LoginForm,
-    TokenOut,
-)
+from lookout_api.entrypoints.deps import CheckedPrincipalDep, DepsDep, PrincipalDep
+from lookout_api.entrypoints.problems import COMMON
+from lookout_api.entrypoints.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
 
 router = APIRouter(prefix="/api/v1")
-
-
-@router.post(
-    "/auth/token",
-    response_model=TokenOut,
-    tags=["auth"],
-    name="issue_token",
-    summary="Exchange an e-mail address and password for an access token",
-    responses=problems(401, 413, 422, 429, 503),
-)
-async def token(deps: DepsDep, request: Request, form: Annotated[LoginForm, Form()]) -> TokenOut:
-    access_token, expires_in = await handlers.login(
-        deps, form.username, form.password, client_ip(request)
-    )
-    return TokenOut(access_token=access_token, expires_in=expires_in)
 
 
 @router.post(
