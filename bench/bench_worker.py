@@ -140,7 +140,7 @@ async def run_worker(
     prefetch: int,
 ) -> Result:
     """The worker as ``make run`` and the image start it (its own process and entrypoint,
-    uvloop, INFO logs to a file, traces exported over OTLP to ``sink``), fed ``JOBS``
+    INFO logs to a file, traces exported over OTLP to ``sink``), fed ``JOBS``
     capture commands at once."""
     kind = parse_stream_url(url, str(media)).kind
     await pool.execute("TRUNCATE outbox, snapshots, snapshot_jobs, streams, tenants CASCADE")
@@ -315,7 +315,7 @@ def main() -> None:
             "the succeeded event relayed back. Latency ratios compare medians (naive/tuned). "
             "Raw ffmpeg runs with the same parallelism as the worker's slots, once with default"
             " flags and once with the worker's. The worker runs as shipped: its own process"
-            " (lookout-snapshot-worker, uvloop, INFO logs to a file, traces exported over OTLP"
+            " (lookout-snapshot-worker, INFO logs to a file, traces exported over OTLP"
             " to a sink). CPU counts the worker's process and the ffmpeg it ran (raw: the"
             " ffmpeg runs), not Postgres nor RabbitMQ."
         ),
