@@ -1,4 +1,5 @@
-"""Text and cursors Postgres cannot take are refused before any query: the rules alone."""
+"""List reads' parameters (domain/listing.py): cursors (round trip, tampering, values out of
+range or of the wrong shape, instants kept in UTC), sorts, counts, offsets, sparse fields."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from lookout_api.domain import listing
 from lookout_api.domain.errors import InvalidInput
-from lookout_api.domain.text import check_text, text_problem
-from lookout_api.entrypoints.stream_schemas import BulkIn, StreamIn
-from pydantic import ValidationError
 
 SID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
@@ -22,25 +20,43 @@ def raw_cursor(payload: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-def test_nul_and_unpaired_surrogates_are_not_storable_text() -> None:
-    assert text_problem("plain text, tabs\tand ümlauts") is None
-    assert "NUL" in (text_problem("a\x00b") or "")
-    assert "surrogate" in (text_problem("a\ud800") or "")
-    assert check_text(["ok", {"k": ("v",)}]) == ["ok", {"k": ("v",)}]
-    with pytest.raises(ValueError, match=r"item 1: .*NUL"):
-        check_text(["ok", "b\x00"])
-    with pytest.raises(ValueError, match="NUL"):
-        check_text({"k\x00": "v"})
+def test_cursor_round_trip_and_tampering() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    sort = listing.Sort.parse("-created_at")
+    cursor = listing.encode_cursor(sort, at, SID)
+    assert listing.decode_cursor(cursor, sort) == listing.Position(at, SID)
+    by_name = listing.Sort.parse("name")
+    assert listing.decode_cursor(listing.encode_cursor(by_name, "b", SID), by_name).value == "b"
+    with pytest.raises(InvalidInput, match="sort=-created_at"):
+        listing.decode_cursor(cursor, by_name)
+    for bad in ("", "!!", "e30", cursor[:-3]):
+        with pytest.raises(InvalidInput):
+            listing.decode_cursor(bad, sort)
+    with pytest.raises(InvalidInput):
+        listing.Sort.parse("url")
 
 
-def test_request_models_name_the_field_holding_a_nul() -> None:
-    with pytest.raises(ValidationError) as bad:
-        StreamIn.model_validate({"name": "cam", "url": "rtsp://x/y", "tags": ["a", "b\x00"]})
-    assert [e["loc"] for e in bad.value.errors()] == [("tags",)]
-    assert "item 1" in bad.value.errors()[0]["msg"]
-    with pytest.raises(ValidationError) as bad:
-        BulkIn.model_validate({"items": [{"name": "ok"}, {"name": "n\x00"}]})
-    assert [e["loc"] for e in bad.value.errors()] == [("items", 1, "name")]
+def test_count_dimension_and_offsets_and_fields() -> None:
+    f = listing.StreamFilter
+    assert listing.count_field(f(None)) == "streams_total"
+    assert listing.count_field(f(None, status="online")) == "streams_status:online"
+    assert listing.count_field(f(None, kind="hls")) == "streams_kind:hls"
+    assert listing.count_field(f(None, tag="door")) == "streams_tag:door"
+    assert listing.count_field(f(None, status="online", tag="door")) is None
+    assert listing.count_field(f(None, q="gate")) is None
+    assert listing.page_offset(None, 3, 50, None) == 100
+    assert listing.page_offset(10, None, 50, None) == 10
+    with pytest.raises(InvalidInput):
+        listing.page_offset(10, 2, 50, None)
+    with pytest.raises(InvalidInput):
+        listing.page_offset(10, None, 50, "c")
+    with pytest.raises(InvalidInput):
+        listing.page_offset(listing.MAX_OFFSET + 1, None, 50, None)
+    assert listing.parse_fields("status,name") == ("id", "name", "status")
+    assert listing.parse_fields(None) is None
+    with pytest.raises(InvalidInput, match="password"):
+        listing.parse_fields("password")
+    assert listing.like_pattern("50%_a\\") == "%50\\%\\_a\\\\%"
 
 
 @pytest.mark.parametrize(
