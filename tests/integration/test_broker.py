@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import aio_pika
@@ -124,3 +125,25 @@ async def test_permanent_failure_is_dead_lettered(broker: Broker) -> None:
     dead = await get_one(broker, f"{topology.SNAPSHOT_CAPTURE}.dead")
     assert dead.headers[REASON_HEADER] == "camera said 404"
     assert dead.message_id == str(envelope.id)
+
+
+async def test_close_ends_even_while_the_depth_watcher_is_stuck(stack: dict[str, str]) -> None:
+    """Closing is bounded: a depth watcher stuck in a broker call (a cancel lost inside a
+    channel open) once kept ``close()`` waiting forever, and with it the connection and its
+    consumers, which then took other tests' messages."""
+    broker = Broker(stack["LOOKOUT_AMQP_URL"], producer="tests")
+    await broker.connect()
+    released = asyncio.Event()
+
+    async def stuck() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await released.wait()  # the first cancel is lost, as in the stuck broker call
+
+    broker._depths = asyncio.create_task(stuck())
+    started = time.monotonic()
+    await asyncio.wait_for(broker.close(), 30)
+    assert time.monotonic() - started < 10
+    assert not broker.is_connected
+    released.set()

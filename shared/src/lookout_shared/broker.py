@@ -14,7 +14,6 @@ Callers import all of it from here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aio_pika.exceptions
@@ -81,8 +80,8 @@ class Broker(Publisher):
             await consumer.release_own_queue()  # a process's own queue goes with it
         if self._depths is not None:
             self._depths.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._depths
+            # Bounded: closing must end even if the watcher is stuck in a broker call.
+            await asyncio.wait([self._depths], timeout=5)
             self._depths = None
         if self._connection is not None:
             await self._connection.close()

@@ -53,6 +53,11 @@ async def watch_depths(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # A cancel that arrives while a channel opens comes out of aio-pika as another
+            # error (it closes the half-open channel): still a cancel, or close() never ends.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from exc
             log.debug("could not read queue depths: %r", exc)
         try:
             async with asyncio.timeout(interval):
