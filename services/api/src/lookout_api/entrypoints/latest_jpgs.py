@@ -77,12 +77,15 @@ class LatestJpgs:
         if not answered:
             await self.app(scope, receive, send)
 
-    def _validate(self, key: tuple[object, ...]) -> _Validators:
-        """The headers an image's every answer shares (its ETag, Last-Modified...), made
-        once per image: formatting them was a tenth of a hit's time."""
-        stream_id, _, captured_at, asked = key
-        assert isinstance(stream_id, uuid.UUID) and isinstance(captured_at, float)
-        assert isinstance(asked, frames.FrameRequest)
+    def _validate(
+        self,
+        key: tuple[object, ...],
+        stream_id: uuid.UUID,
+        captured_at: float,
+        asked: frames.FrameRequest,
+    ) -> _Validators:
+        """The headers every answer of the image ``key`` shares (its ETag, Last-Modified...),
+        made once per image: formatting them was a tenth of a hit's time."""
         etag = frames.etag(stream_id, captured_at, asked)
         captured = datetime.fromtimestamp(captured_at, UTC)
         headers = (
@@ -146,7 +149,9 @@ class LatestJpgs:
             return False
         HIT.inc()
         scope["route"] = TEMPLATES["frame"]
-        etag, captured, validators = self._validators.get(key) or self._validate(key)
+        etag, captured, validators = self._validators.get(key) or self._validate(
+            key, stream_id, captured_at, asked
+        )
         age = max(0.0, time.time() - captured_at)
         raw = [*validators, (b"x-frame-age", f"{age:.3f}".encode())]
         if frames.is_offline(age, deps.settings.frame_offline_seconds):
