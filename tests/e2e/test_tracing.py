@@ -123,13 +123,15 @@ async def test_one_trace_from_the_request_to_every_service(system: System) -> No
     assert capture.attributes["url.scheme"] == "file"
 
     # The aggregator applies a batch of events with one Lua call, under the batch's span;
-    # each event applied once.
+    # no event applied twice. The job's events come by two paths (the api's outbox and the
+    # worker), so one may arrive after a later version of its job and be dropped as stale.
     applies = named("lookout-count-aggregator", "apply_events")
     assert {parent(a) for a in applies} == {
         "lookout-count-aggregator:count-aggregator.events process"
     }
     assert {a.attributes["db.system"] for a in applies} == {"redis"}
-    assert {o for a in applies for o in _strings(a.attributes["lookout.outcomes"])} == {"applied"}
+    outcomes = [o for a in applies for o in _strings(a.attributes["lookout.outcomes"])]
+    assert "applied" in outcomes and set(outcomes) <= {"applied", "stale"}, outcomes
     assert {"snapshot", "snapshot_job"} <= applied
 
     # Each event for the subscribed room reached its one connection, under its message.
