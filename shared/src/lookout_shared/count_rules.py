@@ -8,6 +8,7 @@ sum of the contributions of its live entities.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,12 +33,19 @@ def resolution_class(height: int | None) -> str:
 
 
 def stream_fields(status: str, kind: str, height: int | None, tags: Iterable[str]) -> Fields:
+    return _stream_fields(status, kind, resolution_class(height), tuple(tags))
+
+
+# A fleet's streams share a few combinations of these: the aggregator meets each of them
+# thousands of times a second, and building the set is a third of its work on an event.
+@functools.lru_cache(maxsize=4096)
+def _stream_fields(status: str, kind: str, resolution: str, tags: tuple[str, ...]) -> Fields:
     return frozenset(
         {
             "streams_total",
             f"streams_status:{status}",
             f"streams_kind:{kind}",
-            f"streams_resolution:{resolution_class(height)}",
+            f"streams_resolution:{resolution}",
             *(f"streams_tag:{tag}" for tag in tags),
         }
     )

@@ -206,3 +206,56 @@ async def test_shuffled_redelivered_events_end_at_the_final_states(
         assert await store.tenant_counts(tenant) == want
         assert dict(twin.tenants.get(tenant, Counter())) == want
     assert await store.platform_counts() == dict(platform_of(expected.values()))
+
+
+async def test_batches_sum_their_moves_and_end_where_one_at_a_time_ends(
+    redis: Redis, prefix: str
+) -> None:
+    """A batch writes each tenant field once with the sum of its events' moves: the counts,
+    the outcomes and the reported new values are those of applying the events one by one."""
+    rng = random.Random(20261128)
+    tenants = [uuid.uuid4() for _ in range(3)]
+    events, finals = history(rng, tenants)
+    deliveries = [e for e in events for _ in range(rng.randint(1, 2))]
+    rng.shuffle(deliveries)
+    items = [(e.id, contribution_of(e)) for e in deliveries]
+
+    batched, single = store_for(redis, prefix), store_for(redis, f"{prefix}single:")
+    outcomes: list[str] = []
+    for i in range(0, len(items), 64):
+        applied = await batched.apply_many(items[i : i + 64])
+        outcomes += applied.outcomes
+        for tenant, reported in applied.counts.items():
+            # Every field a batch moved is reported with its value once the batch is in.
+            now = await batched.tenant_counts(tenant)
+            assert reported == {f: now.get(f, 0) for f in reported}
+    assert outcomes == [(await single.apply_many([item])).outcomes[0] for item in items]
+
+    expected = tally(contribution_of(e) for e in finals)
+    for tenant in tenants:
+        want = dict(expected.get(tenant, Counter()))
+        assert await batched.tenant_counts(tenant) == want == await single.tenant_counts(tenant)
+    assert await batched.platform_counts() == dict(platform_of(expected.values()))
+
+
+async def test_a_field_whose_moves_cancel_in_a_batch_is_reported_unchanged(
+    redis: Redis, prefix: str
+) -> None:
+    store, tenant, sid = store_for(redis, prefix), uuid.uuid4(), uuid.uuid4()
+    await apply(store, stream("created", uuid.uuid4(), 1, tenant))
+    batch = [stream("created", sid, 1, tenant, tags=("gate",)), stream("deleted", sid, 2, tenant)]
+    applied = await store.apply_many([(e.id, contribution_of(e)) for e in batch])
+    assert applied.outcomes == ["applied", "applied"] and applied.moved == [True, True]
+    assert applied.counts[tenant] == {
+        "streams_total": 1,
+        "streams_status:pending": 1,
+        "streams_kind:rtsp": 1,
+        "streams_resolution:unknown": 1,
+        "streams_tag:gate": 0,
+    }
+    assert await store.tenant_counts(tenant) == {
+        "streams_total": 1,
+        "streams_status:pending": 1,
+        "streams_kind:rtsp": 1,
+        "streams_resolution:unknown": 1,
+    }

@@ -25,8 +25,11 @@
 local dedupe_ttl, scratch_ttl = ARGV[1], ARGV[2]
 local platform = KEYS[1]
 local tenants = tonumber(ARGV[3])
-local changed = {}
-for t = 1, tenants do changed[t] = {} end
+-- The count deltas of the batch, summed per tenant and field and written once at its end:
+-- nothing runs between the script's steps, so only the sums are ever seen, and a batch of
+-- one tenant's creations costs a few HINCRBY instead of two per field per event.
+local deltas = {}
+for t = 1, tenants do deltas[t] = {} end
 
 -- A tenant's generation and pending generation, read once per batch: applying an event
 -- changes neither, and nothing else runs while this script does.
@@ -47,22 +50,22 @@ local function apply(seen, entity, t, version_arg, fields)
     return 0  -- duplicate: this event id was applied already
   end
   local version = tonumber(version_arg)
-  local stored = redis.call('HGET', entity, 'version')
-  if stored and tonumber(stored) >= version then
+  local old = {}
+  local egen, stored = 0, nil
+  local raw = redis.call('HGETALL', entity)
+  for i = 1, #raw, 2 do
+    local field = raw[i]
+    if field == 'gen' then egen = tonumber(raw[i + 1])
+    elseif field == 'version' then stored = tonumber(raw[i + 1])
+    else old[#old + 1] = field end
+  end
+  if stored and stored >= version then
     return 1  -- stale: same or older version; the entity reflects it or something newer
   end
 
   local b = 1 + 4 * (t - 1)
-  local tenant, scratch = KEYS[b + 1], KEYS[b + 4]
+  local scratch = KEYS[b + 4]
   local gen, pending = generations(t)
-
-  local old = {}
-  local egen = 0
-  local raw = redis.call('HGETALL', entity)
-  for i = 1, #raw, 2 do
-    if raw[i] == 'gen' then egen = tonumber(raw[i + 1])
-    elseif raw[i] ~= 'version' then old[#old + 1] = raw[i] end
-  end
 
   -- delta = new contribution - old contribution (the old one only if the hash counts it)
   local delta = {}
@@ -86,7 +89,7 @@ local function apply(seen, entity, t, version_arg, fields)
     redis.call('EXPIRE', scratch, scratch_ttl)
   end
 
-  redis.call('DEL', entity)
+  if #raw > 0 then redis.call('DEL', entity) end  -- its old fields must not linger
   redis.call('HSET', entity, unpack(state))
   if #fields == 0 then
     -- A tombstone keeps the version so a late older event cannot resurrect the entity; it
@@ -94,16 +97,11 @@ local function apply(seen, entity, t, version_arg, fields)
     redis.call('EXPIRE', entity, dedupe_ttl)
   end
 
-  local moved = changed[t]
+  local sums = deltas[t]
   local code = 2
   for field, d in pairs(delta) do
     if d ~= 0 then
-      local n = redis.call('HINCRBY', tenant, field, d)
-      local p = redis.call('HINCRBY', platform, field, d)
-      -- Hashes hold only non-zero counts (a negative one would be drift: kept, so seen).
-      if n == 0 then redis.call('HDEL', tenant, field) end
-      if p == 0 then redis.call('HDEL', platform, field) end
-      moved[field] = n
+      sums[field] = (sums[field] or 0) + d
       code = 3
     end
   end
@@ -116,10 +114,21 @@ for i, event in ipairs(cjson.decode(ARGV[4])) do
   outcomes[i] = apply(KEYS[e + 1], KEYS[e + 2], event[1], tostring(event[2]), event[3])
   e = e + 2
 end
+-- changes[t]: the tenant's new value of every field an event of the batch moved (a field
+-- whose moves summed to zero is read, not written).
 local changes = {}
 for t = 1, tenants do
-  local flat = {}
-  for field, n in pairs(changed[t]) do
+  local tenant, flat = KEYS[1 + 4 * (t - 1) + 1], {}
+  for field, d in pairs(deltas[t]) do
+    local n
+    if d ~= 0 then
+      n = redis.call('HINCRBY', tenant, field, d)
+      -- Hashes hold only non-zero counts (a negative one would be drift: kept, so seen).
+      if n == 0 then redis.call('HDEL', tenant, field) end
+      if redis.call('HINCRBY', platform, field, d) == 0 then redis.call('HDEL', platform, field) end
+    else
+      n = tonumber(redis.call('HGET', tenant, field) or '0')
+    end
     flat[#flat + 1] = field
     flat[#flat + 1] = n
   end
