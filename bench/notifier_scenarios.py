@@ -26,6 +26,7 @@ ROOM_CLIENTS = 500 if SMALL else 5000
 ROOM_EVENTS = 20 if SMALL else 40
 IDLE_CLIENTS = 1000 if SMALL else 10000
 REST_WRITES = 50 if SMALL else 150
+ROUND_WRITES = REST_WRITES // 2  # two rounds per server (bench_notifier.rest_rounds)
 REST_RATE = 5.0  # writes per second: one write's fan-out is done before the next starts
 
 
@@ -121,7 +122,7 @@ async def latency(server: Server, broker: Broker) -> list[float]:
     return await arrivals.collect(server)
 
 
-async def rest_latency(server: Server, api: Api, per_room: int) -> list[float]:
+async def rest_latency(server: Server, api: Api, per_room: int, writes: int) -> list[float]:
     """PATCH a stream's name through the api; time from sending the request to each
     subscribed client's frame. ``per_room`` clients watch each stream."""
     await api.login()
@@ -137,9 +138,9 @@ async def rest_latency(server: Server, api: Api, per_room: int) -> list[float]:
         at = frame.find(marker)
         return frame[at : at + 16] if at >= 0 else None
 
-    arrivals = Arrivals(clients, name_of, REST_WRITES * per_room)
+    arrivals = Arrivals(clients, name_of, writes * per_room)
     await asyncio.sleep(1)
-    for i in range(REST_WRITES):
+    for i in range(writes):
         name = f"rest-{nonce}-{i:06d}"
         started = time.perf_counter()
         arrivals.sent[name.encode()] = started
