@@ -83,7 +83,6 @@ def build_deps(
     o = overrides or Overrides()
     egress = egress_shim(settings)
     media = FfmpegMedia(
-        ffmpeg=settings.ffmpeg_path,
         ffprobe=settings.ffprobe_path,
         timeout=settings.ffmpeg_timeout_seconds,
         max_width=settings.snapshot_max_width,
@@ -116,6 +115,7 @@ def build_deps(
         ),
         hot_frames=RedisHotFrames(redis, Keys(settings.redis_prefix)) if redis else None,
         hot_fresh_seconds=settings.hot_fresh_seconds,
+        stop=[media.close],
     )
 
 
@@ -164,12 +164,14 @@ class Runtime:
         self.consumer: CommandConsumer | None = None
         self._connections: tuple[asyncpg.Pool, Broker, Redis] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._deps: Deps | None = None
 
     async def start(self) -> None:
         settings = self.settings
         watch_children_with_pidfd()
-        # Before anything is consumed: a binary the shim cannot hold stops the worker here.
-        await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
+        # Before anything is consumed: ffprobe or a capture child that the shim cannot hold
+        # stops the worker here.
+        await egress_shim(settings).verify(settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()
         # Only transaction-scoped state (advisory xact locks); the relay LISTENs on its own
         # connection: a release needs no reset query, one round trip less per job step.
@@ -180,7 +182,7 @@ class Runtime:
         try:
             await broker.connect_with_retry()
             self.pool, self.broker = pool, broker
-            deps = build_deps(settings, pool, self.overrides, redis)
+            deps = self._deps = build_deps(settings, pool, self.overrides, redis)
             if settings.hot_enabled:
                 hot = build_hot_pool(settings, deps, pool, redis)
                 self._background.append(asyncio.create_task(hot.run(), name="hot"))
@@ -210,6 +212,8 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._deps is not None:  # no orphan capture child
+            await asyncio.gather(*(stop() for stop in self._deps.stop))
         if self._connections is None:
             return
         pool, broker, redis = self._connections
