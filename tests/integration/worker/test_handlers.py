@@ -248,7 +248,7 @@ async def test_capture_children_are_bounded_by_worker_concurrency(
             capture_snapshot(CaptureSnapshot(job_id=job, stream_id=stream), tenant, deps)
         )
     run = asyncio.gather(*commands, return_exceptions=True)
-    most, seen = 0, set()
+    most, seen = 0, set[int]()
     while not run.done():
         alive = [pid for pid in media.children.pids() if process_group(pid) is not None]
         most, seen = max(most, len(alive)), seen | set(alive)

@@ -164,7 +164,7 @@ class Runtime:
         self.consumer: CommandConsumer | None = None
         self._connections: tuple[asyncpg.Pool, Broker, Redis] | None = None
         self._background: list[asyncio.Task[None]] = []
-        self._deps: Deps | None = None
+        self.deps: Deps | None = None  # once started
 
     async def start(self) -> None:
         settings = self.settings
@@ -182,7 +182,7 @@ class Runtime:
         try:
             await broker.connect_with_retry()
             self.pool, self.broker = pool, broker
-            deps = self._deps = build_deps(settings, pool, self.overrides, redis)
+            deps = self.deps = build_deps(settings, pool, self.overrides, redis)
             if settings.hot_enabled:
                 hot = build_hot_pool(settings, deps, pool, redis)
                 self._background.append(asyncio.create_task(hot.run(), name="hot"))
@@ -212,8 +212,8 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        if self._deps is not None:  # no orphan capture child
-            await asyncio.gather(*(stop() for stop in self._deps.stop))
+        if self.deps is not None:  # no orphan capture child
+            await asyncio.gather(*(stop() for stop in self.deps.stop))
         if self._connections is None:
             return
         pool, broker, redis = self._connections
