@@ -102,22 +102,26 @@ def process_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-async def test_the_worker_stops_its_capture_children_when_it_stops(
+async def test_the_worker_starts_a_capture_child_per_slot_and_stops_them_when_it_stops(
     db: asyncpg.Pool, broker: Broker, media_dir: Path, tmp_path: Path
 ) -> None:
     await purge_capture_queue(broker)
-    settings = WorkerSettings(media_dir=str(media_dir), storage_dir=str(tmp_path / "store"))
+    settings = WorkerSettings(
+        media_dir=str(media_dir), storage_dir=str(tmp_path / "store"), worker_concurrency=3
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        for _ in range(2):  # the second capture is taken by the child the first one started
+        deps = app.state.runtime.deps
+        assert isinstance(deps.frames, FfmpegMedia)
+        children = deps.frames.children.pids()
+        assert len(children) == 3  # warm before the first command
+        for _ in range(2):
             tenant, stream, job = await add_job(db, (media_dir / "cam.mp4").as_uri())
             await broker.publish_envelope(capture_envelope(tenant, stream, job))
             await wait_for_status(db, job, "succeeded")
-        deps = app.state.runtime.deps
-        assert isinstance(deps.frames, FfmpegMedia)
-        [child] = deps.frames.children.pids()
-        assert process_exists(child)
-    assert not process_exists(child)  # killed and reaped: no orphan, no zombie
+        assert sorted(deps.frames.children.pids()) == sorted(children)  # the same ones
+        assert all(process_exists(child) for child in children)
+    assert not any(process_exists(child) for child in children)  # killed and reaped
 
 
 def free_port() -> int:

@@ -89,8 +89,8 @@ def build_deps(
         max_pixels=settings.ffmpeg_max_pixels,
         max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
         # Bulkheads: captures and probes never wait for each other's processes.
-        capture_slots=asyncio.Semaphore(settings.worker_concurrency),
-        probe_slots=asyncio.Semaphore(settings.probe_concurrency),
+        capture_slots=settings.worker_concurrency,
+        probe_slots=settings.probe_concurrency,
         environment=egress.environment(),
     )
     storage = o.storage or LocalFiles(settings.storage_dir)
@@ -115,6 +115,7 @@ def build_deps(
         ),
         hot_frames=RedisHotFrames(redis, Keys(settings.redis_prefix)) if redis else None,
         hot_fresh_seconds=settings.hot_fresh_seconds,
+        start=[media.start] if o.frames is None else [],
         stop=[media.close],
     )
 
@@ -183,6 +184,7 @@ class Runtime:
             await broker.connect_with_retry()
             self.pool, self.broker = pool, broker
             deps = self.deps = build_deps(settings, pool, self.overrides, redis)
+            await asyncio.gather(*(start() for start in deps.start))
             if settings.hot_enabled:
                 hot = build_hot_pool(settings, deps, pool, redis)
                 self._background.append(asyncio.create_task(hot.run(), name="hot"))

@@ -30,10 +30,7 @@ import av.error
 import av.logging
 
 from lookout_snapshot_worker.adapters.hot_reader import Encoder, open_options
-from lookout_snapshot_worker.domain.capture import pack_answer, scaled_size
-
-# What libavutil's av_image_check_size2 logs when a frame is over max_pixels.
-PIXEL_CAP_HIT = "exceeds specified max pixel count"
+from lookout_snapshot_worker.domain.capture import PIXEL_CAP_HIT, pack_answer, scaled_size
 
 
 class Failed(Exception):
@@ -95,6 +92,8 @@ def answer(request: dict[str, Any], encoder: Encoder) -> bytes:
 
 def serve(requests: BinaryIO, out: BinaryIO) -> None:
     encoder = Encoder()
+    out.write(pack_answer(True, b""))  # ready: FFmpeg's libraries are loaded
+    out.flush()
     for line in requests:
         try:
             reply = answer(json.loads(line), encoder)

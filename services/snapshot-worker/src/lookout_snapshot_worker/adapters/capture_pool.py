@@ -1,9 +1,9 @@
 """The worker's side of the warm capture children (capture_child.py): a pool of them, each
 taking one capture at a time.
 
-A child is started when a capture finds none idle, so there are never more than the
-captures running at once (the capture slots), and is kept for the next capture while it
-lives. Each starts in a process group of its own with the egress shim preloaded and the
+The worker starts as many as its capture slots before it takes commands (``warm``), and a
+capture that finds none idle starts one, so there are never more than the captures running
+at once; a child is kept for the next capture while it lives. Each starts in a process group of its own with the egress shim preloaded and the
 memory cap (adapters/child.py): it dies with the worker. A capture past its time limit has
 its child's group killed and reaped, and the next capture starts a fresh child; a child that
 dies (the shim's refusal, the memory cap, a crash) answers with its stderr and exit code,
@@ -29,6 +29,8 @@ from lookout_snapshot_worker.domain.capture import ANSWER_HEADER
 CHILD_COMMAND = (sys.executable, "-m", "lookout_snapshot_worker.adapters.capture_child")
 # A child's stderr kept for the failure it may explain (the tail is what says why).
 STDERR_KEPT = 64 * 1024
+# A child loads Python and FFmpeg's libraries within this (~0.1-0.3 s of CPU).
+START_SECONDS = 30.0
 # A child that died has closed its stderr; this bounds the wait for its last bytes.
 STDERR_GRACE = 2.0
 
@@ -64,12 +66,31 @@ class CaptureChild:
             )
         )  # fmt: skip
         try:
-            return cls(await asyncio.shield(spawning))
+            child = cls(await asyncio.shield(spawning))
         except asyncio.CancelledError:
             # Cancelled while the pipes were set up: the child may already run (process.py).
             with contextlib.suppress(Exception):
                 await cls(await spawning).kill()
             raise
+        try:
+            await child._hello()
+        except BaseException:
+            await child.kill()
+            raise
+        return child
+
+    async def _hello(self) -> None:
+        """Wait until the child has loaded FFmpeg's libraries and says it is ready (an empty
+        answer), so that is no capture's time; raises ProcessTimeout past START_SECONDS. A
+        child that died starting is left for its first capture to report."""
+        assert self.proc.stdout is not None
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                await self.proc.stdout.readexactly(ANSWER_HEADER.size)
+        except asyncio.IncompleteReadError:
+            pass
+        except TimeoutError:
+            raise ProcessTimeout(START_SECONDS) from None
 
     @property
     def alive(self) -> bool:
@@ -83,7 +104,6 @@ class CaptureChild:
     async def ask(self, request: Mapping[str, Any], limit_seconds: float) -> Answer:
         """The answer to one request; raises ProcessTimeout (the child killed) past ``limit_seconds``."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._stderr.clear()  # what it prints from now on is this capture's
         try:
             async with asyncio.timeout(limit_seconds):
                 try:
@@ -92,7 +112,9 @@ class CaptureChild:
                     ok, size = ANSWER_HEADER.unpack(
                         await self.proc.stdout.readexactly(ANSWER_HEADER.size)
                     )
-                    return Answer(ok, await self.proc.stdout.readexactly(size))
+                    payload = await self.proc.stdout.readexactly(size)
+                    self._stderr.clear()  # what it prints from now on is the next capture's
+                    return Answer(ok, payload)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return await self._death()
         except TimeoutError:
@@ -145,6 +167,12 @@ class CapturePool:
         if child.alive and answer.exit_code is None:
             self._idle.append(child)
         return answer
+
+    async def warm(self, count: int) -> None:
+        """Start children until ``count`` are idle (the worker's start: its first captures
+        find them ready)."""
+        while len(self._idle) < count:
+            self._idle.append(await CaptureChild.start(self._command, self._environment))
 
     def pids(self) -> list[int]:
         return [child.proc.pid for child in (*self._idle, *self._busy)]

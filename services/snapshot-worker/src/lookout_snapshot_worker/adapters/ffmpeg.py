@@ -33,6 +33,7 @@ from lookout_snapshot_worker.adapters.capture_pool import CapturePool
 from lookout_snapshot_worker.adapters.commands import probe_command
 from lookout_snapshot_worker.adapters.process import ProcessTimeout, run_bounded
 from lookout_snapshot_worker.domain.attempts import current_attempt
+from lookout_snapshot_worker.domain.capture import PIXEL_CAP_HIT
 from lookout_snapshot_worker.domain.failures import (
     MediaError,
     classify_stderr,
@@ -45,8 +46,6 @@ from lookout_snapshot_worker.ports import Frame
 
 # An rtsp run that failed after this share of the timeout waited it out: the server was silent.
 RTSP_SILENCE = 0.9
-# What the decoders print when a frame is over -max_pixels (libavutil's av_image_check_size2).
-PIXEL_CAP_HIT = "exceeds specified max pixel count"
 # An allocation refused by the child's memory limit: ENOMEM, or a frame buffer not obtained.
 MEMORY_CAP_HIT = re.compile(r"cannot allocate memory|get_buffer\(\) failed", re.IGNORECASE)
 MIB = 1024 * 1024
@@ -67,8 +66,8 @@ class FfmpegMedia:
         max_width: int,
         max_pixels: int,
         max_memory_bytes: int | None,
-        capture_slots: asyncio.Semaphore,
-        probe_slots: asyncio.Semaphore,
+        capture_slots: int,
+        probe_slots: int,
         environment: Mapping[str, str],
     ) -> None:
         self._ffprobe = ffprobe
@@ -76,8 +75,9 @@ class FfmpegMedia:
         self._max_width = max_width
         self._max_pixels = max_pixels
         self._max_memory = max_memory_bytes
-        self._capture_slots = capture_slots
-        self._probe_slots = probe_slots
+        self._slots = capture_slots
+        self._capture_slots = asyncio.Semaphore(capture_slots)
+        self._probe_slots = asyncio.Semaphore(probe_slots)
         # Preloads the egress shim: every connection a child opens is judged (egress.py).
         self._environment = environment
         self.children = CapturePool(environment, max_memory_bytes)
@@ -156,6 +156,10 @@ class FfmpegMedia:
             f"the source's frames are larger than {self._max_pixels} pixels"
             " (LOOKOUT_FFMPEG_MAX_PIXELS)"
         )
+
+    async def start(self) -> None:
+        """Start the capture children, one per capture slot (the worker's start)."""
+        await self.children.warm(self._slots)
 
     async def close(self) -> None:
         """Stop the capture children (the worker's shutdown)."""

@@ -8,6 +8,9 @@ import struct
 # An answer on the child's stdout: whether it holds a JPEG (else a failure's text: libav's
 # log lines of the run and the error, never the URL), and the payload's length; then the payload.
 ANSWER_HEADER = struct.Struct("!?I")
+# What the decoders print when a frame is over max_pixels (libavutil's av_image_check_size2),
+# in ffprobe's stderr as in a capture child's failure text.
+PIXEL_CAP_HIT = "exceeds specified max pixel count"
 
 
 def pack_answer(ok: bool, payload: bytes) -> bytes:
