@@ -3,11 +3,12 @@ taking one capture at a time.
 
 The worker starts as many as its capture slots before it takes commands (``warm``), and a
 capture that finds none idle starts one, so there are never more than the captures running
-at once; a child is kept for the next capture while it lives. Each starts in a process group of its own with the egress shim preloaded and the
-memory cap (adapters/child.py): it dies with the worker. A capture past its time limit has
-its child's group killed and reaped, and the next capture starts a fresh child; a child that
-dies (the shim's refusal, the memory cap, a crash) answers with its stderr and exit code,
-which the worker classifies as it did an ffmpeg run's. ``close`` kills every child.
+at once; a child is kept for the next capture while it lives. Each starts in a process
+group of its own with the egress shim preloaded and the memory cap (adapters/child.py): it
+dies with the worker. A capture past its time limit has its child's group killed and
+reaped, and the next capture starts a fresh child; a child that dies (the shim's refusal,
+the memory cap, a crash) answers with its stderr and exit code, which the worker classifies
+as it did an ffmpeg run's. ``close`` kills every child.
 """
 
 from __future__ import annotations
