@@ -98,11 +98,10 @@ def serve(requests: BinaryIO, out: BinaryIO) -> None:
         try:
             reply = answer(json.loads(line), encoder)
         except MemoryError:
-            # Past the memory cap inside Python itself: say so, and end (the worker starts
-            # another child) rather than go on in a state nobody can vouch for.
-            out.write(pack_answer(False, b"Cannot allocate memory"))
-            out.flush()
-            sys.exit(1)
+            # Past the memory cap inside Python itself: the failed allocation is all that
+            # went wrong. Ending here would race the worker handing this child the next
+            # capture, which would then fail for nothing.
+            reply = pack_answer(False, b"Cannot allocate memory")
         out.write(reply)
         out.flush()
 
