@@ -1,7 +1,9 @@
 """Snapshot worker throughput and latency: tuned prefetch/concurrency against the naive
-worker (prefetch 1, one ffmpeg slot) and against raw ffmpeg in a tight parallel loop, run
+worker (prefetch 1, one capture slot) and against raw ffmpeg in a tight parallel loop, run
 twice: as a person would type it (default flags, JPEG to a file) and with the worker's own
-command line (adapters/commands.py), so the second ratio is the cost of the worker itself.
+command line (adapters/commands.py ``capture_command``: what a capture child does in-process
+through PyAV, adapters/capture_child.py), so the second ratio is the cost of the worker
+itself.
 
 Sources: (a) a local 720p H.264 file; (b) the same video over HTTP from a server in this
 process that waits 200 ms before answering (a camera across a WAN). Latency is measured from
@@ -68,11 +70,20 @@ class Result:
         return f"p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms"
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_cpu(pid: int) -> float:
-    """CPU used so far by process ``pid`` and its reaped children (every ffmpeg a run
-    started is reaped by the time its job succeeded)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """CPU used so far by process ``pid``, its reaped children (an ffprobe) and its live
+    ones: the capture children live as long as the worker."""
+    ticks = sum(int(f) for f in _stat(pid)[11:15])
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            fields = _stat(int(entry.name))
+            if int(fields[1]) == pid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> float:
@@ -290,7 +301,7 @@ async def measure() -> list[Row]:
                     Row(f"{label}: tuned worker vs raw ffmpeg, the worker's flags",
                         tuned.figure(), f"ffmpeg x{concurrency}, {WORKER_FLAGS}",
                         same_flags.figure(), tuned.rate / same_flags.rate),
-                    Row(f"{label}: CPU per snapshot, tuned worker (its process and ffmpeg)",
+                    Row(f"{label}: CPU per snapshot, tuned worker (its process and capture children)",
                         tuned.cpu_figure(), "raw ffmpeg, the worker's flags",
                         same_flags.cpu_figure(), same_flags.cpu / tuned.cpu),
                 ]  # fmt: skip
@@ -316,7 +327,7 @@ def main() -> None:
             "Raw ffmpeg runs with the same parallelism as the worker's slots, once with default"
             " flags and once with the worker's. The worker runs as shipped: its own process"
             " (lookout-snapshot-worker, INFO logs to a file, traces exported over OTLP"
-            " to a sink). CPU counts the worker's process and the ffmpeg it ran (raw: the"
+            " to a sink). CPU counts the worker's process and its capture children (raw: the"
             " ffmpeg runs), not Postgres nor RabbitMQ."
         ),
     )

@@ -1,4 +1,5 @@
-"""ffmpeg and ffprobe reach nothing the egress policy refuses, however they are led there.
+"""Captures (capture children) and probes (ffprobe) reach nothing the egress policy refuses,
+however they are led there.
 
 127.0.0.1 is allow-listed, 127.0.0.2 is not. A witness listens on 127.0.0.2 and counts the
 connections the kernel completed for it (its backlog is read without blocking, so even a
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,7 +24,9 @@ import asyncpg
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.stream_urls import parse_stream_url
+from lookout_snapshot_worker.adapters.capture_pool import CHILD_COMMAND
 from lookout_snapshot_worker.adapters.egress import EgressUnavailable
+from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.bootstrap import egress_shim
 from lookout_snapshot_worker.domain.failures import MediaError
 from lookout_snapshot_worker.domain.jpeg import jpeg_dimensions
@@ -219,10 +223,37 @@ async def test_a_binary_that_drops_the_shim_stops_the_worker_at_start(tmp_path: 
     wrapper.write_text('#!/bin/sh\nunset LD_PRELOAD\nexec ffprobe "$@"\n')
     wrapper.chmod(0o755)
     settings = WorkerSettings(storage_dir=str(tmp_path / "store"), ffprobe_path=str(wrapper))
-    await egress_shim(settings).verify("ffmpeg", "ffprobe")  # the real binaries pass
+    await egress_shim(settings).verify("ffprobe")  # the real binary passes
     with pytest.raises(EgressUnavailable, match="not held by the egress shim"):
         await egress_shim(settings).verify(str(wrapper))
     app = create_app(settings)
     with pytest.raises(EgressUnavailable):
         async with app.router.lifespan_context(app):
             pass
+
+
+async def test_a_capture_child_ended_by_the_shim_is_replaced_by_a_fresh_one(
+    db: asyncpg.Pool, tmp_path: Path, sources: Sources, web_root: Path, witness: Witness
+) -> None:
+    deps = deps_for(db, tmp_path)
+    media = deps.frames
+    assert isinstance(media, FfmpegMedia)
+    url = hls_media(web_root, sources, f"http://{witness.address}/segment0.ts")
+    await assert_refused(capture, deps, url, witness)
+    assert media.children.pids() == []  # the shim ended it
+    frame = await deps.frames.capture(parse_stream_url(f"{sources.base}/cam.ts", None))
+    assert jpeg_dimensions(frame.data) == (320, 240)
+    assert len(media.children.pids()) == 1
+
+
+async def test_a_capture_child_that_drops_the_shim_stops_the_worker_at_start(
+    tmp_path: Path,
+) -> None:
+    # Stands for an interpreter the preload never reaches (static, setuid, or a wrapper).
+    wrapper = tmp_path / "python-unguarded"
+    wrapper.write_text(f'#!/bin/sh\nunset LD_PRELOAD\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    shim = egress_shim(WorkerSettings(storage_dir=str(tmp_path / "store")))
+    await shim.verify(capture_child=CHILD_COMMAND)  # the real one passes
+    with pytest.raises(EgressUnavailable, match="not held by the egress shim"):
+        await shim.verify(capture_child=(str(wrapper), *CHILD_COMMAND[1:]))

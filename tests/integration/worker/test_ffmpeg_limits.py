@@ -1,12 +1,12 @@
-"""Resource caps of every ffmpeg/ffprobe run, with real ffmpeg on local files: frames over
-the pixel cap are refused by the decoders themselves (png, mjpeg, h264), and the memory cap
-stops a run that would map more, each as a clear permanent failure that is not retried."""
+"""Resource caps of every capture and ffprobe run, with real FFmpeg on local files: frames
+over the pixel cap are refused by the decoders themselves (png, mjpeg, h264), and the memory
+cap stops a run that would map more, each as a clear permanent failure that is not retried."""
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.bootstrap import build_deps
 from lookout_snapshot_worker.handlers.capture import capture_snapshot
 from lookout_snapshot_worker.handlers.probe import probe_stream
@@ -57,22 +58,14 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return media
 
 
-@pytest.fixture
-def measured_ffmpeg(tmp_path: Path) -> tuple[Path, Path]:
-    """An ffmpeg that records its peak resident memory: a wrapper that runs the real one
-    (inheriting the limits the worker set) and writes ru_maxrss (KiB) of its child."""
-    log = tmp_path / "maxrss"
-    wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(
-        f"#!{sys.executable}\n"
-        "import resource, subprocess, sys\n"
-        "code = subprocess.call(['ffmpeg', *sys.argv[1:]])\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        f"open({str(log)!r}, 'a').write(f'{{peak}}\\n')\n"
-        "sys.exit(code if code >= 0 else 128 - code)\n"
-    )
-    wrapper.chmod(0o755)
-    return wrapper, log
+def peak_memory(deps: Deps) -> int:
+    """The peak resident memory (VmHWM) of the one capture child that ``deps`` ran."""
+    media = deps.frames
+    assert isinstance(media, FfmpegMedia)
+    [pid] = media.children.pids()
+    status = Path(f"/proc/{pid}/status").read_text()
+    [kib] = re.findall(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
+    return int(kib) * 1024
 
 
 def deps_for(db: asyncpg.Pool, media: Path, tmp_path: Path, **overrides: object) -> Deps:
@@ -93,41 +86,32 @@ async def capture(db: asyncpg.Pool, deps: Deps, file: Path) -> asyncpg.Record:
     return row
 
 
-def peaks(log: Path) -> list[int]:
-    return [int(line) * 1024 for line in log.read_text().split()]
-
-
 async def test_a_16000x16000_frame_is_refused_without_taking_memory(
-    db: asyncpg.Pool, media: Path, tmp_path: Path, measured_ffmpeg: tuple[Path, Path]
+    db: asyncpg.Pool, media: Path, tmp_path: Path
 ) -> None:
-    ffmpeg, log = measured_ffmpeg
-    deps = deps_for(db, media, tmp_path, ffmpeg_path=str(ffmpeg))  # default caps
+    deps = deps_for(db, media, tmp_path)  # default caps
     row = await capture(db, deps, media / "huge.png")
     # Failed for good on the first attempt (3 allowed), and the reason says which limit.
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert row["error"] == (
         "the source's frames are larger than 33177600 pixels (LOOKOUT_FFMPEG_MAX_PIXELS)"
     )
-    [peak] = peaks(log)
-    assert peak < 128 * MIB, f"ffmpeg peaked at {peak / MIB:.0f} MiB"
+    peak = peak_memory(deps)  # the child lives on for the next capture
+    assert peak < 128 * MIB, f"the capture child peaked at {peak / MIB:.0f} MiB"
 
 
 async def test_a_frame_that_needs_more_than_the_memory_cap_fails_within_it(
-    db: asyncpg.Pool, media: Path, tmp_path: Path, measured_ffmpeg: tuple[Path, Path]
+    db: asyncpg.Pool, media: Path, tmp_path: Path
 ) -> None:
-    ffmpeg, log = measured_ffmpeg
     # No pixel cap to speak of: the memory cap alone stops the 256 MB frame.
-    deps = deps_for(
-        db, media, tmp_path, ffmpeg_path=str(ffmpeg),
-        ffmpeg_max_pixels=16000 * 16000, ffmpeg_max_memory_mb=128,
-    )  # fmt: skip
+    deps = deps_for(db, media, tmp_path, ffmpeg_max_pixels=16000 * 16000, ffmpeg_max_memory_mb=128)
     row = await capture(db, deps, media / "huge.png")
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert (
         row["error"] == "ffmpeg ran out of its 128 MiB memory limit (LOOKOUT_FFMPEG_MAX_MEMORY_MB)"
     )
-    [peak] = peaks(log)
-    assert peak < 128 * MIB, f"ffmpeg peaked at {peak / MIB:.0f} MiB"
+    peak = peak_memory(deps)
+    assert peak < 128 * MIB, f"the capture child peaked at {peak / MIB:.0f} MiB"
 
 
 @pytest.mark.parametrize("name", ["big.png", "big.jpg", "big.mp4"])

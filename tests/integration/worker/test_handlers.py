@@ -7,13 +7,13 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import CaptureSnapshot, ProbeStream
+from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.bootstrap import build_deps
 from lookout_snapshot_worker.handlers.capture import capture_snapshot
 from lookout_snapshot_worker.handlers.probe import probe_stream
@@ -155,46 +155,49 @@ def process_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def processes_reading(path: Path) -> Iterator[tuple[int, int]]:
-    """(pid, pgid) of live processes whose command line mentions ``path``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if str(path).encode() in cmdline and fields[0] != "Z":
-            yield int(entry.name), int(fields[2])
+def process_group(pid: int) -> int | None:
+    """The process group of a live (non-zombie) process, read from /proc; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[2])
 
 
-async def test_a_silent_input_is_killed_at_the_timeout(
+async def test_a_silent_input_kills_its_capture_child_at_the_timeout_and_a_fresh_one_follows(
     db: asyncpg.Pool, media_dir: Path, storage: Path
 ) -> None:
     fifo = media_dir / f"silent-{uuid.uuid4().hex[:6]}.fifo"
-    os.mkfifo(fifo)  # nobody ever writes: ffmpeg blocks opening it
+    os.mkfifo(fifo)  # nobody ever writes: the capture blocks opening it
     deps = build_deps(settings_for(media_dir, storage, ffmpeg_timeout_seconds=1), db)
+    media = deps.frames
+    assert isinstance(media, FfmpegMedia)
     tenant, stream, job = await add_rows(db, fifo.as_uri())
 
     task = asyncio.create_task(
         capture_snapshot(CaptureSnapshot(job_id=job, stream_id=stream), tenant, deps)
     )
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int | None]] = []
     while not task.done() and not seen:
-        seen = list(processes_reading(fifo))
+        seen = [(pid, process_group(pid)) for pid in media.children.pids()]
         await asyncio.sleep(0.02)
     with pytest.raises(PermanentFailure, match="timed out after 1s"):
         await task
 
-    assert seen, "ffmpeg never started"
-    (pid, pgid), *_ = seen
-    assert pid == pgid  # ffmpeg leads a process group of its own
-    assert list(processes_reading(fifo)) == []
-    assert not process_exists(pid)
+    assert seen, "no capture child started"
+    [(pid, pgid)] = seen
+    assert pid == pgid  # the child leads a process group of its own, which was killed
+    assert not process_exists(pid) and media.children.pids() == []
     row = await one(db, "SELECT status, error FROM snapshot_jobs WHERE id = $1", job)
     assert (row["status"], row["error"]) == ("failed", "timed out after 1s")
+
+    # The next capture gets a fresh child, which stays for the one after.
+    tenant, stream, job = await add_rows(db, (media_dir / "cam.mp4").as_uri())
+    await capture_snapshot(CaptureSnapshot(job_id=job, stream_id=stream), tenant, deps)
+    [fresh] = media.children.pids()
+    assert fresh != pid
+    await asyncio.gather(*(stop() for stop in deps.stop))
+    assert not process_exists(fresh)
 
 
 async def test_probe_records_size_and_codec(
@@ -227,7 +230,7 @@ async def test_probe_of_a_broken_file_marks_the_stream_in_error(
     assert "Invalid data" in row["last_error"] or "moov atom" in row["last_error"]
 
 
-async def test_ffmpeg_processes_are_bounded_by_worker_concurrency(
+async def test_capture_children_are_bounded_by_worker_concurrency(
     db: asyncpg.Pool, media_dir: Path, storage: Path
 ) -> None:
     tag = uuid.uuid4().hex[:6]
@@ -236,6 +239,8 @@ async def test_ffmpeg_processes_are_bounded_by_worker_concurrency(
         os.mkfifo(fifo)
     settings = settings_for(media_dir, storage, ffmpeg_timeout_seconds=0.5, worker_concurrency=1)
     deps = build_deps(settings, db)
+    media = deps.frames
+    assert isinstance(media, FfmpegMedia)
     commands = []
     for fifo in fifos:
         tenant, stream, job = await add_rows(db, fifo.as_uri())
@@ -243,13 +248,16 @@ async def test_ffmpeg_processes_are_bounded_by_worker_concurrency(
             capture_snapshot(CaptureSnapshot(job_id=job, stream_id=stream), tenant, deps)
         )
     run = asyncio.gather(*commands, return_exceptions=True)
-    most = 0
+    most, seen = 0, set[int]()
     while not run.done():
-        most = max(most, sum(1 for f in fifos for _ in processes_reading(f)))
+        alive = [pid for pid in media.children.pids() if process_group(pid) is not None]
+        most, seen = max(most, len(alive)), seen | set(alive)
         await asyncio.sleep(0.02)
     outcomes = await run
     assert all(isinstance(o, PermanentFailure) for o in outcomes)
     assert most == 1  # one at a time, though three captures were waiting
+    assert len(seen) == 3  # each timed out, its child killed, and the next got a fresh one
+    assert not any(process_exists(pid) for pid in seen)
 
 
 def closed_loopback_port() -> int:

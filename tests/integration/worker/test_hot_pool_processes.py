@@ -22,6 +22,9 @@ FAILOVER_BOUND = 10.0
 STREAMS = 4
 
 
+READER = b"lookout_snapshot_worker.adapters.hot_reader"
+
+
 async def holders(redis: Redis, prefix: str, streams: list[uuid.UUID]) -> list[str]:
     keys = Keys(prefix)
     values = [await redis.get(keys("hot", "lease", s)) for s in streams]
@@ -73,7 +76,7 @@ async def test_hot_streams_spread_over_two_workers_and_a_killed_ones_move_within
     for stream, name in zip(streams, names, strict=True):
         await eventually(_published(redis, prefix, stream, name, now), what=f"{name} publishing")
 
-    readers = children_of(first.pid)
+    readers = readers_of(first.pid)
     assert len(readers) == STREAMS // 2  # one reader process per stream held
     first.send_signal(signal.SIGKILL)
     await first.wait()
@@ -91,12 +94,14 @@ async def test_hot_streams_spread_over_two_workers_and_a_killed_ones_move_within
     )
 
 
-def children_of(pid: int) -> list[int]:
+def readers_of(pid: int) -> list[int]:
+    """The hot stream readers of worker ``pid`` (not its capture children)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+                if parent == pid and READER in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
     return found
 

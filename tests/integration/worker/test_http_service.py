@@ -18,6 +18,7 @@ from lookout_shared import topology
 from lookout_shared.broker import Broker
 from lookout_shared.contracts import CaptureSnapshot
 from lookout_shared.envelope import Envelope, make_envelope
+from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.entrypoints.http import create_app
 from lookout_snapshot_worker.settings import WorkerSettings
 
@@ -95,6 +96,32 @@ async def test_a_published_command_is_captured_and_its_events_relayed(
             await asyncio.sleep(0.05)
         assert pending == 0
     assert await db.fetchval("SELECT count(*) FROM snapshots WHERE job_id = $1", job) == 1
+
+
+def process_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+async def test_the_worker_starts_a_capture_child_per_slot_and_stops_them_when_it_stops(
+    db: asyncpg.Pool, broker: Broker, media_dir: Path, tmp_path: Path
+) -> None:
+    await purge_capture_queue(broker)
+    settings = WorkerSettings(
+        media_dir=str(media_dir), storage_dir=str(tmp_path / "store"), worker_concurrency=3
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        deps = app.state.runtime.deps
+        assert isinstance(deps.frames, FfmpegMedia)
+        children = deps.frames.children.pids()
+        assert len(children) == 3  # warm before the first command
+        for _ in range(2):
+            tenant, stream, job = await add_job(db, (media_dir / "cam.mp4").as_uri())
+            await broker.publish_envelope(capture_envelope(tenant, stream, job))
+            await wait_for_status(db, job, "succeeded")
+        assert sorted(deps.frames.children.pids()) == sorted(children)  # the same ones
+        assert all(process_exists(child) for child in children)
+    assert not any(process_exists(child) for child in children)  # killed and reaped
 
 
 def free_port() -> int:

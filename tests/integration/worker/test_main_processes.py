@@ -18,6 +18,7 @@ import httpx
 import pytest
 from lookout_shared import topology
 from lookout_shared.broker import Broker
+from lookout_snapshot_worker.adapters.capture_pool import CHILD_COMMAND
 
 from .conftest import Sources
 from .test_http_service import add_job, capture_envelope
@@ -173,19 +174,20 @@ async def test_sigterm_hands_back_what_cannot_finish_in_time(
     assert await queued_messages(broker) == 1  # back in the queue for another worker
 
 
-def live_children(pid: int, name: str) -> list[int]:
-    """Running (non-zombie) processes whose parent is ``pid`` and whose command is ``name``."""
+def live_children(pid: int, marker: bytes) -> list[int]:
+    """Running (non-zombie) processes whose parent is ``pid`` and whose command line holds
+    ``marker``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        command, rest = stat.split(" (", 1)[1].rsplit(") ", 1)
-        state, ppid = rest.split()[:2]
-        if int(ppid) == pid and command == name and state != "Z":
+        state, ppid = stat.rsplit(") ", 1)[1].split()[:2]
+        if int(ppid) == pid and marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
 
@@ -198,25 +200,21 @@ def is_running(pid: int) -> bool:
     return stat.rsplit(") ", 1)[1].split()[0] != "Z"  # a zombie has already died
 
 
-async def test_ffmpeg_dies_with_a_sigkilled_worker_not_at_its_own_timeout(
+async def test_a_capture_child_dies_with_a_sigkilled_worker_not_at_its_own_timeout(
     db: asyncpg.Pool, broker: Broker, sources: Sources, start_worker: Start
 ) -> None:
     await purge(broker)
     worker = await start_worker("worker-killed", LOOKOUT_FFMPEG_TIMEOUT_SECONDS="60")
-    await publish_job(db, broker, f"http://{sources.tarpit}/live.ts?killed=1")
-    ffmpeg: list[int] = []
-    for _ in range(200):
-        ffmpeg = live_children(worker.pid, "ffmpeg")
-        if ffmpeg:
-            break
-        await asyncio.sleep(0.05)
-    assert len(ffmpeg) == 1, "the capture never started"
+    job = await publish_job(db, broker, f"http://{sources.tarpit}/live.ts?killed=1")
+    await wait_status(db, [job], "running")  # one of the warm children holds the capture
+    children = live_children(worker.pid, CHILD_COMMAND[-1].encode())
+    assert len(children) == 8  # one per capture slot (the default)
 
     worker.send_signal(signal.SIGKILL)
     await worker.wait()
-    for _ in range(40):  # ~2 s; the silent camera would hold ffmpeg for 60 s
-        if not is_running(ffmpeg[0]):
+    for _ in range(40):  # ~2 s; the silent camera would hold the capture for 60 s
+        if not any(is_running(child) for child in children):
             break
         await asyncio.sleep(0.05)
-    assert not is_running(ffmpeg[0]), "ffmpeg outlived its worker"
+    assert not any(is_running(child) for child in children), "a child outlived its worker"
     await purge(broker)  # the unacked command came back to the queue

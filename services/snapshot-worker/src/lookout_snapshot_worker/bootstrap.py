@@ -83,15 +83,14 @@ def build_deps(
     o = overrides or Overrides()
     egress = egress_shim(settings)
     media = FfmpegMedia(
-        ffmpeg=settings.ffmpeg_path,
         ffprobe=settings.ffprobe_path,
         timeout=settings.ffmpeg_timeout_seconds,
         max_width=settings.snapshot_max_width,
         max_pixels=settings.ffmpeg_max_pixels,
         max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
         # Bulkheads: captures and probes never wait for each other's processes.
-        capture_slots=asyncio.Semaphore(settings.worker_concurrency),
-        probe_slots=asyncio.Semaphore(settings.probe_concurrency),
+        capture_slots=settings.worker_concurrency,
+        probe_slots=settings.probe_concurrency,
         environment=egress.environment(),
     )
     storage = o.storage or LocalFiles(settings.storage_dir)
@@ -116,6 +115,8 @@ def build_deps(
         ),
         hot_frames=RedisHotFrames(redis, Keys(settings.redis_prefix)) if redis else None,
         hot_fresh_seconds=settings.hot_fresh_seconds,
+        start=[media.start] if o.frames is None else [],
+        stop=[media.close],
     )
 
 
@@ -164,12 +165,14 @@ class Runtime:
         self.consumer: CommandConsumer | None = None
         self._connections: tuple[asyncpg.Pool, Broker, Redis] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.deps: Deps | None = None  # once started
 
     async def start(self) -> None:
         settings = self.settings
         watch_children_with_pidfd()
-        # Before anything is consumed: a binary the shim cannot hold stops the worker here.
-        await egress_shim(settings).verify(settings.ffmpeg_path, settings.ffprobe_path)
+        # Before anything is consumed: ffprobe or a capture child that the shim cannot hold
+        # stops the worker here.
+        await egress_shim(settings).verify(settings.ffprobe_path)
         dsn = settings.database_url.get_secret_value()
         # Only transaction-scoped state (advisory xact locks); the relay LISTENs on its own
         # connection: a release needs no reset query, one round trip less per job step.
@@ -180,7 +183,8 @@ class Runtime:
         try:
             await broker.connect_with_retry()
             self.pool, self.broker = pool, broker
-            deps = build_deps(settings, pool, self.overrides, redis)
+            deps = self.deps = build_deps(settings, pool, self.overrides, redis)
+            await asyncio.gather(*(start() for start in deps.start))
             if settings.hot_enabled:
                 hot = build_hot_pool(settings, deps, pool, redis)
                 self._background.append(asyncio.create_task(hot.run(), name="hot"))
@@ -210,6 +214,8 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self.deps is not None:  # no orphan capture child
+            await asyncio.gather(*(stop() for stop in self.deps.stop))
         if self._connections is None:
             return
         pool, broker, redis = self._connections

@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.worker_port,
         log_config=None,
         access_log=False,
-        # asyncio's own loop, not uvloop: the worker's hot path is starting ffmpeg, and
-        # uvloop (libuv) starts children with fork, which copies the page tables of this
-        # process on the event loop's thread, where Python's subprocess uses vfork
-        # (adapters/child.py). Measured: about 10% less CPU per snapshot (bench_worker).
+        # asyncio's own loop, not uvloop: the worker starts children (ffprobe, capture
+        # children, hot stream readers), and uvloop (libuv) starts them with fork, which
+        # copies the page tables of this process on the event loop's thread, where Python's
+        # subprocess uses vfork (adapters/child.py). Measured when every capture started an
+        # ffmpeg: about 10% less CPU per snapshot (bench_worker).
         loop="asyncio",
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -169,3 +169,7 @@ class Deps:
     # Frames of hot streams (adapters/hot_pool.py): a capture takes one younger than this at once.
     hot_frames: HotFrames | None = None
     hot_fresh_seconds: float = 2.0
+    # What the worker starts before it takes commands, and stops on shutdown after the last
+    # in-flight one (the capture children).
+    start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -22,8 +22,9 @@ from lookout_snapshot_worker.domain.tenant_slots import tenant_limit
 
 class WorkerSettings(ServiceSettings):
     service_name: str = "snapshot-worker"
-    # At most this many ffmpeg captures at once per process. Captures mostly wait on I/O,
-    # so this can exceed the core count; ffmpeg's memory (~30-60 MB each) is the real bound.
+    # At most this many captures at once per process, each by a warm capture child
+    # (adapters/capture_pool.py), of which there are never more. Captures mostly wait on I/O,
+    # so this can exceed the core count; a child's memory (~30-60 MB each) is the real bound.
     worker_concurrency: int = Field(default=8, ge=1)
     # Unacked capture commands per process: the slots plus a couple being loaded/committed
     # while ffmpeg runs, so no slot waits for a round trip to RabbitMQ or Postgres.
@@ -37,13 +38,13 @@ class WorkerSettings(ServiceSettings):
     # A command over its tenant's share waits this long in the worker for a slot of that
     # tenant, then goes to the back of the queue so other tenants' commands come in.
     tenant_wait_seconds: float = Field(default=1.0, ge=0)
-    ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     ffmpeg_timeout_seconds: float = Field(default=20.0, gt=0)
     snapshot_max_width: int = Field(default=1920, ge=16)
     # Decoders refuse frames over this many pixels (default: 8K UHD, 7680x4320).
     ffmpeg_max_pixels: int = Field(default=7680 * 4320, ge=16 * 16)
-    # Private memory (heap and anonymous mappings, RLIMIT_DATA) of each ffmpeg/ffprobe;
+    # Private memory (heap and anonymous mappings, RLIMIT_DATA) of each capture child, ffprobe
+    # and hot stream reader;
     # 0 leaves it uncapped. An 8K frame needs ~270 MB, a 1080p one ~150 MB.
     ffmpeg_max_memory_mb: int = Field(default=512, ge=0)
     capture_attempts: int = Field(default=3, ge=1)
@@ -62,7 +63,7 @@ class WorkerSettings(ServiceSettings):
     breaker_max_delay_seconds: float = Field(default=3600.0, gt=0)
     # On SIGTERM: stop taking commands, give in-flight ones this long, then hand them back.
     shutdown_grace_seconds: float = Field(default=15.0, ge=0)
-    # The egress shim preloaded into ffmpeg/ffprobe (adapters/egress.py); scripts/install.sh
+    # The egress shim preloaded into every media child (adapters/egress.py); scripts/install.sh
     # and the image build it into the environment's lib folder. Without it nothing runs.
     egress_shim_path: str = str(Path(sys.prefix) / "lib" / "lookout_egress.so")
 

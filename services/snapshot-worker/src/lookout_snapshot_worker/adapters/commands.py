@@ -4,6 +4,12 @@ Each input may only use the protocols its scheme needs (``-protocol_whitelist``)
 playlist cannot pull in ``file:`` or ``concat:`` URLs, and a local file cannot reach the
 network. Local files may also only be read by the common container demuxers, so a file in
 the media directory cannot be a playlist or concat script that points outside it.
+
+The worker runs ffprobe with ``probe_command``. ``capture_command`` is the reference for a
+cold capture, which the worker does not run as a process: a capture child does the same
+in-process through PyAV (capture_child.py, with these restrictions from hot_reader.py
+``open_options``). The benchmark runs it as its raw ffmpeg baseline, and a test holds the
+children's frames to its output.
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
-"""Holding every connection ffmpeg and ffprobe open to the egress policy.
+"""Holding every connection FFmpeg's libraries open to the egress policy.
+
+FFmpeg's libraries do the media work in three kinds of child process: ffprobe (probes), the
+warm capture children (cold captures, capture_child.py) and the hot streams' readers
+(hot_reader.py), the last two through PyAV. "ffmpeg" below stands for any of them.
 
 The URL check (adapters/guard.py) sees only a stream's own URL. ffmpeg then connects to
 places the worker never sees: segments and variants listed in an HLS playlist, where an
 HTTP redirect or an RTSP DESCRIBE redirect points, and the address a name resolves to the
 second time (DNS rebinding). So the decision is also made inside ffmpeg, on the final socket
 address: a small shared object (services/snapshot-worker/egress/lookout_egress.c) is
-preloaded into each ffmpeg/ffprobe (LD_PRELOAD) and wraps connect(), sendto(), sendmsg() and
+preloaded into each such child (LD_PRELOAD) and wraps connect(), sendto(), sendmsg() and
 sendmmsg(). It judges each IPv4/IPv6 destination with the rules of ``EgressPolicy``, the very
 list the URL check uses, handed over in LOOKOUT_EGRESS_POLICY; on a refusal it prints
 "lookout-egress: refused: address not allowed: ADDRESS port PORT" and ends the process, so
@@ -18,9 +22,10 @@ address covers neither playlists nor redirects.
 
 Limits, and what covers them:
 - LD_PRELOAD works only on a dynamically linked binary that is run directly: a static or
-  setuid ffmpeg, or a wrapper script that drops the variable, runs unguarded. ``verify`` runs
-  each configured binary once at start against a refusing policy and a loopback listener of
-  its own; the worker does not start unless the binary refused and nothing connected.
+  setuid ffprobe or Python, or a wrapper script that drops the variable, runs unguarded.
+  ``verify`` runs each configured binary, and a capture child, once at start against a
+  refusing policy and a loopback listener of its own; the worker does not start unless each
+  refused and nothing connected.
 - The shim file must exist: ``load`` refuses to build the worker without it (fail closed),
   and a missing or malformed policy in the child refuses every destination.
 - Name lookups run inside the C library, which does not pass through the wrappers; the
@@ -40,26 +45,28 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 from lookout_shared.addresses import Address, EgressPolicy, Rule
 
+from lookout_snapshot_worker.adapters.capture_pool import CHILD_COMMAND, CapturePool
 from lookout_snapshot_worker.adapters.process import ProcessTimeout, run_bounded
 
 POLICY_VARIABLE = "LOOKOUT_EGRESS_POLICY"
 REFUSAL_MARK = b"lookout-egress: refused"
 SELF_TEST_SECONDS = 15.0
-# Refuses every destination: what ``verify`` runs each binary with.
+# Refuses every destination: what ``verify`` runs each binary and a capture child with.
 REFUSE_ALL = EgressPolicy(
     (Rule("deny", ip_network("0.0.0.0/0"), "any"), Rule("deny", ip_network("::/0"), "any"))
 )
 
 
 class EgressUnavailable(RuntimeError):
-    """The shim cannot hold ffmpeg to the policy: the worker must not run captures."""
+    """The shim cannot hold a media child to the policy: the worker must not run captures."""
 
 
 def system_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[Address]:
@@ -99,28 +106,42 @@ class EgressShim:
         env[POLICY_VARIABLE] = (policy or self.policy).encode()
         return env
 
-    async def verify(self, *binaries: str) -> None:
-        """Prove each binary is held by the shim, or raise EgressUnavailable."""
+    async def verify(self, *binaries: str, capture_child: Sequence[str] = CHILD_COMMAND) -> None:
+        """Prove each binary, and the capture child (started with ``capture_child``), is
+        held by the shim, or raise EgressUnavailable."""
         for binary in binaries:
-            await self._verify(binary)
+            await self._verify(binary, partial(self._run_binary, binary))
+        await self._verify(" ".join(capture_child), partial(self._ask_child, capture_child))
 
-    async def _verify(self, binary: str) -> None:
+    async def _run_binary(self, binary: str, port: int) -> bytes:
+        # An unguarded binary connects and then gives up reading after rw_timeout.
+        argv = [binary, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "tcp",
+                "-rw_timeout", "2000000", "-i", f"tcp://127.0.0.1:{port}"]  # fmt: skip
+        return (await run_bounded(argv, SELF_TEST_SECONDS, self.environment(REFUSE_ALL))).stderr
+
+    async def _ask_child(self, command: Sequence[str], port: int) -> bytes:
+        # A held child dies on the connect with the shim's message on stderr, which is
+        # what its answer then holds; an unguarded one answers with a failure of its own.
+        children = CapturePool(self.environment(REFUSE_ALL), None, command)
+        request = {"url": f"http://127.0.0.1:{port}/", "kind": "http", "io_timeout": 2,
+                   "max_width": 16, "max_pixels": 256}  # fmt: skip
+        try:
+            return (await children.capture(request, SELF_TEST_SECONDS)).payload
+        finally:
+            await children.close()
+
+    async def _verify(self, name: str, run: Callable[[int], Awaitable[bytes]]) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
             listener.bind(("127.0.0.1", 0))
             listener.listen(1)
             listener.setblocking(False)
-            port = listener.getsockname()[1]
-            # An unguarded binary connects and then gives up reading after rw_timeout.
-            argv = [binary, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "tcp",
-                    "-rw_timeout", "2000000", "-i", f"tcp://127.0.0.1:{port}"]  # fmt: skip
             stderr = b""
             try:
-                done = await run_bounded(argv, SELF_TEST_SECONDS, self.environment(REFUSE_ALL))
-                stderr = done.stderr
+                stderr = await run(listener.getsockname()[1])
             except ProcessTimeout:
                 pass
             except OSError as exc:
-                raise EgressUnavailable(f"cannot run {binary}: {exc.strerror}") from None
+                raise EgressUnavailable(f"cannot run {name}: {exc.strerror}") from None
             try:
                 listener.accept()[0].close()
                 connected = True
@@ -128,6 +149,6 @@ class EgressShim:
                 connected = False
         if connected or REFUSAL_MARK not in stderr:
             raise EgressUnavailable(
-                f"{binary} is not held by the egress shim {self.path} (a static or setuid "
+                f"{name} is not held by the egress shim {self.path} (a static or setuid "
                 "binary, or a wrapper that drops LD_PRELOAD?): captures would run unguarded"
             )

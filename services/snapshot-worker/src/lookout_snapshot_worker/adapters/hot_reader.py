@@ -70,8 +70,10 @@ class Encoder:
         self._reformatter = VideoReformatter()
         self._encoded = 0
 
-    def jpeg(self, frame: VideoFrame) -> bytes:
-        size = (frame.width, frame.height)
+    def jpeg(self, frame: VideoFrame, size: tuple[int, int] | None = None) -> bytes:
+        """``frame`` as a JPEG, scaled to ``size`` (None: as it is) with bicubic
+        interpolation, the default of ffmpeg's scale filter."""
+        size = size or (frame.width, frame.height)
         if self._context is None or size != self._size:
             context: Any = av.CodecContext.create("mjpeg", "w")
             context.width, context.height = size
@@ -80,7 +82,9 @@ class Encoder:
             context.thread_count = 1
             context.options = {"qmin": "3", "qmax": "3"}  # what -q:v 3 asks of cold captures
             self._context, self._size = context, size
-        full_range = self._reformatter.reformat(frame, format="yuvj420p", threads=1)
+        full_range = self._reformatter.reformat(
+            frame, *size, format="yuvj420p", interpolation="BICUBIC", threads=1
+        )
         # Each JPEG stands alone, so the encoder gets a count of its own as the timestamp:
         # it refuses one that goes back (a file starting over, a camera resetting its
         # clock) with EINVAL.
