@@ -5,7 +5,7 @@ is one JSON line on stdin (URL, kind, io timeout, max width, max pixels: the URL
 carry credentials, never shows in the process list), each answer one record on stdout
 (domain/capture.py): the JPEG, or the failure's text. The capture is the work of the ffmpeg
 command it replaces (adapters/commands.py ``capture_command``), done by the same FFmpeg
-libraries in-process through PyAV: the same input restrictions (hot_reader.py
+libraries in-process through PyAV: the same input restrictions (commands.py
 ``open_options``), one decoding thread, keyframes only, frames over ``max_pixels`` refused by
 the decoder before they are allocated, the first frame scaled to ``max_width`` and encoded
 as a JPEG at quality 3. What is saved is ffmpeg's start (exec, linking FFmpeg's libraries,
@@ -29,7 +29,8 @@ import av
 import av.error
 import av.logging
 
-from lookout_snapshot_worker.adapters.hot_reader import Encoder, open_options
+from lookout_snapshot_worker.adapters.commands import open_options
+from lookout_snapshot_worker.adapters.hot_reader import Encoder
 from lookout_snapshot_worker.domain.capture import PIXEL_CAP_HIT, pack_answer, scaled_size
 
 

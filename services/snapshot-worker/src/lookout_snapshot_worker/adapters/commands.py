@@ -7,8 +7,7 @@ the media directory cannot be a playlist or concat script that points outside it
 
 The worker runs ffprobe with ``probe_command``. ``capture_command`` is the reference for a
 cold capture, which the worker does not run as a process: a capture child does the same
-in-process through PyAV (capture_child.py, with these restrictions from hot_reader.py
-``open_options``). The benchmark runs it as its raw ffmpeg baseline, and a test holds the
+in-process through PyAV (capture_child.py, with the same ``open_options``). The benchmark runs it as its raw ffmpeg baseline, and a test holds the
 children's frames to its output.
 """
 
@@ -40,36 +39,44 @@ FILE_FORMATS = (
 MICROSECONDS = 1_000_000
 
 
-def protocol_whitelist(url: StreamUrl) -> str:
+def open_options(kind: str, io_timeout: float) -> dict[str, str]:
+    """The input's options, by FFmpeg's names: whitelists, and I/O timeouts for network
+    sources. Capture children and hot readers open their input with them (PyAV); ffprobe
+    gets them as arguments (``input_options``)."""
     try:
-        return ",".join(PROTOCOLS[url.kind])
+        options = {"protocol_whitelist": ",".join(PROTOCOLS[kind])}
     except KeyError:
-        raise ValueError(f"no protocol whitelist for stream kind {url.kind!r}") from None
-
-
-def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
-    """Options that go before ``-i``: whitelist, and I/O timeouts for network sources."""
-    args = ["-protocol_whitelist", protocol_whitelist(url)]
-    if url.kind == "file":
-        return [*args, "-format_whitelist", ",".join(FILE_FORMATS)]
+        raise ValueError(f"no protocol whitelist for stream kind {kind!r}") from None
+    if kind == "file":
+        options["format_whitelist"] = ",".join(FILE_FORMATS)
+        return options
     micros = str(max(1, int(io_timeout * MICROSECONDS)))
-    # rw_timeout bounds every read/write of a protocol that ffmpeg opens through avio;
+    # rw_timeout bounds every read/write of a protocol that FFmpeg opens through avio;
     # "timeout" is the socket timeout of the rtsp and http protocols (both in microseconds).
     # The rtsp demuxer opens its own connections and rejects rw_timeout ("Option
     # rw_timeout not found"), so rtsp gets only "timeout".
-    if url.kind != "rtsp":
-        args += ["-rw_timeout", micros]
-    if url.kind in ("rtsp", "http", "hls"):
-        args += ["-timeout", micros]
-    if url.kind in ("http", "hls"):
+    if kind != "rtsp":
+        options["rw_timeout"] = micros
+    if kind in ("rtsp", "http", "hls"):
+        options["timeout"] = micros
+    if kind in ("http", "hls"):
         # The guard checked the URL's host; a redirect could lead anywhere (the metadata
-        # service), so ffmpeg must not follow one. Camera URLs are expected to be final.
-        args += ["-max_redirects", "0"]
-    if url.kind == "rtsp":
+        # service), so FFmpeg must not follow one. Camera URLs are expected to be final.
+        options["max_redirects"] = "0"
+    if kind == "rtsp":
         # Interleaved over the RTSP connection only: no RTP over UDP, and never a multicast
         # group joined on the say-so of a server's answer (the egress shim judges sends only).
-        args += ["-rtsp_transport", "tcp"]
-    return args
+        options["rtsp_transport"] = "tcp"
+    return options
+
+
+def input_options(url: StreamUrl, io_timeout: float) -> list[str]:
+    """``open_options`` as the arguments that go before ``-i``."""
+    return [
+        arg
+        for name, value in open_options(url.kind, io_timeout).items()
+        for arg in (f"-{name}", value)
+    ]
 
 
 def decoder_options(max_pixels: int) -> list[str]:

@@ -30,29 +30,10 @@ import av.error
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 
-from lookout_snapshot_worker.adapters.commands import FILE_FORMATS, PROTOCOLS
+from lookout_snapshot_worker.adapters.commands import open_options
 from lookout_snapshot_worker.domain.hot import pack_frame
 
-MICROSECONDS = 1_000_000
 TIME_BASE = Fraction(1, 25)  # the JPEG encoder's: any will do, each frame stands alone
-
-
-def open_options(kind: str, io_timeout: float) -> dict[str, str]:
-    """The same input restrictions as a cold capture's (adapters/commands.py)."""
-    options = {"protocol_whitelist": ",".join(PROTOCOLS[kind])}
-    if kind == "file":
-        options["format_whitelist"] = ",".join(FILE_FORMATS)
-        return options
-    micros = str(max(1, int(io_timeout * MICROSECONDS)))
-    if kind != "rtsp":
-        options["rw_timeout"] = micros
-    if kind in ("rtsp", "http", "hls"):
-        options["timeout"] = micros
-    if kind in ("http", "hls"):
-        options["max_redirects"] = "0"
-    if kind == "rtsp":
-        options["rtsp_transport"] = "tcp"
-    return options
 
 
 class Encoder:
