@@ -4,12 +4,14 @@ made (size, JPEG), and the URL never reaches the process list nor the failure's 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
 import asyncpg
 import pytest
 from lookout_shared.stream_urls import parse_stream_url
+from lookout_snapshot_worker.adapters.capture_pool import CapturePool
 from lookout_snapshot_worker.adapters.commands import capture_command
 from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
 from lookout_snapshot_worker.domain.failures import MediaError
@@ -76,3 +78,26 @@ async def test_the_url_and_its_credentials_never_show_in_the_process_list_nor_th
     assert looked > 0
     assert failure.value.transient  # the tarpit never answers: a timeout
     assert secret.decode() not in failure.value.reason
+
+
+async def test_a_child_is_replaced_after_its_share_of_captures(odd_frames: Path) -> None:
+    pool = CapturePool(os.environ, None, captures_per_child=2)
+    request = {
+        "url": f"file://{odd_frames}/320x241.png", "kind": "file", "io_timeout": 5,
+        "max_width": 320, "max_pixels": 10**8,
+    }  # fmt: skip
+    try:
+        await pool.warm(1)
+        [first] = pool.pids()
+        assert (await pool.capture(request, 10)).ok
+        assert pool.pids() == [first]  # kept for the next capture
+        assert (await pool.capture(request, 10)).ok
+        assert pool.pids() == []  # its second capture was its last: killed and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)
+        answer = await pool.capture(request, 10)
+        assert answer.ok and is_jpeg(answer.payload)
+        [second] = pool.pids()
+        assert second != first
+    finally:
+        await pool.close()

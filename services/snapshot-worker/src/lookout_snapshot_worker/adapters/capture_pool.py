@@ -8,7 +8,9 @@ group of its own with the egress shim preloaded and the memory cap (adapters/chi
 dies with the worker. A capture past its time limit has its child's group killed and
 reaped, and the next capture starts a fresh child; a child that dies (the shim's refusal,
 the memory cap, a crash) answers with its stderr and exit code, which the worker classifies
-as it did an ffmpeg run's. ``close`` kills every child.
+as it did an ffmpeg run's. A child is replaced after ``CAPTURES_PER_CHILD`` captures, so a
+slow leak in FFmpeg's libraries or the interpreter's heap can only add up so far (one
+capture in that many pays a child's start, ~0.2 s). ``close`` kills every child.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ STDERR_KEPT = 64 * 1024
 START_SECONDS = 30.0
 # A child that died has closed its stderr; this bounds the wait for its last bytes.
 STDERR_GRACE = 2.0
+CAPTURES_PER_CHILD = 1000
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Answer:
 class CaptureChild:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self.captures = 0
         self._stderr = bytearray()
         assert proc.stderr is not None
         self._drain = asyncio.ensure_future(self._keep_stderr(proc.stderr))
@@ -144,9 +148,11 @@ class CapturePool:
         environment: Mapping[str, str],
         max_memory_bytes: int | None,
         command: Sequence[str] = CHILD_COMMAND,
+        captures_per_child: int = CAPTURES_PER_CHILD,
     ) -> None:
         self._environment = child_environment(environment, max_memory_bytes)
         self._command = tuple(command)
+        self._captures_per_child = captures_per_child
         self._idle: list[CaptureChild] = []
         self._busy: set[CaptureChild] = set()
 
@@ -165,8 +171,12 @@ class CapturePool:
             raise
         finally:
             self._busy.discard(child)
+        child.captures += 1
         if child.alive and answer.exit_code is None:
-            self._idle.append(child)
+            if child.captures < self._captures_per_child:
+                self._idle.append(child)
+            else:
+                await child.kill()  # served its share: the next capture starts a fresh one
         return answer
 
     async def warm(self, count: int) -> None:
