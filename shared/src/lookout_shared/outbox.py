@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -51,6 +52,9 @@ PUBLISH_TIMEOUT = 10.0
 # Rows claimed and published at once: enough in flight to hide the broker's confirm round
 # trip, few enough that one window's transaction stays short.
 WINDOW = 500
+# While a backlog is drained window after window, its gauges are refreshed at most this often
+# (seconds): a count query per window was one more round trip in every window.
+BACKLOG_EVERY = 1.0
 
 
 async def enqueue(
@@ -114,13 +118,17 @@ class OutboxRelay:
         window is one more turn with a jittered pause, so tenacity would not make it simpler.
         """
         failures = 0
+        backlog_due = 0.0
         try:
             while True:
                 await self._ensure_listener()
                 self._wakeup.clear()
                 try:
                     published = await _finish_when_cancelled(self.drain_once())
-                    await self._record_backlog()
+                    caught_up = published < self._batch_size
+                    if caught_up or time.monotonic() >= backlog_due:
+                        await self._record_backlog()
+                        backlog_due = time.monotonic() + BACKLOG_EVERY
                     failures = 0
                 except Exception as exc:
                     failures += 1
@@ -128,7 +136,7 @@ class OutboxRelay:
                     log.warning("outbox relay: publish failed (%s); retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
                     continue
-                if published == self._batch_size:
+                if not caught_up:
                     continue  # more may be waiting
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that lands as the wait ends, and the relay would never stop.
