@@ -8,12 +8,13 @@ import time
 import uuid
 
 import asyncpg
+import prometheus_client
 import pytest
 from aio_pika.abc import AbstractQueue
 from aio_pika.exceptions import DeliveryError
-from lookout_shared import outbox, topology
-from lookout_shared.broker import Broker
-from lookout_shared.contracts import CaptureSnapshot
+from lookout_shared import metrics, outbox, topology
+from lookout_shared.broker import Broker, route_of
+from lookout_shared.contracts import CaptureSnapshot, SnapshotJobState
 from lookout_shared.envelope import Envelope, make_envelope, parse_message
 
 
@@ -214,4 +215,71 @@ async def test_a_relay_stopped_mid_window_marks_what_it_published_as_sent(
     assert await depth(broker, topology.SNAPSHOT_CAPTURE) == sent
     assert sent % 500 == 0  # whole windows
     await queue.purge()
+    await channel.close()
+
+
+async def test_one_enqueue_of_many_messages_stores_them_in_order_with_their_routes(
+    db: asyncpg.Pool,
+) -> None:
+    """enqueue writes every message of a call with one statement; the rows still number
+    them in the order given (the order the relay publishes), each with its own route, its
+    body as the envelope's JSON and the writer's headers."""
+    job = uuid.uuid4()
+    mixed = [
+        capture(),
+        make_envelope(
+            "snapshot_job.failed",
+            SnapshotJobState(stream_id=uuid.uuid4(), status="failed", attempts=1, error="x"),
+            producer="tests",
+            tenant_id=uuid.uuid4(),
+            entity_id=job,
+            entity_version=2,
+        ),
+        *(capture() for _ in range(300)),
+    ]
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *mixed, headers={"x-writer": "tests"})
+        await outbox.enqueue(conn)  # nothing to write is no statement and no error
+    rows = await db.fetch(
+        """SELECT message_id, message_type, exchange, routing_key, body, headers FROM outbox
+           WHERE message_id = ANY($1::uuid[]) ORDER BY id""",
+        [e.id for e in mixed],
+    )
+    assert [r["message_id"] for r in rows] == [e.id for e in mixed]
+    assert [(r["exchange"], r["routing_key"]) for r in rows] == [route_of(e.type) for e in mixed]
+    assert [r["body"] for r in rows] == [e.model_dump(mode="json") for e in mixed]
+    assert all(r["headers"]["x-writer"] == "tests" for r in rows)
+    await db.execute("DELETE FROM outbox WHERE message_id = ANY($1::uuid[])", [e.id for e in mixed])
+
+
+def gauge(name: str) -> float | None:
+    return prometheus_client.REGISTRY.get_sample_value(name)
+
+
+async def test_the_backlog_gauges_read_empty_once_a_multi_window_burst_is_drained(
+    db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
+) -> None:
+    """While windows follow each other the backlog is counted at most once a second, but
+    the relay counts it again as it catches up: the gauges never stay at a drained burst."""
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
+    await queue.purge()
+    burst = [capture() for _ in range(450)]
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *burst)
+    metrics.OUTBOX_BACKLOG.set(-1)
+    relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=100)
+    task = asyncio.create_task(relay.run())
+    try:
+        deadline = time.monotonic() + 30
+        while gauge("lookout_outbox_backlog_messages") != 0:
+            assert time.monotonic() < deadline, "the backlog gauge never read 0"
+            await asyncio.sleep(0.05)
+        assert await unsent(db) == 0
+        assert gauge("lookout_outbox_oldest_age_seconds") == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await take(queue, len(burst)) == burst
     await channel.close()

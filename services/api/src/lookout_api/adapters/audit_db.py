@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
@@ -21,16 +22,27 @@ async def record(
     actor: tuple[str, uuid.UUID | None, uuid.UUID | None],
     entries: Sequence[Entry],
 ) -> None:
+    """One statement for any number of entries (a bulk write records hundreds)."""
+    if not entries:
+        return
     kind, actor_id, key_id = actor
-    await conn.executemany(
+    await conn.execute(
         """INSERT INTO audit_log
                (tenant_id, actor_id, actor_kind, api_key_id, action, entity_type, entity_id,
                 changes)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        [
-            (e.tenant_id, actor_id, kind, key_id, e.action, e.entity_type, e.entity_id, e.changes)
-            for e in entries
-        ],
+           SELECT e.tenant_id, $1, $2, $3, e.action, e.entity_type, e.entity_id,
+                  e.changes::jsonb
+           FROM unnest($4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::text[])
+                WITH ORDINALITY AS e(tenant_id, action, entity_type, entity_id, changes, n)
+           ORDER BY e.n""",
+        actor_id,
+        kind,
+        key_id,
+        [e.tenant_id for e in entries],
+        [e.action for e in entries],
+        [e.entity_type for e in entries],
+        [e.entity_id for e in entries],
+        [json.dumps(e.changes) for e in entries],
     )
 
 
