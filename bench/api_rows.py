@@ -122,7 +122,7 @@ async def snapshot_row(base: str, token: str, data: DataSet, video: Path, media:
     return Row(
         f"snapshot request answered (202), {CONNECTIONS} clients at once",
         f"{ms(accepted)} ({rate:,.0f} req/s)",
-        "the ffmpeg capture it queues (720p H.264 file)",
+        "the capture it queues, as the worker takes it (720p H.264 file)",
         ms(captures),
         p50_ratio(captures, accepted),
     )

@@ -1,7 +1,7 @@
 """Latest-frame rows: ``latest.jpg`` from a hot frame (the JPEG a worker keeps in Redis,
 resized to 640 wide, encoded once and then served from the api's encoded-image cache) against
 the stored-file image route of the same stream's latest snapshot, and against a cold capture
-(an ffmpeg run on the same source, what a snapshot request costs without a hot stream).
+(the worker's capture of the same source, what a snapshot request costs without a hot stream).
 
 Throughput rows run `wrk` with 64 connections against one api process as shipped (its
 default settings, INFO access log, traces exported), with bench_api's helpers
@@ -125,7 +125,7 @@ async def main() -> None:
         Row(
             "latest.jpg from a hot frame, p50 under load",
             f"{hot.p50_ms:.2f} ms",
-            "a cold capture: ffmpeg on the same source (720p H.264 file)",
+            "a cold capture on the same source, as the worker takes it (720p H.264 file)",
             ms(cold),
             cold_p50 / hot.p50_ms,
         ),

@@ -1,6 +1,8 @@
-"""Cold captures: ffmpeg run on a source as the worker runs it for a snapshot of a stream that
-is not hot (its own argv builder and bounded runner), the baseline of the api's snapshot and
-latest-frame rows."""
+"""Cold captures: a snapshot of a stream that is not hot, taken as the worker takes it (its
+own capture adapter with the worker's default settings: a warm capture child under the egress
+library, one frame scaled to at most 1920 wide), the baseline of the api's snapshot and
+latest-frame rows. Timed per capture, after the child has started (the worker starts its
+children before it takes commands)."""
 
 from __future__ import annotations
 
@@ -8,26 +10,34 @@ import time
 from pathlib import Path
 
 from lookout_shared.stream_urls import parse_stream_url
-from lookout_snapshot_worker.adapters.commands import capture_command
-from lookout_snapshot_worker.adapters.process import run_bounded
+from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
+from lookout_snapshot_worker.bootstrap import egress_shim
+from lookout_snapshot_worker.settings import WorkerSettings
 
 CAPTURES = 10
 
 
 async def cold_captures(video: Path, media: Path, n: int = CAPTURES) -> tuple[bytes, list[float]]:
-    """The last JPEG ffmpeg captured of ``video`` and how long each of ``n`` runs took."""
-    argv = capture_command(
-        "ffmpeg",
-        parse_stream_url(video.as_uri(), str(media)),
-        max_width=1920,
-        io_timeout=20,
-        max_pixels=7680 * 4320,
+    """The last JPEG captured of ``video`` and how long each of ``n`` captures took."""
+    settings = WorkerSettings(media_dir=str(media))
+    capturer = FfmpegMedia(
+        ffprobe=settings.ffprobe_path,
+        timeout=settings.ffmpeg_timeout_seconds,
+        max_width=settings.snapshot_max_width,
+        max_pixels=settings.ffmpeg_max_pixels,
+        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
+        capture_slots=1,
+        probe_slots=1,
+        environment=egress_shim(settings).environment(),
     )
+    url = parse_stream_url(video.as_uri(), str(media))
     took, jpeg = [], b""
-    for _ in range(n):
-        started = time.perf_counter()
-        done = await run_bounded(argv, 60)
-        took.append(time.perf_counter() - started)
-        assert done.returncode == 0, done.stderr[-500:]
-        jpeg = done.stdout
+    await capturer.start()
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            jpeg = (await capturer.capture(url)).data
+            took.append(time.perf_counter() - started)
+    finally:
+        await capturer.close()
     return jpeg, took
