@@ -14,6 +14,7 @@ a trace continues across the relay).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
@@ -32,6 +33,13 @@ from lookout_shared.logs import configure_logging, scrub
 
 _configured = False
 DEFAULT_RATIO = 0.1
+# The span exporter's thread encodes a batch of spans in Python, holding the GIL, and the
+# event loop waits up to the interpreter's switch interval (5 ms by default) each time it
+# wants it back: that wait was most of the api's p99 under load (latest.jpg at 64
+# connections: p99 12.7-15.7 ms with 5 ms, 10.3-11.5 ms with this; 7.8-8.4 ms exporting
+# nothing). A shorter interval only costs when two threads contend, i.e. while a batch is
+# being exported.
+EXPORT_SWITCH_INTERVAL = 0.0005
 
 
 def sampler() -> Sampler | None:
@@ -120,6 +128,7 @@ def setup_tracing(service_name: str) -> None:
     name = os.environ.get("OTEL_SERVICE_NAME") or f"lookout-{service_name}"
     provider = tracer_provider(Resource.create({"service.name": name}), sampler())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    sys.setswitchinterval(EXPORT_SWITCH_INTERVAL)
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument()
