@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 from lookout_shared.stream_urls import parse_stream_url
-from lookout_snapshot_worker.adapters.ffmpeg import FfmpegMedia
-from lookout_snapshot_worker.bootstrap import egress_shim
+from lookout_snapshot_worker.bootstrap import capture_media, egress_shim
 from lookout_snapshot_worker.settings import WorkerSettings
 
 CAPTURES = 10
@@ -20,16 +19,7 @@ CAPTURES = 10
 async def cold_captures(video: Path, media: Path, n: int = CAPTURES) -> tuple[bytes, list[float]]:
     """The last JPEG captured of ``video`` and how long each of ``n`` captures took."""
     settings = WorkerSettings(media_dir=str(media))
-    capturer = FfmpegMedia(
-        ffprobe=settings.ffprobe_path,
-        timeout=settings.ffmpeg_timeout_seconds,
-        max_width=settings.snapshot_max_width,
-        max_pixels=settings.ffmpeg_max_pixels,
-        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
-        capture_slots=1,
-        probe_slots=1,
-        environment=egress_shim(settings).environment(),
-    )
+    capturer = capture_media(settings, egress_shim(settings), capture_slots=1)
     url = parse_stream_url(video.as_uri(), str(media))
     took, jpeg = [], b""
     await capturer.start()

@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 import prometheus_client
 import pytest
-from aio_pika.abc import AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 from aio_pika.exceptions import DeliveryError
 from lookout_shared import metrics, outbox, topology
 from lookout_shared.broker import Broker, route_of
@@ -108,6 +108,22 @@ async def take(queue: AbstractQueue, n: int) -> list[Envelope]:
     return got
 
 
+async def purged_capture_queue(broker: Broker) -> tuple[AbstractChannel, AbstractQueue]:
+    """The capture queue, emptied, on a channel of its own for the test to close."""
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
+    await queue.purge()
+    return channel, queue
+
+
+async def committed_burst(db: asyncpg.Pool, n: int) -> list[Envelope]:
+    """``n`` capture commands added to the outbox by one committed transaction."""
+    burst = [capture() for _ in range(n)]
+    async with db.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, *burst)
+    return burst
+
+
 async def unsent(db: asyncpg.Pool) -> int:
     return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
 
@@ -115,12 +131,8 @@ async def unsent(db: asyncpg.Pool) -> int:
 async def test_a_burst_is_published_a_window_at_a_time_each_row_once_in_order(
     db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
 ) -> None:
-    channel = await broker.connection.channel()
-    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
-    await queue.purge()
-    burst = [capture() for _ in range(1200)]
-    async with db.acquire() as conn, conn.transaction():
-        await outbox.enqueue(conn, *burst)
+    channel, queue = await purged_capture_queue(broker)
+    burst = await committed_burst(db, 1200)
     relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=500)
     # Each drain publishes a whole window, with many publishes awaiting their confirms.
     assert [await relay.drain_once() for _ in range(4)] == [500, 500, 200, 0]
@@ -195,9 +207,7 @@ async def depth(broker: Broker, name: str) -> int:
 async def test_a_relay_stopped_mid_window_marks_what_it_published_as_sent(
     db: asyncpg.Pool, broker: Broker, stack: dict[str, str]
 ) -> None:
-    channel = await broker.connection.channel()
-    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
-    await queue.purge()
+    channel, queue = await purged_capture_queue(broker)
     relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], poll_interval=0.2)
     task = asyncio.create_task(relay.run())
     async with db.acquire() as conn, conn.transaction():
@@ -261,12 +271,8 @@ async def test_the_backlog_gauges_read_empty_once_a_multi_window_burst_is_draine
 ) -> None:
     """While windows follow each other the backlog is counted at most once a second, but
     the relay counts it again as it catches up: the gauges never stay at a drained burst."""
-    channel = await broker.connection.channel()
-    queue = await channel.get_queue(topology.SNAPSHOT_CAPTURE, ensure=False)
-    await queue.purge()
-    burst = [capture() for _ in range(450)]
-    async with db.acquire() as conn, conn.transaction():
-        await outbox.enqueue(conn, *burst)
+    channel, queue = await purged_capture_queue(broker)
+    burst = await committed_burst(db, 450)
     metrics.OUTBOX_BACKLOG.set(-1)
     relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=100)
     task = asyncio.create_task(relay.run())

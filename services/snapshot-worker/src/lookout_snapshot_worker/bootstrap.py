@@ -74,6 +74,24 @@ def egress_shim(settings: WorkerSettings) -> EgressShim:
     return EgressShim.load(settings.egress_shim_path, policy)
 
 
+def capture_media(
+    settings: WorkerSettings, egress: EgressShim, capture_slots: int | None = None
+) -> FfmpegMedia:
+    """Captures (warm capture children) and probes (ffprobe) with the settings' limits, every
+    child held by ``egress``; ``capture_slots`` defaults to the worker's concurrency."""
+    return FfmpegMedia(
+        ffprobe=settings.ffprobe_path,
+        timeout=settings.ffmpeg_timeout_seconds,
+        max_width=settings.snapshot_max_width,
+        max_pixels=settings.ffmpeg_max_pixels,
+        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
+        # Bulkheads: captures and probes never wait for each other's processes.
+        capture_slots=capture_slots or settings.worker_concurrency,
+        probe_slots=settings.probe_concurrency,
+        environment=egress.environment(),
+    )
+
+
 def build_deps(
     settings: WorkerSettings,
     pool: asyncpg.Pool,
@@ -82,17 +100,7 @@ def build_deps(
 ) -> Deps:
     o = overrides or Overrides()
     egress = egress_shim(settings)
-    media = FfmpegMedia(
-        ffprobe=settings.ffprobe_path,
-        timeout=settings.ffmpeg_timeout_seconds,
-        max_width=settings.snapshot_max_width,
-        max_pixels=settings.ffmpeg_max_pixels,
-        max_memory_bytes=settings.ffmpeg_max_memory_mb * 1024 * 1024 or None,
-        # Bulkheads: captures and probes never wait for each other's processes.
-        capture_slots=settings.worker_concurrency,
-        probe_slots=settings.probe_concurrency,
-        environment=egress.environment(),
-    )
+    media = capture_media(settings, egress)
     storage = o.storage or LocalFiles(settings.storage_dir)
     return Deps(
         jobs=o.jobs or PostgresJobStore(pool, storage, settings.service_name),
