@@ -6,7 +6,6 @@ JPEG."""
 from __future__ import annotations
 
 import importlib
-import re
 import subprocess
 import sys
 import time
@@ -17,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import BIN, PASSWORD, ROOT, System
+from tests.unit.api.client_generation import generate_client
+
+from .conftest import BIN, PASSWORD, System
 from .test_first_flow import make_video
 
 pytestmark = pytest.mark.e2e
-CONFIG = ROOT / "docs" / "clients" / "openapi-python-client.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +32,7 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [str(BIN / "lookout-api"), "openapi"], check=True, capture_output=True
     ).stdout
     (base / "openapi.json").write_bytes(document)
-    out = subprocess.run(
-        [
-            str(BIN / "openapi-python-client"),
-            "generate",
-            "--path",
-            str(base / "openapi.json"),
-            "--output-path",
-            str(base / "client"),
-            "--config",
-            str(CONFIG),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=base,
-        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(base)},
-        timeout=120,
-    )
-    output = out.stdout + out.stderr
-    assert out.returncode == 0, output
-    output = "\n".join(line for line in output.splitlines() if not line.startswith("Generating "))
-    assert not re.search(r"warning|cannot parse|skipping|error", output, re.IGNORECASE), output
+    generate_client(base)
     sys.path.insert(0, str(base / "client"))
     try:
         yield "lookout_client"
