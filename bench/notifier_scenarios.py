@@ -26,7 +26,8 @@ ROOM_CLIENTS = 500 if SMALL else 5000
 ROOM_EVENTS = 20 if SMALL else 40
 IDLE_CLIENTS = 1000 if SMALL else 10000
 REST_WRITES = 50 if SMALL else 150
-ROUND_WRITES = REST_WRITES // 2  # two rounds per server (bench_notifier.rest_rounds)
+ROUND_WRITES = REST_WRITES // 2  # the one-room row: two rounds per server
+PAIRED_WRITES = 2 * REST_WRITES  # the per-stream row: both servers at once, the same writes
 REST_RATE = 5.0  # writes per second: one write's fan-out is done before the next starts
 
 
@@ -122,15 +123,19 @@ async def latency(server: Server, broker: Broker) -> list[float]:
     return await arrivals.collect(server)
 
 
-async def rest_latency(server: Server, api: Api, per_room: int, writes: int) -> list[float]:
+async def rest_latency(
+    servers: list[Server], api: Api, per_room: int, writes: int
+) -> list[list[float]]:
     """PATCH a stream's name through the api; time from sending the request to each
-    subscribed client's frame. ``per_room`` clients watch each stream."""
+    subscribed client's frame, per server. ``per_room`` clients watch each stream on each
+    server; with several servers, every one of them receives the same writes' events at the
+    same moment (each its own queue on lookout.events)."""
     await api.login()
-    server.tenant = api.tenant  # the clients' tokens are for the api's tenant
-    # Created once the server runs, so it sees every stream.created and knows the owners.
+    for server in servers:
+        server.tenant = api.tenant  # the clients' tokens are for the api's tenant
+    # Created once the servers run, so they see every stream.created and know the owners.
     streams = await api.create_streams(LATENCY_CLIENTS // per_room)
     rooms = [f"stream:{streams[i % len(streams)]}" for i in range(LATENCY_CLIENTS)]
-    clients = await server.join_many(rooms)
     nonce = uuid.uuid4().hex[:4]
     marker = f"rest-{nonce}-".encode()  # names are rest-<nonce>-<6 digits>: 16 bytes
 
@@ -138,15 +143,18 @@ async def rest_latency(server: Server, api: Api, per_room: int, writes: int) -> 
         at = frame.find(marker)
         return frame[at : at + 16] if at >= 0 else None
 
-    arrivals = Arrivals(clients, name_of, writes * per_room)
+    arrivals = [
+        Arrivals(await server.join_many(rooms), name_of, writes * per_room) for server in servers
+    ]
     await asyncio.sleep(1)
     for i in range(writes):
         name = f"rest-{nonce}-{i:06d}"
         started = time.perf_counter()
-        arrivals.sent[name.encode()] = started
+        for each in arrivals:
+            each.sent[name.encode()] = started
         await api.rename(random.choice(streams), name)
         await asyncio.sleep(max(0.0, 1 / REST_RATE - (time.perf_counter() - started)))
-    return await arrivals.collect(server)
+    return [await each.collect(server) for each, server in zip(arrivals, servers, strict=True)]
 
 
 async def room_throughput(server: Server, broker: Broker) -> float:
