@@ -31,8 +31,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import asyncpg
 from opentelemetry import trace
@@ -42,16 +42,19 @@ from lookout_shared import metrics, telemetry
 from lookout_shared.broker import Broker, route_of
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
+from lookout_shared.publisher import Outgoing
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
-T = TypeVar("T")
 
 NOTIFY_CHANNEL = "lookout_outbox"
 PUBLISH_TIMEOUT = 10.0
 # Rows claimed and published at once: enough in flight to hide the broker's confirm round
 # trip, few enough that one window's transaction stays short.
 WINDOW = 500
+# Windows in flight at once while a backlog drains: the next one is claimed and published
+# while the one before waits for its confirms and commits.
+IN_FLIGHT = 2
 # While a backlog is drained window after window, its gauges are refreshed at most this often
 # (seconds): a count query per window was one more round trip in every window.
 BACKLOG_EVERY = 1.0
@@ -106,26 +109,35 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._order = asyncio.Lock()  # held from a window's claim until its frames are queued
 
     async def run(self) -> None:
         """Publish pending rows until cancelled.
 
-        Cancelled mid-window, the relay first lets that window finish (bounded by
-        ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
-        being published again by the next relay.
+        While a backlog lasts, the next window is claimed and published while the one
+        before waits for its confirms (``IN_FLIGHT`` windows at most); once caught up, every
+        window finishes before the relay waits for a NOTIFY or the poll.
+
+        Cancelled, the relay first lets the windows in flight finish (each bounded by
+        ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of being
+        published again by the next relay.
 
         A supervisory loop, not a retry: it runs for the life of the process and a failed
         window is one more turn with a jittered pause, so tenacity would not make it simpler.
         """
         failures = 0
         backlog_due = 0.0
+        windows: set[asyncio.Task[int]] = set()
         try:
             while True:
                 await self._ensure_listener()
                 self._wakeup.clear()
                 try:
-                    published = await _finish_when_cancelled(self.drain_once())
-                    caught_up = published < self._batch_size
+                    queued: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                    windows.add(asyncio.ensure_future(self._window(queued)))
+                    # Shielded: a window whose publishes are queued finishes in any case.
+                    caught_up = await asyncio.shield(queued) < self._batch_size
+                    await _settle(windows, keep=0 if caught_up else IN_FLIGHT - 1)
                     if caught_up or time.monotonic() >= backlog_due:
                         await self._record_backlog()
                         backlog_due = time.monotonic() + BACKLOG_EVERY
@@ -144,52 +156,66 @@ class OutboxRelay:
                     async with asyncio.timeout(self._poll_interval):
                         await self._wakeup.wait()
         finally:
+            if windows:
+                await asyncio.wait(windows)
+                for window in windows:
+                    if not window.cancelled():
+                        window.exception()  # retrieved: it was logged as it failed, or not at all
             if self._listener is not None:
                 await self._listener.close()
 
     async def drain_once(self) -> int:
-        """Publish one window of rows; returns how many were confirmed (and marked sent).
+        """Publish one window of rows; returns how many were confirmed (and marked sent)."""
+        return await self._window(asyncio.get_running_loop().create_future())
 
-        The rows of the window are published at once on the confirming channel, each
-        waiting for its own confirm; those confirmed are marked sent in one statement, in
-        the transaction that claimed them. A row whose publish failed (nacked, returned
-        unroutable, timed out, connection lost) stays unsent, with the error, for the next
-        drain; the first such error is raised after the commit.
+    async def _window(self, queued: asyncio.Future[int]) -> int:
+        """Claim a window of rows, publish them at once, and mark those confirmed as sent, in
+        the transaction that claimed them; returns how many were confirmed.
+
+        ``queued`` is resolved with the number of rows claimed once their publishes are
+        queued on the channel (0 if the claim failed): the next window may start then. The
+        claim and the queueing of the publishes hold ``self._order``, so windows reach the
+        channel in id order even while the previous one waits for its confirms (its rows,
+        locked by its open transaction, are skipped by the next claim).
+
+        A row whose publish failed (nacked, returned unroutable, timed out, connection lost)
+        stays unsent, with the error, for a later window; the first such error is raised
+        after the commit.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            # body::text: published as stored, without decoding and encoding it again.
-            rows = await conn.fetch(
-                """SELECT id, message_id, message_type, exchange, routing_key,
-                          body::text AS body, headers
-                   FROM outbox WHERE published_at IS NULL
-                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                self._batch_size,
-            )
-            results = await self._publish_window(rows)
-            sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
-            failed = [
-                (row["id"], result)
-                for row, result in zip(rows, results, strict=True)
-                if isinstance(result, BaseException)
-            ]
-            for _, result in failed:
-                if not isinstance(result, Exception):  # a cancellation: not ours to absorb
-                    raise result
-            if failed:
-                await conn.execute(
-                    """UPDATE outbox SET attempts = attempts + 1, last_error = f.error
-                       FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
-                       WHERE outbox.id = f.id""",
-                    [row_id for row_id, _ in failed],
-                    [repr(error)[:500] for _, error in failed],
-                )
-            if sent:
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
-                )
-        if failed:
-            raise failed[0][1]
-        return len(sent)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                async with self._order:
+                    # body::text: published as stored, without decoding and encoding it again.
+                    rows = await conn.fetch(
+                        """SELECT id, message_id, message_type, exchange, routing_key,
+                                  body::text AS body, headers
+                           FROM outbox WHERE published_at IS NULL
+                           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                        self._batch_size,
+                    )
+                    with _window_span(rows):
+                        window = await self._broker.publish_window(
+                            [
+                                Outgoing(
+                                    row["exchange"],
+                                    row["routing_key"],
+                                    row["body"].encode(),
+                                    str(row["message_id"]),
+                                    row["message_type"],
+                                    row["headers"],
+                                )
+                                for row in rows
+                            ]
+                        )
+                queued.set_result(len(rows))
+                results = await window.confirmed(within=PUBLISH_TIMEOUT)
+                sent, failure = await _mark(conn, rows, results)
+        finally:
+            if not queued.done():
+                queued.set_result(0)
+        if failure is not None:
+            raise failure
+        return sent
 
     async def _record_backlog(self) -> None:
         # Served by the partial index on unpublished rows: cheap even with a big table.
@@ -201,56 +227,6 @@ class OutboxRelay:
         assert row is not None
         metrics.OUTBOX_BACKLOG.set(row["backlog"])
         metrics.OUTBOX_OLDEST_AGE.set(float(row["oldest"]))
-
-    async def _publish_window(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
-        """Publish ``rows`` at once; per row, None (confirmed) or why not.
-
-        Each message goes out with the headers its row stored, whose ``traceparent`` is the
-        writer's context: the consumer's span continues the writer's trace directly. The
-        relay adds one ``outbox relay`` span per window (a child of its first row's context,
-        linked to every row's), not a span and a context injection per row: that cost was
-        most of a row's publish.
-        """
-        if not rows:
-            return []
-        with _tracer.start_as_current_span(
-            "outbox relay",
-            context=telemetry.extract(rows[0]["headers"]),
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "messaging.operation.type": "publish",
-                "messaging.batch.message_count": len(rows),
-            },
-        ) as span:
-            if span.is_recording():
-                for row in rows:
-                    linked = trace.get_current_span(telemetry.extract(row["headers"]))
-                    span.add_link(
-                        linked.get_span_context(),
-                        {"messaging.message.id": str(row["message_id"])},
-                    )
-            # One deadline for the window, not a timer per row: what is not confirmed by
-            # then is cancelled and stays unsent (timed out).
-            tasks = [asyncio.ensure_future(self._publish(row)) for row in rows]
-            try:
-                _, late = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT)
-            finally:
-                for task in tasks:
-                    task.cancel()  # no-op for the finished ones
-            if late:
-                await asyncio.wait(late)
-            return [_outcome(task) for task in tasks]
-
-    async def _publish(self, row: asyncpg.Record) -> None:
-        await self._broker.publish_carried(
-            row["exchange"],
-            row["routing_key"],
-            row["body"].encode(),
-            message_id=str(row["message_id"]),
-            message_type=row["message_type"],
-            headers=row["headers"],
-        )
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -266,19 +242,74 @@ class OutboxRelay:
         self._wakeup.set()
 
 
-def _outcome(task: asyncio.Task[None]) -> BaseException | None:
-    """None for a confirmed publish, else why not (a cancelled one timed out)."""
-    if task.cancelled():
-        return TimeoutError(f"not confirmed within {PUBLISH_TIMEOUT:.0f}s")
-    return task.exception()
+async def _mark(
+    conn: Conn, rows: list[asyncpg.Record], results: list[BaseException | None]
+) -> tuple[int, Exception | None]:
+    """Mark the confirmed rows sent and count an attempt with its error on the failed ones;
+    returns how many were sent and the first failure, to raise once this is committed."""
+    sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
+    failed = [
+        (row["id"], result)
+        for row, result in zip(rows, results, strict=True)
+        if isinstance(result, BaseException)
+    ]
+    for _, result in failed:
+        if not isinstance(result, Exception):  # a cancellation: not ours to absorb
+            raise result
+    failures = [(row_id, error) for row_id, error in failed if isinstance(error, Exception)]
+    if failures:
+        await conn.execute(
+            """UPDATE outbox SET attempts = attempts + 1, last_error = f.error
+               FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
+               WHERE outbox.id = f.id""",
+            [row_id for row_id, _ in failures],
+            [repr(error)[:500] for _, error in failures],
+        )
+    if sent:
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
+        )
+    return len(sent), failures[0][1] if failures else None
 
 
-async def _finish_when_cancelled(work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, but a cancellation waits for it to finish before it is raised."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise
+async def _settle(windows: set[asyncio.Task[int]], keep: int) -> None:
+    """Wait until at most ``keep`` of ``windows`` are in flight; the finished ones leave the
+    set, and the first failure among them is raised (the others were counted on their rows)."""
+    while len(windows) > keep:
+        done, _ = await asyncio.wait(windows, return_when=asyncio.FIRST_COMPLETED)
+        windows -= done
+        failures = [task.exception() for task in done if not task.cancelled()]
+        for failure in failures:
+            if failure is not None:
+                raise failure
+
+
+@contextlib.contextmanager
+def _window_span(rows: list[asyncpg.Record]) -> Iterator[None]:
+    """One ``outbox relay`` span for a window's publishes.
+
+    Each message goes out with the headers its row stored, whose ``traceparent`` is the
+    writer's context: the consumer's span continues the writer's trace directly. The relay
+    adds one span per window (a child of its first row's context, linked to every row's),
+    not a span and a context injection per row: that cost was most of a row's publish.
+    """
+    if not rows:
+        yield
+        return
+    with _tracer.start_as_current_span(
+        "outbox relay",
+        context=telemetry.extract(rows[0]["headers"]),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "publish",
+            "messaging.batch.message_count": len(rows),
+        },
+    ) as span:
+        if span.is_recording():
+            for row in rows:
+                linked = trace.get_current_span(telemetry.extract(row["headers"]))
+                span.add_link(
+                    linked.get_span_context(), {"messaging.message.id": str(row["message_id"])}
+                )
+        yield
