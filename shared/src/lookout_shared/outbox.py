@@ -9,17 +9,23 @@ while both are alive. A relay that dies after publishing but before committing l
 rows to be published again: delivery is at-least-once, and consumers dedupe by message id.
 
 Speed: a window of up to ``batch_size`` rows is published at once on the broker's
-confirming channel (many publishes in flight, each awaiting its own confirm), and the
-confirmed rows are marked sent by one ``UPDATE ... WHERE id = ANY($1)``: a window costs
-about one broker round trip and two statements, not one round trip per row.
+confirming channel (:meth:`~lookout_shared.publisher.Publisher.publish_window`: each
+publish queues its frames and waits for its own confirm), and the confirmed rows are marked
+sent by one ``UPDATE ... WHERE id = ANY($1)``: a window costs about one broker round trip
+and two statements, not one round trip per row. While a backlog drains, the next window is
+claimed and published while the one before waits for its confirms and commits
+(``IN_FLIGHT`` windows, each in its own connection and transaction), so the relay does not
+sit idle through those round trips.
 
-Order: the publishes of a window are written to the channel in id order, and RabbitMQ keeps
-a channel's order into each queue, so while publishes succeed one relay delivers its rows in
-id order (a transaction's messages in the order :func:`enqueue` was called, transactions
-about in commit order). Not kept: between several relays (each claims other rows; their
-windows interleave), and for a row whose publish failed, which is published again later,
-after rows of its window that were confirmed, and so may arrive after newer messages of the
-same entity. Consumers do not rely on more: each event carries its entity version and the
+Order: the publishes of a window are queued on the channel in id order, and a window holds
+the relay's order lock from its claim until all its frames are queued, so the next window
+(whose claim skips the rows the one before still locks) follows it on the channel. RabbitMQ
+keeps a channel's order into each queue, so while publishes succeed one relay delivers its
+rows in id order (a transaction's messages in the order :func:`enqueue` was called,
+transactions about in commit order). Not kept: between several relays (each claims other
+rows; their windows interleave), and for a row whose publish failed, which is published
+again later, after the confirmed rows of its window and of the window that followed it, and
+so may arrive after newer messages of the same entity. Consumers do not rely on more: each event carries its entity version and the
 consumers that keep state order by it (the count aggregator ignores a version older than
 the one it counted), and every consumer dedupes redeliveries by message id.
 """
@@ -31,21 +37,19 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from lookout_shared import metrics, telemetry
 from lookout_shared.broker import Broker, route_of
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
+from lookout_shared.outbox_window import mark_window, settle, window_span
 from lookout_shared.publisher import Outgoing
 
 log = logging.getLogger(__name__)
-_tracer = telemetry.tracer(__name__)
 
 NOTIFY_CHANNEL = "lookout_outbox"
 PUBLISH_TIMEOUT = 10.0
@@ -137,7 +141,7 @@ class OutboxRelay:
                     windows.add(asyncio.ensure_future(self._window(queued)))
                     # Shielded: a window whose publishes are queued finishes in any case.
                     caught_up = await asyncio.shield(queued) < self._batch_size
-                    await _settle(windows, keep=0 if caught_up else IN_FLIGHT - 1)
+                    await settle(windows, keep=0 if caught_up else IN_FLIGHT - 1)
                     if caught_up or time.monotonic() >= backlog_due:
                         await self._record_backlog()
                         backlog_due = time.monotonic() + BACKLOG_EVERY
@@ -160,7 +164,7 @@ class OutboxRelay:
                 await asyncio.wait(windows)
                 for window in windows:
                     if not window.cancelled():
-                        window.exception()  # retrieved: it was logged as it failed, or not at all
+                        window.exception()  # the relay is stopping: retrieved, not raised
             if self._listener is not None:
                 await self._listener.close()
 
@@ -184,16 +188,18 @@ class OutboxRelay:
         """
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                async with self._order:
-                    # body::text: published as stored, without decoding and encoding it again.
-                    rows = await conn.fetch(
-                        """SELECT id, message_id, message_type, exchange, routing_key,
-                                  body::text AS body, headers
-                           FROM outbox WHERE published_at IS NULL
-                           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                        self._batch_size,
-                    )
-                    with _window_span(rows):
+                # The window's span lasts until its confirms are in, past the order lock.
+                with contextlib.ExitStack() as span:
+                    async with self._order:
+                        # body::text: published as stored, not decoded and encoded again.
+                        rows = await conn.fetch(
+                            """SELECT id, message_id, message_type, exchange, routing_key,
+                                      body::text AS body, headers
+                               FROM outbox WHERE published_at IS NULL
+                               ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                            self._batch_size,
+                        )
+                        span.enter_context(window_span(rows))
                         window = await self._broker.publish_window(
                             [
                                 Outgoing(
@@ -207,9 +213,9 @@ class OutboxRelay:
                                 for row in rows
                             ]
                         )
-                queued.set_result(len(rows))
-                results = await window.confirmed(within=PUBLISH_TIMEOUT)
-                sent, failure = await _mark(conn, rows, results)
+                    queued.set_result(len(rows))
+                    results = await window.confirmed(within=PUBLISH_TIMEOUT)
+                sent, failure = await mark_window(conn, rows, results)
         finally:
             if not queued.done():
                 queued.set_result(0)
@@ -240,76 +246,3 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
-
-
-async def _mark(
-    conn: Conn, rows: list[asyncpg.Record], results: list[BaseException | None]
-) -> tuple[int, Exception | None]:
-    """Mark the confirmed rows sent and count an attempt with its error on the failed ones;
-    returns how many were sent and the first failure, to raise once this is committed."""
-    sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
-    failed = [
-        (row["id"], result)
-        for row, result in zip(rows, results, strict=True)
-        if isinstance(result, BaseException)
-    ]
-    for _, result in failed:
-        if not isinstance(result, Exception):  # a cancellation: not ours to absorb
-            raise result
-    failures = [(row_id, error) for row_id, error in failed if isinstance(error, Exception)]
-    if failures:
-        await conn.execute(
-            """UPDATE outbox SET attempts = attempts + 1, last_error = f.error
-               FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
-               WHERE outbox.id = f.id""",
-            [row_id for row_id, _ in failures],
-            [repr(error)[:500] for _, error in failures],
-        )
-    if sent:
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
-        )
-    return len(sent), failures[0][1] if failures else None
-
-
-async def _settle(windows: set[asyncio.Task[int]], keep: int) -> None:
-    """Wait until at most ``keep`` of ``windows`` are in flight; the finished ones leave the
-    set, and the first failure among them is raised (the others were counted on their rows)."""
-    while len(windows) > keep:
-        done, _ = await asyncio.wait(windows, return_when=asyncio.FIRST_COMPLETED)
-        windows -= done
-        failures = [task.exception() for task in done if not task.cancelled()]
-        for failure in failures:
-            if failure is not None:
-                raise failure
-
-
-@contextlib.contextmanager
-def _window_span(rows: list[asyncpg.Record]) -> Iterator[None]:
-    """One ``outbox relay`` span for a window's publishes.
-
-    Each message goes out with the headers its row stored, whose ``traceparent`` is the
-    writer's context: the consumer's span continues the writer's trace directly. The relay
-    adds one span per window (a child of its first row's context, linked to every row's),
-    not a span and a context injection per row: that cost was most of a row's publish.
-    """
-    if not rows:
-        yield
-        return
-    with _tracer.start_as_current_span(
-        "outbox relay",
-        context=telemetry.extract(rows[0]["headers"]),
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "rabbitmq",
-            "messaging.operation.type": "publish",
-            "messaging.batch.message_count": len(rows),
-        },
-    ) as span:
-        if span.is_recording():
-            for row in rows:
-                linked = trace.get_current_span(telemetry.extract(row["headers"]))
-                span.add_link(
-                    linked.get_span_context(), {"messaging.message.id": str(row["message_id"])}
-                )
-        yield
