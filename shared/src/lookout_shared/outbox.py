@@ -9,17 +9,23 @@ while both are alive. A relay that dies after publishing but before committing l
 rows to be published again: delivery is at-least-once, and consumers dedupe by message id.
 
 Speed: a window of up to ``batch_size`` rows is published at once on the broker's
-confirming channel (many publishes in flight, each awaiting its own confirm), and the
-confirmed rows are marked sent by one ``UPDATE ... WHERE id = ANY($1)``: a window costs
-about one broker round trip and two statements, not one round trip per row.
+confirming channel (:meth:`~lookout_shared.publisher.Publisher.publish_window`: each
+publish queues its frames and waits for its own confirm), and the confirmed rows are marked
+sent by one ``UPDATE ... WHERE id = ANY($1)``: a window costs about one broker round trip
+and two statements, not one round trip per row. While a backlog drains, the next window is
+claimed and published while the one before waits for its confirms and commits
+(``IN_FLIGHT`` windows, each in its own connection and transaction), so the relay does not
+sit idle through those round trips.
 
-Order: the publishes of a window are written to the channel in id order, and RabbitMQ keeps
-a channel's order into each queue, so while publishes succeed one relay delivers its rows in
-id order (a transaction's messages in the order :func:`enqueue` was called, transactions
-about in commit order). Not kept: between several relays (each claims other rows; their
-windows interleave), and for a row whose publish failed, which is published again later,
-after rows of its window that were confirmed, and so may arrive after newer messages of the
-same entity. Consumers do not rely on more: each event carries its entity version and the
+Order: the publishes of a window are queued on the channel in id order, and a window holds
+the relay's order lock from its claim until all its frames are queued, so the next window
+(whose claim skips the rows the one before still locks) follows it on the channel. RabbitMQ
+keeps a channel's order into each queue, so while publishes succeed one relay delivers its
+rows in id order (a transaction's messages in the order :func:`enqueue` was called,
+transactions about in commit order). Not kept: between several relays (each claims other
+rows; their windows interleave), and for a row whose publish failed, which is published
+again later, after the confirmed rows of its window and of the window that followed it, and
+so may arrive after newer messages of the same entity. Consumers do not rely on more: each event carries its entity version and the
 consumers that keep state order by it (the count aggregator ignores a version older than
 the one it counted), and every consumer dedupes redeliveries by message id.
 """
@@ -31,27 +37,28 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from lookout_shared import metrics, telemetry
 from lookout_shared.broker import Broker, route_of
 from lookout_shared.db import Conn
 from lookout_shared.envelope import Envelope
+from lookout_shared.outbox_window import mark_window, settle, window_span
+from lookout_shared.publisher import Outgoing
 
 log = logging.getLogger(__name__)
-_tracer = telemetry.tracer(__name__)
-T = TypeVar("T")
 
 NOTIFY_CHANNEL = "lookout_outbox"
 PUBLISH_TIMEOUT = 10.0
 # Rows claimed and published at once: enough in flight to hide the broker's confirm round
 # trip, few enough that one window's transaction stays short.
 WINDOW = 500
+# Windows in flight at once while a backlog drains: the next one is claimed and published
+# while the one before waits for its confirms and commits.
+IN_FLIGHT = 2
 # While a backlog is drained window after window, its gauges are refreshed at most this often
 # (seconds): a count query per window was one more round trip in every window.
 BACKLOG_EVERY = 1.0
@@ -106,26 +113,35 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._order = asyncio.Lock()  # held from a window's claim until its frames are queued
 
     async def run(self) -> None:
         """Publish pending rows until cancelled.
 
-        Cancelled mid-window, the relay first lets that window finish (bounded by
-        ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of
-        being published again by the next relay.
+        While a backlog lasts, the next window is claimed and published while the one
+        before waits for its confirms (``IN_FLIGHT`` windows at most); once caught up, every
+        window finishes before the relay waits for a NOTIFY or the poll.
+
+        Cancelled, the relay first lets the windows in flight finish (each bounded by
+        ``PUBLISH_TIMEOUT``): what RabbitMQ confirmed is marked sent, instead of being
+        published again by the next relay.
 
         A supervisory loop, not a retry: it runs for the life of the process and a failed
         window is one more turn with a jittered pause, so tenacity would not make it simpler.
         """
         failures = 0
         backlog_due = 0.0
+        windows: set[asyncio.Task[int]] = set()
         try:
             while True:
                 await self._ensure_listener()
                 self._wakeup.clear()
                 try:
-                    published = await _finish_when_cancelled(self.drain_once())
-                    caught_up = published < self._batch_size
+                    queued: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                    windows.add(asyncio.ensure_future(self._window(queued)))
+                    # Shielded: a window whose publishes are queued finishes in any case.
+                    caught_up = await asyncio.shield(queued) < self._batch_size
+                    await settle(windows, keep=0 if caught_up else IN_FLIGHT - 1)
                     if caught_up or time.monotonic() >= backlog_due:
                         await self._record_backlog()
                         backlog_due = time.monotonic() + BACKLOG_EVERY
@@ -144,52 +160,68 @@ class OutboxRelay:
                     async with asyncio.timeout(self._poll_interval):
                         await self._wakeup.wait()
         finally:
+            if windows:
+                await asyncio.wait(windows)
+                for window in windows:
+                    if not window.cancelled():
+                        window.exception()  # the relay is stopping: retrieved, not raised
             if self._listener is not None:
                 await self._listener.close()
 
     async def drain_once(self) -> int:
-        """Publish one window of rows; returns how many were confirmed (and marked sent).
+        """Publish one window of rows; returns how many were confirmed (and marked sent)."""
+        return await self._window(asyncio.get_running_loop().create_future())
 
-        The rows of the window are published at once on the confirming channel, each
-        waiting for its own confirm; those confirmed are marked sent in one statement, in
-        the transaction that claimed them. A row whose publish failed (nacked, returned
-        unroutable, timed out, connection lost) stays unsent, with the error, for the next
-        drain; the first such error is raised after the commit.
+    async def _window(self, queued: asyncio.Future[int]) -> int:
+        """Claim a window of rows, publish them at once, and mark those confirmed as sent, in
+        the transaction that claimed them; returns how many were confirmed.
+
+        ``queued`` is resolved with the number of rows claimed once their publishes are
+        queued on the channel (0 if the claim failed): the next window may start then. The
+        claim and the queueing of the publishes hold ``self._order``, so windows reach the
+        channel in id order even while the previous one waits for its confirms (its rows,
+        locked by its open transaction, are skipped by the next claim).
+
+        A row whose publish failed (nacked, returned unroutable, timed out, connection lost)
+        stays unsent, with the error, for a later window; the first such error is raised
+        after the commit.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            # body::text: published as stored, without decoding and encoding it again.
-            rows = await conn.fetch(
-                """SELECT id, message_id, message_type, exchange, routing_key,
-                          body::text AS body, headers
-                   FROM outbox WHERE published_at IS NULL
-                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-                self._batch_size,
-            )
-            results = await self._publish_window(rows)
-            sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
-            failed = [
-                (row["id"], result)
-                for row, result in zip(rows, results, strict=True)
-                if isinstance(result, BaseException)
-            ]
-            for _, result in failed:
-                if not isinstance(result, Exception):  # a cancellation: not ours to absorb
-                    raise result
-            if failed:
-                await conn.execute(
-                    """UPDATE outbox SET attempts = attempts + 1, last_error = f.error
-                       FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
-                       WHERE outbox.id = f.id""",
-                    [row_id for row_id, _ in failed],
-                    [repr(error)[:500] for _, error in failed],
-                )
-            if sent:
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
-                )
-        if failed:
-            raise failed[0][1]
-        return len(sent)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # The window's span lasts until its confirms are in, past the order lock.
+                with contextlib.ExitStack() as span:
+                    async with self._order:
+                        # body::text: published as stored, not decoded and encoded again.
+                        rows = await conn.fetch(
+                            """SELECT id, message_id, message_type, exchange, routing_key,
+                                      body::text AS body, headers
+                               FROM outbox WHERE published_at IS NULL
+                               ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                            self._batch_size,
+                        )
+                        span.enter_context(window_span(rows))
+                        window = await self._broker.publish_window(
+                            [
+                                Outgoing(
+                                    row["exchange"],
+                                    row["routing_key"],
+                                    row["body"].encode(),
+                                    str(row["message_id"]),
+                                    row["message_type"],
+                                    row["headers"],
+                                )
+                                for row in rows
+                            ]
+                        )
+                    queued.set_result(len(rows))
+                    results = await window.confirmed(within=PUBLISH_TIMEOUT)
+                sent, failure = await mark_window(conn, rows, results)
+        finally:
+            if not queued.done():
+                queued.set_result(0)
+        if failure is not None:
+            raise failure
+        return sent
 
     async def _record_backlog(self) -> None:
         # Served by the partial index on unpublished rows: cheap even with a big table.
@@ -201,56 +233,6 @@ class OutboxRelay:
         assert row is not None
         metrics.OUTBOX_BACKLOG.set(row["backlog"])
         metrics.OUTBOX_OLDEST_AGE.set(float(row["oldest"]))
-
-    async def _publish_window(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
-        """Publish ``rows`` at once; per row, None (confirmed) or why not.
-
-        Each message goes out with the headers its row stored, whose ``traceparent`` is the
-        writer's context: the consumer's span continues the writer's trace directly. The
-        relay adds one ``outbox relay`` span per window (a child of its first row's context,
-        linked to every row's), not a span and a context injection per row: that cost was
-        most of a row's publish.
-        """
-        if not rows:
-            return []
-        with _tracer.start_as_current_span(
-            "outbox relay",
-            context=telemetry.extract(rows[0]["headers"]),
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "messaging.operation.type": "publish",
-                "messaging.batch.message_count": len(rows),
-            },
-        ) as span:
-            if span.is_recording():
-                for row in rows:
-                    linked = trace.get_current_span(telemetry.extract(row["headers"]))
-                    span.add_link(
-                        linked.get_span_context(),
-                        {"messaging.message.id": str(row["message_id"])},
-                    )
-            # One deadline for the window, not a timer per row: what is not confirmed by
-            # then is cancelled and stays unsent (timed out).
-            tasks = [asyncio.ensure_future(self._publish(row)) for row in rows]
-            try:
-                _, late = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT)
-            finally:
-                for task in tasks:
-                    task.cancel()  # no-op for the finished ones
-            if late:
-                await asyncio.wait(late)
-            return [_outcome(task) for task in tasks]
-
-    async def _publish(self, row: asyncpg.Record) -> None:
-        await self._broker.publish_carried(
-            row["exchange"],
-            row["routing_key"],
-            row["body"].encode(),
-            message_id=str(row["message_id"]),
-            message_type=row["message_type"],
-            headers=row["headers"],
-        )
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -264,21 +246,3 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()
-
-
-def _outcome(task: asyncio.Task[None]) -> BaseException | None:
-    """None for a confirmed publish, else why not (a cancelled one timed out)."""
-    if task.cancelled():
-        return TimeoutError(f"not confirmed within {PUBLISH_TIMEOUT:.0f}s")
-    return task.exception()
-
-
-async def _finish_when_cancelled(work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, but a cancellation waits for it to finish before it is raised."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise
