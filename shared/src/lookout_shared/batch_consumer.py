@@ -106,7 +106,7 @@ class BatchConsumer(Consumer):
         self._current: list[DeliveredMessage] = []  # the batch being handled
         self._idle = asyncio.Event()  # nothing buffered nor being handled
         self._idle.set()
-        self._channel: AbstractRobustChannel | None = None
+        self.channel: AbstractRobustChannel | None = None  # the robust channel consumed on
         self._underlay: AbstractChannel | None = None  # the aiormq channel consumed on
         self._subscribing: asyncio.Task[None] | None = None
 
@@ -119,7 +119,7 @@ class BatchConsumer(Consumer):
 
     async def subscribe(self, channel: AbstractRobustChannel) -> None:
         """Consume on ``channel``'s underlying channel now and after every reopening."""
-        self._channel = channel
+        self.channel = channel
         channel.reopen_callbacks.add(self._on_reopen)
         await self._consume(await channel.get_underlay_channel())
 
@@ -152,10 +152,10 @@ class BatchConsumer(Consumer):
     async def _keep_subscribing(self) -> None:
         """Subscribe on the channel's current underlying channel, retrying until it works
         (a channel that closes meanwhile reopens and calls for another round)."""
-        assert self._channel is not None
+        assert self.channel is not None
         while not self._stopping:
             try:
-                await self._consume(await self._channel.get_underlay_channel())
+                await self._consume(await self.channel.get_underlay_channel())
                 return
             except asyncio.CancelledError:
                 raise
@@ -299,8 +299,8 @@ class BatchConsumer(Consumer):
         self._stopping = True
         if self._subscribing is not None:
             self._subscribing.cancel()
-        if self._channel is not None:
-            self._channel.reopen_callbacks.discard(self._on_reopen)
+        if self.channel is not None:
+            self.channel.reopen_callbacks.discard(self._on_reopen)
         if self.tag is not None and self._underlay is not None:
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await asyncio.wait_for(self._underlay.basic_cancel(self.tag), 5)
