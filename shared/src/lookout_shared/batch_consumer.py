@@ -186,8 +186,10 @@ class BatchConsumer(Consumer):
                 self._full.clear()
             if not self._buffer:
                 self._arrived.clear()
-            if batch[-1].channel.is_closed or batch[0].channel.is_closed:
-                batch = [m for m in batch if not m.channel.is_closed]  # RabbitMQ requeued
+            # A reopening may have emptied the buffer since it woke this loop; and what a
+            # closed channel delivered RabbitMQ requeued: not ours to handle any more.
+            if batch and (batch[-1].channel.is_closed or batch[0].channel.is_closed):
+                batch = [m for m in batch if not m.channel.is_closed]
             self._current = batch
             self._unacked.set(self.in_flight)
             try:
@@ -332,8 +334,8 @@ async def _ack_up_to(messages: Sequence[DeliveredMessage]) -> None:
         if id(channel) in acked or channel.is_closed:
             continue
         acked.add(id(channel))
-        try:
-            await channel.basic_ack(_tag(message), multiple=True)
+        try:  # bounded: a channel whose connection just died may never drain it
+            await asyncio.wait_for(channel.basic_ack(_tag(message), multiple=True), 5.0)
         except Exception as exc:  # the channel is closing: RabbitMQ requeues what it held
             log.info("could not ack a batch (%r); RabbitMQ will redeliver it", exc)
 
