@@ -17,6 +17,16 @@ the broker redeliver the whole batch: handlers must be idempotent.
 Tracing: one ``<queue> process`` span per batch, a child of the first message's trace
 context (so a lone message continues its trace as before), with a link to every message's
 context carrying its message id (added only when the span is recorded).
+
+Deliveries are taken from aiormq itself (``basic_consume`` on the robust channel's
+underlying channel), not through aio-pika's queue consumer: that one wraps each delivery
+in an ``IncomingMessage`` and runs the callback in a second task, which at this rate was
+as much as everything else the aggregator does. Here a delivery is appended to the buffer
+as it came (aiormq's ``DeliveredMessage``) and settled on the aiormq channel it came
+from. The robust channel restores the queue after a reconnect but knows nothing of this
+consumer, so it subscribes again itself when the channel reopens (``reopen_callbacks``) or
+the broker cancels it; deliveries of a closed channel are dropped, never acked on the new
+one (RabbitMQ requeued them when it closed, and their tags mean nothing elsewhere).
 """
 
 from __future__ import annotations
@@ -27,11 +37,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import ChannelInvalidStateError
+from aio_pika.abc import AbstractQueue, AbstractRobustChannel
+from aiormq import Channel
+from aiormq.abc import AbstractChannel, DeliveredMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from pamqp.commands import Basic
 
 from lookout_shared import metrics, telemetry
 from lookout_shared.broker import Broker, Consumer, PermanentFailure
@@ -58,10 +71,13 @@ async def consume_batches(
     """Consume the work queue ``queue`` in batches; the prefetch is raised to the batch
     size if lower (a batch can never be larger than what the broker lets in flight)."""
     channel = await broker.connection.channel()
-    await channel.set_qos(prefetch_count=max(prefetch, batch_size))
+    await channel.set_qos(prefetch_count=max(prefetch, batch_size))  # restored on reopen
+    # A passive declare registers the queue with the robust channel, which declares it
+    # again on reopening, before the reopen callbacks: the consumer subscribes once it is
+    # known to exist.
     work_queue = await channel.declare_queue(queue, passive=True)
     consumer = BatchConsumer(broker, work_queue, queue, handler, batch_size, max_wait)
-    consumer.tag = await work_queue.consume(consumer.on_message)
+    await consumer.subscribe(channel)
     consumer.start()
     broker._watch_depth(consumer)
     return consumer
@@ -82,14 +98,17 @@ class BatchConsumer(Consumer):
         self._handler = handler
         self._size = max(batch_size, 1)
         self._max_wait = max_wait
-        self._buffer: list[AbstractIncomingMessage] = []
+        self._buffer: list[DeliveredMessage] = []
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._unacked = metrics.QUEUE_UNACKED.labels(label)
         self._task: asyncio.Task[None] | None = None
-        self._current: list[AbstractIncomingMessage] = []  # the batch being handled
+        self._current: list[DeliveredMessage] = []  # the batch being handled
         self._idle = asyncio.Event()  # nothing buffered nor being handled
         self._idle.set()
+        self.channel: AbstractRobustChannel | None = None  # the robust channel consumed on
+        self._underlay: AbstractChannel | None = None  # the aiormq channel consumed on
+        self._subscribing: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -98,9 +117,55 @@ class BatchConsumer(Consumer):
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.label} batches")
 
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
+    async def subscribe(self, channel: AbstractRobustChannel) -> None:
+        """Consume on ``channel``'s underlying channel now and after every reopening."""
+        self.channel = channel
+        channel.reopen_callbacks.add(self._on_reopen)
+        await self._consume(await channel.get_underlay_channel())
+
+    async def _consume(self, underlay: AbstractChannel) -> None:
+        if underlay is self._underlay and self.tag in cast(Channel, underlay).consumers:
+            return  # already consuming there
+        self._underlay = underlay
+        # What an earlier channel delivered is not ours any more: RabbitMQ requeued it.
+        self._buffer = [m for m in self._buffer if m.channel is underlay]
+        self._unacked.set(self.in_flight)
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
+        ok = await underlay.basic_consume(self.queue.name, self._on_delivery)
+        self.tag = ok.consumer_tag
+
+    def _on_reopen(self, _channel: AbstractRobustChannel | None, /) -> None:
+        self._resubscribe()
+
+    def _on_cancel(self, frame: Basic.Cancel) -> None:
+        if frame.consumer_tag == self.tag:
+            log.warning("the broker cancelled the consumer of %s; consuming again", self.label)
+            self._resubscribe()
+
+    def _resubscribe(self) -> None:
+        if self._stopping:
+            return
+        if self._subscribing is not None:
+            self._subscribing.cancel()
+        self._subscribing = asyncio.create_task(self._keep_subscribing())
+
+    async def _keep_subscribing(self) -> None:
+        """Subscribe on the channel's current underlying channel, retrying until it works
+        (a channel that closes meanwhile reopens and calls for another round)."""
+        assert self.channel is not None
+        while not self._stopping:
+            try:
+                await self._consume(await self.channel.get_underlay_channel())
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not consume %s again (%r); retrying", self.label, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
         if self._stopping:  # arrived after stop(): not ours to start
-            await self._hand_back([message])
+            await _hand_back([message])
             return
         self._buffer.append(message)
         self._idle.clear()
@@ -121,16 +186,20 @@ class BatchConsumer(Consumer):
                 self._full.clear()
             if not self._buffer:
                 self._arrived.clear()
+            # A reopening may have emptied the buffer since it woke this loop; and what a
+            # closed channel delivered RabbitMQ requeued: not ours to handle any more.
+            if batch and (batch[-1].channel.is_closed or batch[0].channel.is_closed):
+                batch = [m for m in batch if not m.channel.is_closed]
             self._current = batch
             self._unacked.set(self.in_flight)
             try:
-                await self._handle(batch)
+                if batch:
+                    await self._handle(batch)
             except asyncio.CancelledError:
                 # Hand them back now (those settled already are skipped); bounded, as a
-                # channel whose connection is gone would wait for a reconnect (RabbitMQ
-                # requeues them anyway then).
+                # channel whose connection is gone would never answer.
                 left, self._buffer = self._buffer, []
-                await self._hand_back([*batch, *left])
+                await _hand_back([*batch, *left])
                 raise
             finally:
                 self._current = []
@@ -138,9 +207,9 @@ class BatchConsumer(Consumer):
                 if not self._buffer:
                     self._idle.set()
 
-    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def _handle(self, batch: list[DeliveredMessage]) -> None:
         started = time.perf_counter()
-        first = telemetry.extract(batch[0].headers)
+        first = telemetry.extract(batch[0].header.properties.headers)
         with _tracer.start_as_current_span(
             f"{self.queue.name} process",
             context=first,
@@ -154,10 +223,11 @@ class BatchConsumer(Consumer):
         ) as span:
             if span.is_recording():
                 for message in batch:
-                    linked = trace.get_current_span(telemetry.extract(message.headers))
+                    props = message.header.properties
+                    linked = trace.get_current_span(telemetry.extract(props.headers))
                     span.add_link(
                         linked.get_span_context(),
-                        {"messaging.message.id": message.message_id or ""},
+                        {"messaging.message.id": props.message_id or ""},
                     )
             failures = await self._run_handler(batch)
             outcomes = await self._settle(batch, failures)
@@ -165,7 +235,7 @@ class BatchConsumer(Consumer):
             metrics.MESSAGES_PROCESSED.labels(self.label, outcome).inc(n)
         metrics.MESSAGE_DURATION.labels(self.label).observe(time.perf_counter() - started)
 
-    async def _run_handler(self, batch: list[AbstractIncomingMessage]) -> dict[int, Exception]:
+    async def _run_handler(self, batch: list[DeliveredMessage]) -> dict[int, Exception]:
         """The failed messages of the batch, by index, with why."""
         failures: dict[int, Exception] = {}
         envelopes, positions = [], []
@@ -190,7 +260,7 @@ class BatchConsumer(Consumer):
         return failures
 
     async def _settle(
-        self, batch: list[AbstractIncomingMessage], failures: dict[int, Exception]
+        self, batch: list[DeliveredMessage], failures: dict[int, Exception]
     ) -> Counter[str]:
         """Dead-letter, hand back, then ack the rest of the batch with one ack per channel."""
         outcomes: Counter[str] = Counter()
@@ -220,23 +290,22 @@ class BatchConsumer(Consumer):
                 outcomes["dead_letter"] += 1
         if retry:
             await asyncio.sleep(RETRY_PAUSE)
-            await self._hand_back([batch[i] for i in retry])
+            await _hand_back([batch[i] for i in retry])
             outcomes["requeue"] += len(retry)
         done = [m for i, m in enumerate(batch) if i not in retry]
         outcomes["ack"] += len(done) - outcomes["dead_letter"]
         await _ack_up_to(done)
         return outcomes
 
-    async def _hand_back(self, messages: Sequence[AbstractIncomingMessage]) -> None:
-        for message in messages:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(message.nack(requeue=True), 1.0)
-
     async def stop(self, grace: float) -> None:
         self._stopping = True
-        if self.tag is not None:
+        if self._subscribing is not None:
+            self._subscribing.cancel()
+        if self.channel is not None:
+            self.channel.reopen_callbacks.discard(self._on_reopen)
+        if self.tag is not None and self._underlay is not None:
             with contextlib.suppress(Exception):  # the connection may be gone already
-                await self.queue.cancel(self.tag)
+                await asyncio.wait_for(self._underlay.basic_cancel(self.tag), 5)
             self.tag = None
         self._full.set()  # no more are coming: take what is buffered at once
         task, self._task = self._task, None
@@ -252,19 +321,30 @@ class BatchConsumer(Consumer):
             await task
 
 
-async def _ack_up_to(messages: Sequence[AbstractIncomingMessage]) -> None:
+def _tag(message: DeliveredMessage) -> int:
+    return cast(int, message.delivery_tag)  # always set on a consumer's delivery
+
+
+async def _ack_up_to(messages: Sequence[DeliveredMessage]) -> None:
     """Ack ``messages`` (in delivery order) with one ``multiple`` ack per channel: on the
-    last of each channel. Those of a channel that closed since were requeued by RabbitMQ."""
+    last of each channel that is still open (a closed one's were requeued by RabbitMQ)."""
     acked: set[int] = set()
     for message in reversed(messages):
-        try:
-            channel = message.channel
-        except ChannelInvalidStateError:
-            continue
-        if id(channel) in acked:
+        channel = message.channel
+        if id(channel) in acked or channel.is_closed:
             continue
         acked.add(id(channel))
-        try:
-            await message.ack(multiple=True)
+        try:  # bounded: a channel whose connection just died may never drain it
+            await asyncio.wait_for(channel.basic_ack(_tag(message), multiple=True), 5.0)
         except Exception as exc:  # the channel is closing: RabbitMQ requeues what it held
             log.info("could not ack a batch (%r); RabbitMQ will redeliver it", exc)
+
+
+async def _hand_back(messages: Sequence[DeliveredMessage]) -> None:
+    """Requeue each message on its own channel; bounded, as a channel whose connection is
+    gone would never answer (RabbitMQ requeues them anyway then)."""
+    for message in messages:
+        if message.channel.is_closed:
+            continue
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(message.channel.basic_nack(_tag(message), requeue=True), 1.0)

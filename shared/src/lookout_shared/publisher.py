@@ -23,6 +23,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     HeadersType,
 )
+from aiormq.abc import DeliveredMessage
 from opentelemetry.trace import SpanKind
 from pamqp.commands import Basic
 
@@ -162,21 +163,27 @@ class Publisher:
         )
 
     async def dead_letter(
-        self, queue: str, message: AbstractIncomingMessage, reason: str, source: str | None = None
+        self,
+        queue: str,
+        message: AbstractIncomingMessage | DeliveredMessage,
+        reason: str,
+        source: str | None = None,
     ) -> None:
-        """Park a message in ``<queue>.dead`` with why, so an operator can read or replay it."""
+        """Park a message in ``<queue>.dead`` with why, so an operator can read or replay it.
+        ``message`` is an aio-pika delivery or a bare aiormq one (the batch consumer's)."""
         log.warning("dead-lettering message", extra={"queue": source or queue, "reason": reason})
-        headers = {
-            **(message.headers or {}),
-            REASON_HEADER: reason[:1000],
-            SOURCE_HEADER: source or queue,
-        }
+        if isinstance(message, DeliveredMessage):
+            props = message.header.properties
+            kept, message_id, message_type = props.headers, props.message_id, props.message_type
+        else:
+            kept, message_id, message_type = message.headers, message.message_id, message.type
+        headers = {**(kept or {}), REASON_HEADER: reason[:1000], SOURCE_HEADER: source or queue}
         await self.publish(
             topology.DEAD,
             queue,
             message.body,
-            message_id=message.message_id or "",
-            message_type=message.type or "",
+            message_id=message_id or "",
+            message_type=message_type or "",
             headers=headers,
         )
 
