@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
@@ -47,7 +46,8 @@ from opentelemetry.trace import SpanKind
 from pamqp.commands import Basic
 
 from lookout_shared import metrics, telemetry
-from lookout_shared.broker import Broker, Consumer, PermanentFailure
+from lookout_shared.batch_settle import RETRY_PAUSE, hand_back, settle
+from lookout_shared.broker import Broker, Consumer
 from lookout_shared.envelope import Envelope, InvalidMessage, parse_message
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ _tracer = telemetry.tracer(__name__)
 # Per envelope, in order: None (done: ack), PermanentFailure (dead-letter) or another
 # exception (hand back for a retry).
 BatchHandler = Callable[[list[Envelope]], Awaitable[Sequence[Exception | None]]]
-RETRY_PAUSE = 0.5  # before handing messages back: no hot loop while a dependency is down
 
 
 async def consume_batches(
@@ -165,7 +164,7 @@ class BatchConsumer(Consumer):
 
     async def _on_delivery(self, message: DeliveredMessage) -> None:
         if self._stopping:  # arrived after stop(): not ours to start
-            await _hand_back([message])
+            await hand_back([message])
             return
         self._buffer.append(message)
         self._idle.clear()
@@ -199,7 +198,7 @@ class BatchConsumer(Consumer):
                 # Hand them back now (those settled already are skipped); bounded, as a
                 # channel whose connection is gone would never answer.
                 left, self._buffer = self._buffer, []
-                await _hand_back([*batch, *left])
+                await hand_back([*batch, *left])
                 raise
             finally:
                 self._current = []
@@ -230,7 +229,7 @@ class BatchConsumer(Consumer):
                         {"messaging.message.id": props.message_id or ""},
                     )
             failures = await self._run_handler(batch)
-            outcomes = await self._settle(batch, failures)
+            outcomes = await settle(self._broker, self.label, self.queue.name, batch, failures)
         for outcome, n in outcomes.items():
             metrics.MESSAGES_PROCESSED.labels(self.label, outcome).inc(n)
         metrics.MESSAGE_DURATION.labels(self.label).observe(time.perf_counter() - started)
@@ -259,44 +258,6 @@ class BatchConsumer(Consumer):
                 failures[i] = result
         return failures
 
-    async def _settle(
-        self, batch: list[DeliveredMessage], failures: dict[int, Exception]
-    ) -> Counter[str]:
-        """Dead-letter, hand back, then ack the rest of the batch with one ack per channel."""
-        outcomes: Counter[str] = Counter()
-        poison = [
-            i for i, e in failures.items() if isinstance(e, InvalidMessage | PermanentFailure)
-        ]
-        retry = [i for i in failures if i not in poison]
-        for i in retry:
-            log.warning(
-                "handler failed; requeueing",
-                extra={"queue": self.label, "error": repr(failures[i])},
-            )
-        parked = await asyncio.gather(
-            *(
-                self._broker.dead_letter(
-                    self.label, batch[i], str(failures[i]), source=self.queue.name
-                )
-                for i in poison
-            ),
-            return_exceptions=True,
-        )
-        for i, result in zip(poison, parked, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("could not dead-letter (%r); requeueing", result)
-                retry.append(i)
-            else:
-                outcomes["dead_letter"] += 1
-        if retry:
-            await asyncio.sleep(RETRY_PAUSE)
-            await _hand_back([batch[i] for i in retry])
-            outcomes["requeue"] += len(retry)
-        done = [m for i, m in enumerate(batch) if i not in retry]
-        outcomes["ack"] += len(done) - outcomes["dead_letter"]
-        await _ack_up_to(done)
-        return outcomes
-
     async def stop(self, grace: float) -> None:
         self._stopping = True
         if self._subscribing is not None:
@@ -319,32 +280,3 @@ class BatchConsumer(Consumer):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _tag(message: DeliveredMessage) -> int:
-    return cast(int, message.delivery_tag)  # always set on a consumer's delivery
-
-
-async def _ack_up_to(messages: Sequence[DeliveredMessage]) -> None:
-    """Ack ``messages`` (in delivery order) with one ``multiple`` ack per channel: on the
-    last of each channel that is still open (a closed one's were requeued by RabbitMQ)."""
-    acked: set[int] = set()
-    for message in reversed(messages):
-        channel = message.channel
-        if id(channel) in acked or channel.is_closed:
-            continue
-        acked.add(id(channel))
-        try:  # bounded: a channel whose connection just died may never drain it
-            await asyncio.wait_for(channel.basic_ack(_tag(message), multiple=True), 5.0)
-        except Exception as exc:  # the channel is closing: RabbitMQ requeues what it held
-            log.info("could not ack a batch (%r); RabbitMQ will redeliver it", exc)
-
-
-async def _hand_back(messages: Sequence[DeliveredMessage]) -> None:
-    """Requeue each message on its own channel; bounded, as a channel whose connection is
-    gone would never answer (RabbitMQ requeues them anyway then)."""
-    for message in messages:
-        if message.channel.is_closed:
-            continue
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(message.channel.basic_nack(_tag(message), requeue=True), 1.0)
