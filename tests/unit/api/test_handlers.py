@@ -137,6 +137,16 @@ async def test_a_bulk_write_with_one_bad_item_writes_nothing() -> None:
     assert len(w.twins.tables.streams) == 1 and w.events() == ["stream.created", "stream.probe"]
 
 
+async def test_a_bulk_create_outboxes_its_events_ahead_of_its_probe_commands() -> None:
+    w = world()
+    items = [BulkItem(None, {"name": f"cam{i}", "url": URL}) for i in range(3)]
+    await handlers.bulk_upsert(w.deps, w.principal("operator"), items, None)
+    assert w.events() == ["stream.created"] * 3 + ["stream.probe"] * 3
+    created = [e.entity_id for e in w.twins.tables.outbox if e.type == "stream.created"]
+    probed = [e.entity_id for e in w.twins.tables.outbox if e.type == "stream.probe"]
+    assert created == probed  # each kind in item order
+
+
 async def test_a_snapshot_request_queues_one_job_and_joins_it_after() -> None:
     w = world()
     row = await create(w)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lookout_shared.contracts import COMMANDS
 from lookout_shared.tokens import Principal
 
 from lookout_api.domain import access, streams
@@ -151,5 +152,10 @@ async def _write(
         results[i] = BulkResult("updated", after)
         entries.append(updated_entry(before, after, change.changed))
         envelopes += stream_changed(after, created=False, probe=change.probe)
+    # Events ahead of commands, each in item order: the relay publishes in outbox order, and
+    # what users wait on after a bulk write (counts, live updates) comes from the events, so
+    # the last stream.created is not published behind hundreds of probe commands. They go to
+    # different queues and a probe reads the committed row: nothing orders one by the other.
+    envelopes.sort(key=lambda envelope: envelope.type in COMMANDS)
     await commit(tx, principal, entries, envelopes)
     return [r for r in results if r is not None]
