@@ -134,6 +134,15 @@ async def stopped(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def run_until_unsent(relay: outbox.OutboxRelay, db: asyncpg.Pool, left: int) -> None:
+    """Run ``relay`` until at most ``left`` rows are unsent, then stop it."""
+    task = asyncio.create_task(relay.run())
+    try:
+        await until_unsent(db, left)
+    finally:
+        await stopped(task)
+
+
 async def test_overlapping_windows_deliver_each_queue_in_id_order(
     db: asyncpg.Pool, watched: WatchedBroker, stack: dict[str, str]
 ) -> None:
@@ -142,11 +151,7 @@ async def test_overlapping_windows_deliver_each_queue_in_id_order(
     async with db.acquire() as conn, conn.transaction():
         await outbox.enqueue(conn, *burst)
     relay = outbox.OutboxRelay(db, watched, stack["LOOKOUT_DATABASE_URL"], batch_size=100)
-    task = asyncio.create_task(relay.run())
-    try:
-        await until_unsent(db, 0)
-    finally:
-        await stopped(task)
+    await run_until_unsent(relay, db, 0)
     # The next window was published while the one before waited for its confirms, never
     # more than IN_FLIGHT at once; each queue still holds its messages in id order.
     assert watched.queued == 10
@@ -185,11 +190,7 @@ async def test_an_unroutable_row_mid_window_fails_alone_and_later_windows_go_on(
     async with db.acquire() as conn, conn.transaction():
         await outbox.enqueue(conn, *more)
     relay = outbox.OutboxRelay(db, broker, stack["LOOKOUT_DATABASE_URL"], batch_size=50)
-    task = asyncio.create_task(relay.run())
-    try:
-        await until_unsent(db, 1)
-    finally:
-        await stopped(task)
+    await run_until_unsent(relay, db, 1)
     assert await drained(broker, topology.SNAPSHOT_CAPTURE) == more
     assert await db.fetchval("SELECT message_id FROM outbox WHERE published_at IS NULL") == lost.id
 
