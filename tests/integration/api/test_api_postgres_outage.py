@@ -39,7 +39,7 @@ NOT_REQUESTS = (
     "httpx",
     "asyncpg.pool",
     "lookout_shared.outbox",
-    "lookout_api.adapters.api_key_cache",  # the principal-changes listener
+    "lookout_shared.notified_cache",  # the principal-changes listener
     "lookout.access",  # the access line: one per request by design, not an error report
 )
 

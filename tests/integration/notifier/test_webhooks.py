@@ -4,6 +4,7 @@ replay, and one delivery per event across two notifier instances."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -12,10 +13,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from lookout_notifier.adapters.webhooks_db import APPLICATION_NAME
 from lookout_notifier.settings import NotifierSettings
 from lookout_shared.broker import Broker
 from lookout_shared.envelope import Envelope
 from lookout_shared.sealed import sealer_for
+from prometheus_client import REGISTRY
 
 from tests.integration.notifier.test_ws import job_event, serve_notifier, stream_event
 from tests.integration.notifier.webhook_receiver import Received, serve_receiver, verify
@@ -174,8 +177,6 @@ async def test_two_notifiers_deliver_each_event_once(
 
 
 async def _until_row(db: asyncpg.Pool, status: str) -> asyncpg.Record:
-    import asyncio
-
     for _ in range(400):
         row = await db.fetchrow("SELECT * FROM webhook_deliveries WHERE status = $1", status)
         if row is not None:
@@ -195,3 +196,87 @@ async def test_a_redirect_is_not_followed_and_fails_at_once(
         row = await _until_row(db, "failed")
     assert row["attempts"] == 1 and "redirects are not followed" in row["last_error"]
     assert receiver.refused == 1
+
+
+async def _listening(db: asyncpg.Pool) -> None:
+    """Until the notifier's webhook-change listener has run its LISTEN."""
+    for _ in range(400):
+        if await db.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE application_name = $1 AND query LIKE 'LISTEN%'""",
+            APPLICATION_NAME,
+        ):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the webhook-change listener never listened")
+
+
+def _lookups(source: str) -> float:
+    return REGISTRY.get_sample_value("lookout_webhook_lookups_total", {"source": source}) or 0.0
+
+
+def _hook_ids(received: list[Received], event: Envelope) -> set[str]:
+    return {
+        r.headers["webhook-id"].split(":")[1]
+        for r in received
+        if r.headers["webhook-id"].startswith(f"{event.id}:")
+    }
+
+
+async def test_a_tenants_hooks_come_from_the_cache_until_a_change_commits(
+    db: asyncpg.Pool, broker: Broker, prefix: str
+) -> None:
+    tenant_id = await tenant(db)
+    async with serve_receiver() as receiver, serve_notifier(prefix, **FAST):
+        first = await hook(db, tenant_id, receiver.url, LIFECYCLE)
+        await _listening(db)
+        # Once the listener is up, the tenant's hooks are looked up once, then cached.
+        for _ in range(40):
+            from_cache = _lookups("cache")
+            event = lifecycle(tenant_id)[0]
+            await publish(broker, event)
+            await receiver.until(lambda e=event: _hook_ids(receiver.received, e) == {str(first)})
+            if _lookups("cache") > from_cache:
+                break
+        else:
+            pytest.fail("the tenant's hooks never came from the cache")
+
+        second = await hook(db, tenant_id, receiver.url, LIFECYCLE)  # clears every cache
+        added = lifecycle(tenant_id)[0]
+        await publish(broker, added)
+        both = {str(first), str(second)}
+        await receiver.until(lambda: _hook_ids(receiver.received, added) == both)
+
+        await db.execute("UPDATE webhooks SET disabled = true WHERE id = $1", first)
+        after = lifecycle(tenant_id)[:2]
+        await publish(broker, *after)
+        only_second = {str(second)}
+        await receiver.until(
+            lambda: all(_hook_ids(receiver.received, e) == only_second for e in after)
+        )
+
+
+async def test_a_hook_added_while_the_change_listener_is_away_gets_the_next_event(
+    db: asyncpg.Pool, broker: Broker, prefix: str
+) -> None:
+    tenant_id = await tenant(db)
+    async with serve_receiver() as receiver, serve_notifier(prefix, **FAST):
+        first = await hook(db, tenant_id, receiver.url, LIFECYCLE)
+        await _listening(db)
+        warm = lifecycle(tenant_id)[0]
+        await publish(broker, warm)
+        await receiver.until(lambda: _hook_ids(receiver.received, warm) == {str(first)})
+        # The listener's connection dies, and a hook is added before it is back: no cached
+        # answer may hide it (the cache is not trusted while away, and starts empty again).
+        killed = await db.fetchval(
+            """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+               WHERE application_name = $1""",
+            APPLICATION_NAME,
+        )
+        assert killed == 1
+        second = await hook(db, tenant_id, receiver.url, LIFECYCLE)
+        added = lifecycle(tenant_id)[0]
+        await publish(broker, added)
+        both = {str(first), str(second)}
+        await receiver.until(lambda: _hook_ids(receiver.received, added) == both)
+        await _listening(db)  # it reconnects by itself

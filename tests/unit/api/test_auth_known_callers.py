@@ -9,10 +9,10 @@ import uuid
 from datetime import timedelta
 from typing import cast
 
-from lookout_api.adapters.api_key_cache import TtlCache
 from lookout_api.bootstrap import Deps
 from lookout_api.domain import api_keys
 from lookout_api.handlers.auth import KnownCallers
+from lookout_shared.notified_cache import TtlCache
 from lookout_shared.tokens import TokenCodec
 
 CODEC = TokenCodec("s" * 32, "lookout", "lookout-api")

@@ -11,6 +11,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.db import close_pool, create_pool
 from lookout_shared.http import Check
 from lookout_shared.http import readiness_checks as shared_readiness_checks
+from lookout_shared.notified_cache import ChangeListener, TtlCache
 from lookout_shared.outbox import OutboxRelay
 from lookout_shared.redis import Keys, create_redis
 from lookout_shared.storage import LocalStorage
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 
 from lookout_api import ports
-from lookout_api.adapters.api_key_cache import PrincipalChanges, TtlCache
+from lookout_api.adapters.api_key_cache import principal_changes
 from lookout_api.adapters.breaker import Breaker
 from lookout_api.adapters.cache_tracking import CacheTracking
 from lookout_api.adapters.connections import Connections
@@ -51,7 +52,7 @@ class Deps(ports.Deps):
     queues: RabbitQueueDepths
     broker: Broker | None = None
     relay: OutboxRelay | None = None
-    principal_changes: PrincipalChanges | None = None
+    principal_changes: ChangeListener | None = None
     # Each hot stream's latest frame identity, kept while the tracking channel is in sync.
     frame_identities: FrameIdentities = field(default_factory=FrameIdentities)
     cache_tracking: CacheTracking | None = None
@@ -115,7 +116,7 @@ async def build(settings: ApiSettings, *, with_broker: bool = True) -> Deps:
     )
     deps.cache_tracking = cache_tracking(settings, redis, deps.cache, deps.frame_identities)
     if with_broker:
-        deps.principal_changes = PrincipalChanges(
+        deps.principal_changes = principal_changes(
             settings.database_url.get_secret_value(), deps.key_cache
         )
         deps.broker = Broker(settings.amqp_url.get_secret_value(), producer="api")

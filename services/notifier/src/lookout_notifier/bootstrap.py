@@ -20,6 +20,7 @@ from lookout_shared.addresses import EgressPolicy
 from lookout_shared.broker import Broker, Consumer
 from lookout_shared.db import create_pool
 from lookout_shared.envelope import Envelope
+from lookout_shared.notified_cache import TtlCache
 from lookout_shared.redis import create_redis
 from lookout_shared.sealed import sealer_for
 from lookout_shared.tokens import TokenCodec
@@ -31,7 +32,7 @@ from lookout_notifier.adapters import mqtt_bridge
 from lookout_notifier.adapters.redis_history import RedisRoomHistory
 from lookout_notifier.adapters.redis_slots import RedisConnectionSlots
 from lookout_notifier.adapters.webhook_sender import Sender, client
-from lookout_notifier.adapters.webhooks_db import WebhooksDb
+from lookout_notifier.adapters.webhooks_db import WebhooksDb, webhook_changes
 from lookout_notifier.domain.hub import Hub
 from lookout_notifier.handlers.webhooks import Dispatcher
 from lookout_notifier.ports import ConnectionSlots, Deps, RoomHistory
@@ -170,16 +171,20 @@ async def running_webhooks(
         settings.webhook_circuit_threshold,
         settings.webhook_circuit_open_seconds,
     )
-    dispatcher = Dispatcher(WebhooksDb(pool), sender, sealer_for(settings))
-    consumer = await broker.consume(
-        topology.NOTIFIER_WEBHOOKS, dispatcher.on_event, settings.webhook_prefetch
-    )
-    replays = asyncio.create_task(dispatcher.replay_forever(settings.webhook_replay_poll_seconds))
+    db = WebhooksDb(pool, TtlCache(settings.webhook_cache_seconds, trusted=False))
+    changes = webhook_changes(settings.database_url.get_secret_value(), db.cache)
+    dispatcher = Dispatcher(db, sender, sealer_for(settings))
     try:
-        yield dispatcher
+        async with background(changes.run()):
+            consumer = await broker.consume(
+                topology.NOTIFIER_WEBHOOKS, dispatcher.on_event, settings.webhook_prefetch
+            )
+            try:
+                async with background(
+                    dispatcher.replay_forever(settings.webhook_replay_poll_seconds)
+                ):
+                    yield dispatcher
+            finally:
+                await consumer.stop(grace=5.0)
     finally:
-        replays.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await replays
-        await consumer.stop(grace=5.0)
         await http.aclose()

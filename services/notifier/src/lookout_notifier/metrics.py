@@ -9,3 +9,8 @@ EVENTS = Counter("lookout_ws_events_total", "Events fanned out")
 FRAMES_SENT = Counter("lookout_ws_frames_sent_total", "Frames written to clients")
 SLOW_CLIENTS = Counter("lookout_ws_slow_client_closes_total", "Clients closed with 1013")
 REFUSED = Counter("lookout_ws_connections_refused_total", "Connections refused", ["reason"])
+WEBHOOK_LOOKUPS = Counter(
+    "lookout_webhook_lookups_total",
+    "Lookups of an event's tenant's hooks, by where the answer came from",
+    ["source"],  # cache | postgres
+)

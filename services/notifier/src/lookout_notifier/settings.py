@@ -51,6 +51,9 @@ class NotifierSettings(ServiceSettings):
     webhook_circuit_threshold: int = Field(default=5, ge=1)
     webhook_circuit_open_seconds: float = Field(default=60.0, gt=0)
     webhook_replay_poll_seconds: float = Field(default=5.0, gt=0)
+    # A tenant's hooks stay cached this long while unused (changes clear them at once:
+    # adapters/webhooks_db.py); 0 looks them up in Postgres for every event.
+    webhook_cache_seconds: float = Field(default=300.0, ge=0)
     # The Home Assistant MQTT bridge (lookout_notifier.adapters.mqtt_bridge), off unless set, e.g.
     # mqtt://user:pass@broker:1883; topics go under <mqtt_prefix>/<tenant id>/.
     mqtt_url: SecretStr | None = None

@@ -1,26 +1,61 @@
-"""Postgres reads and writes of webhook delivery (the api owns the schema)."""
+"""Postgres reads and writes of webhook delivery (the api owns the schema).
+
+A tenant's enabled hooks are cached in the process (lookout_shared.notified_cache): every
+event of every tenant is looked up here, almost always to find no hook, and a query per
+event cost the notifier's event loop more than numbering and fanning the event out. A
+trigger on ``webhooks`` notifies ``lookout_webhooks`` when a change commits and the
+listener (:func:`webhook_changes`) clears the cache, so a new, changed or disabled hook
+applies to the events handled after that; while the listener is away every lookup goes to
+Postgres.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 import asyncpg
+from lookout_shared.notified_cache import ChangeListener, TtlCache
 
+from lookout_notifier import metrics
 from lookout_notifier.domain.webhooks import Hook, Pending
+
+CHANNEL = "lookout_webhooks"
+APPLICATION_NAME = "lookout-notifier webhook changes"  # how the connection shows in Postgres
+# Each hook with the event types it asked for.
+TenantHooks = list[tuple[Hook, frozenset[str]]]
+
+
+def webhook_changes(dsn: str, cache: TtlCache[TenantHooks]) -> ChangeListener:
+    """The listener that clears ``cache`` whenever a webhook is added, changed or removed."""
+    return ChangeListener(dsn, CHANNEL, cache, application_name=APPLICATION_NAME)
 
 
 class WebhooksDb:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: TtlCache[TenantHooks] | None = None) -> None:
         self._pool = pool
+        # Not trusted until a listener connects (webhook_changes).
+        self.cache: TtlCache[TenantHooks] = cache or TtlCache(0, trusted=False)
 
     async def hooks_for(self, tenant_id: uuid.UUID, event_type: str) -> list[Hook]:
-        rows = await self._pool.fetch(
-            """SELECT id, tenant_id, url, secret_sealed FROM webhooks
-               WHERE tenant_id = $1 AND NOT disabled AND $2 = ANY (events)""",
-            tenant_id,
-            event_type,
-        )
-        return [Hook(**dict(r)) for r in rows]
+        key = tenant_id.bytes
+        hit, cached = self.cache.get(key)
+        metrics.WEBHOOK_LOOKUPS.labels("cache" if hit else "postgres").inc()
+        if not hit:
+            epoch = self.cache.epoch  # a change committed meanwhile must not be cached over
+            rows = await self._pool.fetch(
+                """SELECT id, tenant_id, url, secret_sealed, events FROM webhooks
+                   WHERE tenant_id = $1 AND NOT disabled""",
+                tenant_id,
+            )
+            cached = [
+                (
+                    Hook(r["id"], r["tenant_id"], r["url"], r["secret_sealed"]),
+                    frozenset(r["events"]),
+                )
+                for r in rows
+            ]
+            self.cache.put(key, cached, epoch)
+        return [hook for hook, events in cached or () if event_type in events]
 
     async def record_failure(
         self, hook: Hook, event_id: uuid.UUID, event_type: str, body: str, attempts: int, error: str

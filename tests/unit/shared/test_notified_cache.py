@@ -1,10 +1,11 @@
-"""The API-key cache (adapters/api_key_cache.py): expiry, eviction, no lookup a clear overtook."""
+"""The notified cache (lookout_shared.notified_cache): expiry, eviction, no lookup a clear
+overtook, no hit while nothing reports changes."""
 
 from __future__ import annotations
 
 import time
 
-from lookout_api.adapters.api_key_cache import TtlCache
+from lookout_shared.notified_cache import TtlCache
 
 
 def test_key_cache_expires_and_evicts() -> None:
