@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,12 @@ from lookout_shared.sealed import sealer_for
 from prometheus_client import REGISTRY
 
 from tests.integration.notifier.test_ws import job_event, serve_notifier, stream_event
-from tests.integration.notifier.webhook_receiver import Received, serve_receiver, verify
+from tests.integration.notifier.webhook_receiver import (
+    Received,
+    Receiver,
+    serve_receiver,
+    verify,
+)
 
 SECRET = "whsec_test-secret-of-enough-length-0123456789"
 FAST = {
@@ -215,6 +221,10 @@ def _lookups(source: str) -> float:
     return REGISTRY.get_sample_value("lookout_webhook_lookups_total", {"source": source}) or 0.0
 
 
+def _delivered_to(receiver: Receiver, event: Envelope, hooks: set[str]) -> bool:
+    return _hook_ids(receiver.received, event) == hooks
+
+
 def _hook_ids(received: list[Received], event: Envelope) -> set[str]:
     return {
         r.headers["webhook-id"].split(":")[1]
@@ -235,7 +245,7 @@ async def test_a_tenants_hooks_come_from_the_cache_until_a_change_commits(
             from_cache = _lookups("cache")
             event = lifecycle(tenant_id)[0]
             await publish(broker, event)
-            await receiver.until(lambda e=event: _hook_ids(receiver.received, e) == {str(first)})
+            await receiver.until(partial(_delivered_to, receiver, event, {str(first)}))
             if _lookups("cache") > from_cache:
                 break
         else:

@@ -23,6 +23,7 @@ from lookout_shared.broker import Broker
 from lookout_shared.contracts import CountsChanged, SnapshotJobState, StreamDeleted, StreamState
 from lookout_shared.envelope import Envelope, make_envelope
 from lookout_shared.tokens import Role, TokenCodec
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -295,6 +296,33 @@ async def test_unsubscribe_stops_delivery(notifier: Notifier, broker: Broker) ->
             assert (await recv(observer))["seq"] == 2
         await send(ws, op="ping")
         assert await recv(ws) == {"op": "pong"}
+
+
+async def test_a_room_this_instance_numbers_gets_its_frames_ahead_of_the_numbering(
+    notifier: Notifier, broker: Broker
+) -> None:
+    """One instance numbers every event of the room, so each frame after the first goes out
+    before Redis answers and Redis confirms the seq it was sent with (handlers/events.py)."""
+    tenant = uuid.uuid4()
+    stream = await new_stream(broker, tenant)
+    room = f"stream:{stream}"
+    confirmed = _early("confirmed")
+    taken_back = _early("taken_back")
+    async with notifier.connect(tenant) as ws:
+        await subscribe(ws, room)
+        events = [job_event(stream, tenant) for _ in range(5)]
+        for event in events:
+            await broker.publish_envelope(event)
+        got = [await recv(ws) for _ in events]
+    assert [(f["seq"], f["entity_id"]) for f in got] == [
+        (seq, str(e.entity_id)) for seq, e in enumerate(events, start=2)
+    ]
+    assert _early("confirmed") - confirmed >= len(events)
+    assert _early("taken_back") == taken_back
+
+
+def _early(outcome: str) -> float:
+    return REGISTRY.get_sample_value("lookout_ws_early_frames_total", {"outcome": outcome}) or 0.0
 
 
 # Replay ----------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ class RoomHistory(Protocol):
         room has left, it is not delivered again."""
         ...
 
+    def predict(self, room: Room) -> Position | None:
+        """The position the room's next event will be given, when this instance can tell
+        without asking (domain.history.KnownPositions.predict); None otherwise."""
+        ...
+
     async def current(self, room: Room) -> Position: ...
 
     async def replay(self, room: Room, since: int, epoch: str | None = None) -> Replay:

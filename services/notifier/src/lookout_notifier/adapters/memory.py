@@ -6,14 +6,25 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
 
-from lookout_notifier.domain.history import Position, Replay, StoredFrame, replay_from
+from lookout_notifier.domain.history import (
+    KnownPositions,
+    Position,
+    Replay,
+    StoredFrame,
+    replay_from,
+)
 from lookout_notifier.domain.rooms import GONE, Owner, Room
 from lookout_notifier.domain.routing import OwnerFact
 from lookout_notifier.ports import Record
 
 
 class MemoryRoomHistory:
-    def __init__(self, history_size: int = 500) -> None:
+    """``instance_of`` gives another instance's view of the same history (its own known
+    positions, as each notifier process has)."""
+
+    def __init__(
+        self, history_size: int = 500, instance_of: MemoryRoomHistory | None = None
+    ) -> None:
         self.seqs: dict[Room, int] = defaultdict(int)
         self.epochs: dict[Room, str] = {}
         self.frames: dict[Room, deque[StoredFrame]] = defaultdict(
@@ -21,6 +32,14 @@ class MemoryRoomHistory:
         )
         self.owners: dict[uuid.UUID, Owner] = {}
         self._seen: dict[tuple[uuid.UUID, Room], Position] = {}
+        if instance_of is not None:
+            self.seqs, self.epochs, self.frames = (
+                instance_of.seqs,
+                instance_of.epochs,
+                instance_of.frames,
+            )
+            self.owners, self._seen = instance_of.owners, instance_of._seen
+        self.known = KnownPositions(1000)
 
     def lose(self) -> None:
         """Forget every room's numbering and history, as a flushed Redis would: the next
@@ -37,7 +56,8 @@ class MemoryRoomHistory:
         positions = []
         for rec in records:
             key = (event_id, rec.room)
-            if key not in self._seen:
+            fresh = key not in self._seen
+            if fresh:
                 epoch = self.epochs.setdefault(rec.room, uuid.uuid4().hex[:12])
                 self.seqs[rec.room] += 1
                 seq = self.seqs[rec.room]
@@ -45,6 +65,7 @@ class MemoryRoomHistory:
                 text = rec.frame.text(seq, epoch)
                 self.frames[rec.room].append(StoredFrame(seq, rec.tenant_id, text))
             positions.append(self._seen[key])
+            self.known.numbered(str(rec.room), self._seen[key], fresh)
         for fact in owners:
             known = self.owners.get(fact.entity_id)
             if fact.action == "forget":
@@ -53,8 +74,13 @@ class MemoryRoomHistory:
                 self.owners[fact.entity_id] = fact.tenant_id
         return positions
 
+    def predict(self, room: Room) -> Position | None:
+        return self.known.predict(str(room))
+
     async def current(self, room: Room) -> Position:
-        return Position(self.epochs.get(room), self.seqs[room])
+        position = Position(self.epochs.get(room), self.seqs[room])
+        self.known.saw(str(room), position)
+        return position
 
     async def replay(self, room: Room, since: int, epoch: str | None = None) -> Replay:
         return replay_from(await self.current(room), list(self.frames[room]), since, epoch)

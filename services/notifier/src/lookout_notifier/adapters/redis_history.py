@@ -52,7 +52,8 @@ KNOWN_ROOMS = 100_000
 # KEYS: (room, history, seen) per room, then one owner key per owner fact.
 # ARGV: size, ttl, seq_ttl, owner_ttl, n_rooms, a fresh epoch id, then per room (tenant,
 # head, tail, known epoch or "", known seq), then (tenant, action) per owner fact: k(eep),
-# h(int) or f(orget). Returns (seq, epoch) per room, flat; seq 0 for an event numbered in
+# h(int) or f(orget). Returns (seq, epoch, numbered) per room, flat: numbered 1 when this
+# call numbered the event, 0 when it was numbered already; seq 0 for an event numbered in
 # an epoch the room has since left (not to be delivered again).
 _RECORD = """
 local size, ttl, seq_ttl, owner_ttl, n, fresh = tonumber(ARGV[1]), tonumber(ARGV[2]),
@@ -64,7 +65,7 @@ for i = 0, n - 1 do
   local epoch = redis.call('HGET', room_key, 'epoch')
   local seen, given, given_epoch = redis.call('GET', seen_key), nil, nil
   if seen then given, given_epoch = string.match(seen, '^(%d+) (.+)$') end
-  local seq
+  local seq, numbered = nil, 0
   if given_epoch then
     seq = (given_epoch == epoch) and tonumber(given) or 0
   else  -- not numbered yet (or by a version without epochs: numbered afresh)
@@ -75,7 +76,7 @@ for i = 0, n - 1 do
       redis.call('DEL', hist_key)
       redis.call('HSET', room_key, 'epoch', epoch, 'seq', known_seq)
     end
-    seq = redis.call('HINCRBY', room_key, 'seq', 1)
+    seq, numbered = redis.call('HINCRBY', room_key, 'seq', 1), 1
     redis.call('EXPIRE', room_key, seq_ttl)
     local frame = ARGV[a + 1] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[a + 2]
     redis.call('RPUSH', hist_key, seq .. ' ' .. ARGV[a] .. ' ' .. frame)
@@ -83,7 +84,7 @@ for i = 0, n - 1 do
     redis.call('EXPIRE', hist_key, ttl)
     redis.call('SET', seen_key, seq .. ' ' .. epoch, 'EX', ttl)
   end
-  out[i * 2 + 1], out[i * 2 + 2] = seq, epoch or ''
+  out[i * 3 + 1], out[i * 3 + 2], out[i * 3 + 3] = seq, epoch or '', numbered
 end
 local base = 7 + n * 5
 for j = 0, #KEYS - n * 3 - 1 do
@@ -137,14 +138,21 @@ class RedisRoomHistory:
         for fact in owners:
             keys.append(self._owner(fact.entity_id))
             args += [str(fact.tenant_id), fact.action[0]]
-        out = await self._record(keys=keys, args=args)
-        positions = [
-            Position(_text(out[i + 1]) or None, int(out[i])) for i in range(0, len(out), 2)
-        ]
-        for rec, position in zip(records, positions, strict=True):
-            if position.seq:
-                self._known.saw(str(rec.room), position)
+        try:
+            out = await self._record(keys=keys, args=args)
+        except BaseException:
+            self._known.pause()  # Redis in trouble: nothing is predicted for a while
+            raise
+        positions = []
+        for i, rec in enumerate(records):
+            seq, epoch, numbered = out[i * 3 : i * 3 + 3]
+            position = Position(_text(epoch) or None, int(seq))
+            self._known.numbered(str(rec.room), position, fresh=bool(int(numbered)))
+            positions.append(position)
         return positions
+
+    def predict(self, room: Room) -> Position | None:
+        return self._known.predict(str(room))
 
     async def current(self, room: Room) -> Position:
         epoch, seq = await self._redis.hmget(self._room(room), ["epoch", "seq"])

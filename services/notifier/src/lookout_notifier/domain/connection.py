@@ -141,6 +141,34 @@ class Connection:
         _given(sub, seq)
         return self.offer(frame)
 
+    def retract(self, room: str, epoch: str | None, seq: int, to: Position | None) -> None:
+        """Take back a frame given at ``seq`` of ``epoch`` ahead of its numbering. A frame
+        still held for a subscription being set up is dropped. One the client has: with
+        ``to`` (the numbering turned out otherwise), the client gets a ``reset`` to that
+        position, since the seq it holds may be another event's (a resume from it could
+        skip that one), and the event follows at its actual seq; without (the numbering
+        failed; the seq is past the room's numbering, so a resume from it is answered
+        recovered: false), the seq just counts as not given, so the redelivered event is
+        not dropped as a duplicate."""
+        sub = self._subscriptions.get(room)
+        if sub is None:
+            return
+        if sub.pending is not None:  # held, never sent
+            sub.pending = [held for held in sub.pending if held[:2] != (epoch, seq)]
+            return
+        if to is not None:
+            if self.offer(frames.reset(room, to.epoch, to.seq)):
+                sub.epoch, sub.last_seq = to.epoch, to.seq
+                sub.ahead.clear()
+            return
+        if sub.epoch != epoch or sub.last_seq - seq > AHEAD_LIMIT:
+            return
+        if seq <= sub.last_seq:  # the watermark moved over it: reopen the gap
+            sub.ahead.update(range(seq + 1, sub.last_seq + 1))
+            sub.last_seq = seq - 1
+        else:
+            sub.ahead.discard(seq)
+
     # Subscriptions -------------------------------------------------------------------------
 
     def begin_subscription(self, room: str) -> None:

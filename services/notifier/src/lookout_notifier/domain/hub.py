@@ -46,12 +46,14 @@ class Hub:
     def has_members(self, room: str) -> bool:
         return room in self._rooms
 
-    def fan_out(self, room: str, at: Position, tenant_id: uuid.UUID | None, text: str) -> int:
-        """Offer a frame to the room's local connections; how many took it. A room with
+    def fan_out(
+        self, room: str, at: Position, tenant_id: uuid.UUID | None, text: str
+    ) -> list[Connection]:
+        """Offer a frame to the room's local connections; those that took it. A room with
         local members gets a span (a child of the consumed message's)."""
         members = self._rooms.get(room)
         if not members:
-            return 0
+            return []
         template = f"{room.split(':', 1)[0]}:{{id}}"  # span names stay low-cardinality
         with _tracer.start_as_current_span(
             f"send {template}",
@@ -68,9 +70,11 @@ class Hub:
         ) as span:
             frame = Outgoing(text)  # encoded once for all the room's connections
             # A copy: a connection closing on overflow must not resize the set mid-loop.
-            received = sum(
-                conn.deliver(room, at.epoch, at.seq, tenant_id, frame) for conn in list(members)
-            )
-            span.set_attribute("lookout.room.recipients", received)
-        metrics.FRAMES_SENT.inc(received)
+            received = [
+                conn
+                for conn in list(members)
+                if conn.deliver(room, at.epoch, at.seq, tenant_id, frame)
+            ]
+            span.set_attribute("lookout.room.recipients", len(received))
+        metrics.FRAMES_SENT.inc(len(received))
         return received
