@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lookout_shared.contracts import PROBE_BATCH
 from prometheus_client import Counter, Gauge, Histogram
 
 # succeeded, transient (worth a retry: refused, reset, 5xx...), permanent (404, 401, no
@@ -31,7 +32,8 @@ for _tool in ("ffmpeg", "ffprobe"):
 COMMANDS_DEFERRED = Counter(
     "lookout_worker_commands_deferred_total",
     "Commands published again at the back of their queue because their tenant held its"
-    " share of this worker's slots for longer than LOOKOUT_TENANT_WAIT_SECONDS",
+    " share of this worker's slots for longer than LOOKOUT_TENANT_WAIT_SECONDS (messages,"
+    f" not streams: a stream.probe command carries up to {PROBE_BATCH} streams)",
     ["queue"],
 )
 for _queue in ("snapshot.capture", "stream.probe"):
