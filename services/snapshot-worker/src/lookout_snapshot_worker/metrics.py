@@ -12,7 +12,8 @@ OUTCOMES = ("succeeded", "transient", "permanent", "timeout", "unavailable", "ca
 
 FFMPEG_RUNS = Counter(
     "lookout_ffmpeg_runs_total",
-    "ffmpeg captures and ffprobe probes run, by tool and outcome",
+    "ffmpeg captures and ffprobe probes run (one per stream and attempt, however many streams"
+    " a command carries), by tool and outcome",
     ["tool", "outcome"],
 )
 FFMPEG_DURATION = Histogram(
