@@ -8,9 +8,9 @@ a stream URL: it may hold credentials, and whoever needs it reads it from Postgr
 from __future__ import annotations
 
 import uuid
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -54,8 +54,32 @@ class CaptureSnapshot(Payload):
     stream_id: uuid.UUID
 
 
+# Streams one stream.probe command carries: a bulk write of n streams sends ceil(n / 10)
+# commands, so the relay and the broker handle one message per ten streams, not one each.
+# Why no more: a command holds one probe slot while the worker probes its streams one after
+# another, unacked all along, and RabbitMQ closes a channel holding a delivery longer than its
+# consumer_timeout (30 min by default). With the worker's defaults a stream costs at most
+# 3 tries x 20 s (LOOKOUT_CAPTURE_ATTEMPTS, LOOKOUT_FFMPEG_TIMEOUT_SECONDS) + ~3 s of backoff
+# = 63 s, so a command 10 x 63 s = 10.5 min; its prefetch window (LOOKOUT_PROBE_PREFETCH 4)
+# shares LOOKOUT_PROBE_CONCURRENCY (2) ffprobes, which at most doubles that: 21 min when every
+# stream of four commands times out three times, still within the 30 min.
+PROBE_BATCH = 10
+
+
 class ProbeStream(Payload):
-    stream_id: uuid.UUID
+    """Probe these streams, one after another; all of them belong to the envelope's tenant."""
+
+    stream_ids: list[uuid.UUID] = Field(min_length=1, max_length=PROBE_BATCH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_stream_of_old(cls, data: Any) -> Any:
+        # Before batches a command named one stream ({"stream_id": ...}); such messages may
+        # still wait in the queue while the services are upgraded.
+        if isinstance(data, dict) and "stream_id" in data and "stream_ids" not in data:
+            rest = {k: v for k, v in data.items() if k != "stream_id"}
+            return {**rest, "stream_ids": [data["stream_id"]]}
+        return data
 
 
 # Events -----------------------------------------------------------------------------------

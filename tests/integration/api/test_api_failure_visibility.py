@@ -89,7 +89,7 @@ async def test_viewers_learn_only_the_category_of_a_failure(
         await capture_snapshot(
             CaptureSnapshot(job_id=uuid.UUID(job_id), stream_id=stream_id), tenant_id, worker
         )
-    await probe_stream(ProbeStream(stream_id=stream_id), tenant_id, worker)
+    await probe_stream(ProbeStream(stream_ids=[stream_id]), tenant_id, worker)
 
     job_path, stream_path = f"/api/v1/jobs/{job_id}", f"/api/v1/streams/{stream['id']}"
     seen = await api.client.get(job_path, headers=viewer)

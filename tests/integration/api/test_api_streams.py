@@ -44,6 +44,8 @@ async def test_operator_creates_a_stream_and_its_events(api: Api, db: asyncpg.Po
     assert body["kind"] == "rtsp" and body["tags"] == ["front"] and body["version"] == 1
     assert r.headers["etag"] == f'"{body["id"]}.1"'
     assert await outbox_types(db) == ["stream.created", "stream.probe"]
+    probe = await db.fetchval("SELECT body FROM outbox WHERE message_type = 'stream.probe'")
+    assert probe["data"] == {"stream_ids": [body["id"]]}  # one command, one stream
     got = await api.client.get(f"/api/v1/streams/{body['id']}", headers=headers)
     assert got.status_code == 200 and got.json() == body
 

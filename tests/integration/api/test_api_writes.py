@@ -132,9 +132,36 @@ async def test_bulk_creates_and_updates_in_one_transaction(api: Api, db: asyncpg
     assert out[3]["stream"]["version"] == 2 and out[3]["stream"]["status"] == "disabled"
     types = [t for t, _ in await outbox(db)]
     assert types.count("stream.created") == 4 and types.count("stream.updated") == 1
-    assert types.count("stream.probe") == 4
+    # The single create's probe, and one command for the bulk's three new streams.
+    assert types.count("stream.probe") == 2
     actions = await db.fetch("SELECT action FROM audit_log WHERE entity_type = 'stream'")
     assert sorted(a["action"] for a in actions) == ["stream.created"] * 4 + ["stream.updated"]
+
+
+async def test_a_bulk_write_sends_its_probes_ten_streams_a_command_in_item_order_after_its_events(
+    api: Api, db: asyncpg.Pool
+) -> None:
+    tenant, op = await api.tenant_user("operator")
+    moved = await api.stream(op, name="moved")
+    start = await db.fetchval("SELECT max(id) FROM outbox")
+    items: list[dict[str, Any]] = [
+        {"name": f"cam {i}", "url": f"rtsp://cam.example.com/{i}"} for i in range(24)
+    ]
+    items.insert(12, {"id": moved["id"], "url": "rtsp://cam.example.com/moved"})  # a new URL
+    r = await api.client.post("/api/v1/streams:bulk", json={"items": items}, headers=op)
+    assert r.status_code == 200, r.text
+    in_item_order = [o["stream"]["id"] for o in r.json()["items"]]
+
+    rows = await db.fetch("SELECT message_type, body FROM outbox WHERE id > $1 ORDER BY id", start)
+    assert [r["message_type"] for r in rows] == (
+        ["stream.created"] * 24 + ["stream.updated"] + ["stream.probe"] * 3
+    )
+    probes = [r["body"] for r in rows if r["message_type"] == "stream.probe"]
+    batches = [p["data"]["stream_ids"] for p in probes]
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [i for b in batches for i in b] == in_item_order
+    assert {p["tenant_id"] for p in probes} == {tenant}
+    assert [p["entity_id"] for p in probes] == [b[0] for b in batches]
 
 
 async def test_one_bad_bulk_item_writes_nothing(api: Api, db: asyncpg.Pool) -> None:

@@ -84,7 +84,7 @@ def versioned(entities: list[uuid.UUID], n: int) -> list[Envelope]:
         payload = (
             CaptureSnapshot(job_id=uuid.uuid4(), stream_id=entity)
             if (i // 7) % 2
-            else ProbeStream(stream_id=entity)
+            else ProbeStream(stream_ids=[entity])
         )
         burst.append(
             make_envelope(

@@ -30,7 +30,7 @@ def probe() -> Envelope:
     stream = uuid.uuid4()
     return make_envelope(
         "stream.probe",
-        ProbeStream(stream_id=stream),
+        ProbeStream(stream_ids=[stream]),
         producer="tests",
         tenant_id=uuid.uuid4(),
         entity_id=stream,

@@ -60,7 +60,7 @@ async def publish_probe(broker: Broker, tenant: uuid.UUID, stream: uuid.UUID) ->
     await broker.publish_envelope(
         make_envelope(
             "stream.probe",
-            ProbeStream(stream_id=stream),
+            ProbeStream(stream_ids=[stream]),
             producer="tests",
             tenant_id=tenant,
             entity_id=stream,

@@ -125,7 +125,7 @@ async def test_each_decoder_refuses_frames_over_the_pixel_cap(
     assert (row["status"], row["attempts"], row["error"]) == ("failed", 1, reason)
 
     tenant, stream, _ = await add_job(db, (media / name).as_uri())
-    await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream]), tenant, deps)
     probed = await db.fetchrow(
         "SELECT status, last_error, width FROM streams WHERE id = $1", stream
     )

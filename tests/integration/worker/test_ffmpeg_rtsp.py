@@ -111,7 +111,7 @@ async def test_a_probe_fills_size_codec_and_rate(
         stream, tenant, rtsp.open_url,
     )  # fmt: skip
     deps = deps_for(db, tmp_path, ffmpeg_timeout_seconds=15)
-    await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream]), tenant, deps)
     row = await db.fetchrow(
         "SELECT width, height, codec, fps, status, last_error FROM streams WHERE id = $1", stream
     )

@@ -205,7 +205,7 @@ async def test_probe_records_size_and_codec(
 ) -> None:
     deps: Deps = build_deps(settings_for(media_dir, storage), db)
     tenant, stream, _ = await add_rows(db, (media_dir / "cam.mp4").as_uri(), with_job=False)
-    await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream]), tenant, deps)
     row = await one(db, "SELECT * FROM streams WHERE id = $1", stream)
     assert (row["width"], row["height"], row["codec"], row["status"], row["version"]) == (
         640, 360, "h264", "online", 2,
@@ -224,7 +224,7 @@ async def test_probe_of_a_broken_file_marks_the_stream_in_error(
     junk.write_bytes(b"this is not a video")
     deps = build_deps(settings_for(media_dir, storage), db)
     tenant, stream, _ = await add_rows(db, junk.as_uri(), with_job=False)
-    await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream]), tenant, deps)
     row = await one(db, "SELECT status, last_error, version FROM streams WHERE id = $1", stream)
     assert row["status"] == "error" and row["version"] == 2
     assert "Invalid data" in row["last_error"] or "moov atom" in row["last_error"]

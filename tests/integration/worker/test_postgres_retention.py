@@ -163,7 +163,7 @@ async def test_the_breaker_opens_in_postgres_and_a_probe_success_closes_it(
     # A new URL, as the api writes it: pending, with a probe to follow.
     await db.execute("UPDATE streams SET url = $2, status = 'pending' WHERE id = $1", stream,
                      (media_dir / "a.mp4").as_uri())  # fmt: skip
-    await probe_stream(ProbeStream(stream_id=stream), tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream]), tenant, deps)
     assert (
         await db.fetchval("SELECT count(*) FROM stream_breakers WHERE stream_id = $1", stream) == 0
     )

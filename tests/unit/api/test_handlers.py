@@ -22,6 +22,7 @@ from lookout_api.domain.errors import (
 )
 from lookout_api.domain.listing import Sort, StreamFilter, StreamQuery
 from lookout_api.handlers.bulk import BulkItem
+from lookout_api.handlers.outbox_writes import probe_commands
 from lookout_api.ports import Deps
 from lookout_api.settings import ApiSettings
 from lookout_shared.tokens import Principal, Role
@@ -141,10 +142,16 @@ async def test_a_bulk_create_outboxes_its_events_ahead_of_its_probe_commands() -
     w = world()
     items = [BulkItem(None, {"name": f"cam{i}", "url": URL}) for i in range(3)]
     await handlers.bulk_upsert(w.deps, w.principal("operator"), items, None)
-    assert w.events() == ["stream.created"] * 3 + ["stream.probe"] * 3
+    assert w.events() == ["stream.created"] * 3 + ["stream.probe"]
     created = [e.entity_id for e in w.twins.tables.outbox if e.type == "stream.created"]
-    probed = [e.entity_id for e in w.twins.tables.outbox if e.type == "stream.probe"]
-    assert created == probed  # each kind in item order
+    [probe] = [e for e in w.twins.tables.outbox if e.type == "stream.probe"]
+    assert probe.data["stream_ids"] == [str(i) for i in created]  # one command, in item order
+
+
+def test_a_probe_command_never_carries_streams_of_two_tenants() -> None:
+    rows = [{"id": uuid.uuid4(), "tenant_id": uuid.uuid4(), "version": 1} for _ in range(2)]
+    with pytest.raises(ValueError, match="streams of one tenant"):
+        probe_commands(rows)
 
 
 async def test_a_snapshot_request_queues_one_job_and_joins_it_after() -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
-from lookout_shared.contracts import CaptureSnapshot, SnapshotJobState, StreamState
+from lookout_shared.contracts import (
+    PROBE_BATCH,
+    CaptureSnapshot,
+    ProbeStream,
+    SnapshotJobState,
+    StreamState,
+)
 from lookout_shared.envelope import InvalidMessage, make_envelope, parse_message
 
 
@@ -59,8 +66,6 @@ def base() -> dict[str, object]:
     ],
 )
 def test_invalid_messages_name_their_reason(change: dict[str, object], reason: str) -> None:
-    import json
-
     body = json.dumps({**base(), **change}).encode()
     with pytest.raises(InvalidMessage, match=reason.replace("(", r"\(")):
         parse_message(body)
@@ -94,3 +99,35 @@ def test_a_received_payload_is_validated_once_on_receipt_and_kept() -> None:
     assert received.to_bytes() == sent.to_bytes()
     # An envelope built here validates its payload on the first payload() and keeps it.
     assert sent.payload() is sent.payload()
+
+
+def probe_body(data: dict[str, object]) -> bytes:
+    stream = uuid.uuid4()
+    env = make_envelope(
+        "stream.probe",
+        ProbeStream(stream_ids=[stream]),
+        producer="t",
+        tenant_id=uuid.uuid4(),
+        entity_id=stream,
+        entity_version=1,
+    )
+    return json.dumps({**env.model_dump(mode="json"), "data": data}).encode()
+
+
+def test_a_probe_command_of_the_old_shape_still_in_a_queue_is_accepted_as_one_stream() -> None:
+    stream = uuid.uuid4()
+    command = parse_message(probe_body({"stream_id": str(stream)})).payload()
+    assert command == ProbeStream(stream_ids=[stream])
+
+
+@pytest.mark.parametrize(
+    ("count", "reason"),
+    [(0, "at least 1 item"), (PROBE_BATCH + 1, f"at most {PROBE_BATCH} items")],
+)
+def test_a_probe_command_carries_one_to_probe_batch_streams(count: int, reason: str) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    with pytest.raises(InvalidMessage, match=f"invalid stream.probe data: stream_ids: .*{reason}"):
+        parse_message(probe_body({"stream_ids": ids}))
+    full = [uuid.uuid4() for _ in range(PROBE_BATCH)]
+    command = parse_message(probe_body({"stream_ids": [str(s) for s in full]})).payload()
+    assert command == ProbeStream(stream_ids=full)

@@ -213,7 +213,7 @@ def add_stream(w: World, enabled: bool = True) -> Stream:
 async def test_probe_records_size_codec_and_online(tmp_path: Path) -> None:
     w = world(tmp_path, ProbeResult(1280, 720, "h264", 29.97))
     stream = add_stream(w)
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    await probe_stream(ProbeStream(stream_ids=[stream.id]), w.tenant, w.deps)
     now = w.streams.streams[stream.id]
     assert (now.width, now.height, now.codec, now.status, now.version) == (
         1280, 720, "h264", "online", 2,
@@ -230,7 +230,7 @@ async def test_probe_records_size_codec_and_online(tmp_path: Path) -> None:
 async def test_probe_failure_marks_the_stream_in_error(tmp_path: Path) -> None:
     w = world(tmp_path, permanent("Server returned 401 Unauthorized"))
     stream = add_stream(w)
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    await probe_stream(ProbeStream(stream_ids=[stream.id]), w.tenant, w.deps)
     now = w.streams.streams[stream.id]
     assert (now.status, now.last_error, now.last_error_category, now.version) == (
         "error", "Server returned 401 Unauthorized", "unauthorized", 2,
@@ -240,7 +240,7 @@ async def test_probe_failure_marks_the_stream_in_error(tmp_path: Path) -> None:
 
 async def test_probing_a_deleted_stream_does_nothing(tmp_path: Path) -> None:
     w = world(tmp_path, ProbeResult(1, 1, "h264"))
-    await probe_stream(ProbeStream(stream_id=uuid.uuid4()), w.tenant, w.deps)
+    await probe_stream(ProbeStream(stream_ids=[uuid.uuid4()]), w.tenant, w.deps)
     assert w.outbox.events == [] and w.media.calls == []
 
 
@@ -255,7 +255,7 @@ async def test_a_stream_deleted_during_the_probe_is_left_alone(tmp_path: Path) -
 
     prober = DeletingProber(ProbeResult(1, 1, "h264"))
     deps = replace(w.deps, prober=prober)
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, deps)
+    await probe_stream(ProbeStream(stream_ids=[stream.id]), w.tenant, deps)
     assert w.outbox.events == []
 
 
@@ -349,7 +349,9 @@ async def test_a_stream_renamed_during_its_probe_keeps_the_result_without_a_seco
             return await super().probe(url)
 
     prober = RenamingProber(ProbeResult(640, 360, "h264"))
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, replace(w.deps, prober=prober))
+    await probe_stream(
+        ProbeStream(stream_ids=[stream.id]), w.tenant, replace(w.deps, prober=prober)
+    )
     now = w.streams.streams[stream.id]
     assert (now.name, now.status, now.width, now.version) == ("gate", "online", 640, 3)
     assert len(prober.calls) == 1
@@ -366,7 +368,9 @@ async def test_a_new_url_during_the_probe_drops_its_result(tmp_path: Path) -> No
             return await super().probe(url)
 
     prober = MovingProber(ProbeResult(640, 360, "h264"))
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, replace(w.deps, prober=prober))
+    await probe_stream(
+        ProbeStream(stream_ids=[stream.id]), w.tenant, replace(w.deps, prober=prober)
+    )
     now = w.streams.streams[stream.id]
     # The new URL's own probe command tells what it is; this one found the old one.
     assert (now.status, now.width, now.version) == ("pending", None, 2)
@@ -379,7 +383,7 @@ async def test_a_probe_command_for_a_stream_already_probed_runs_no_ffprobe(
     w = world(tmp_path, ProbeResult(640, 360, "h264"))
     stream = add_stream(w)
     w.streams.streams[stream.id] = replace(stream, status="online")
-    await probe_stream(ProbeStream(stream_id=stream.id), w.tenant, w.deps)
+    await probe_stream(ProbeStream(stream_ids=[stream.id]), w.tenant, w.deps)
     assert w.media.calls == [] and w.outbox.events == []
 
 
@@ -394,7 +398,7 @@ async def test_a_second_probe_command_joins_the_probe_in_flight(tmp_path: Path) 
             return await super().probe(url)
 
     deps = replace(w.deps, prober=SlowProber(ProbeResult(640, 360, "h264")))
-    command = ProbeStream(stream_id=stream.id)
+    command = ProbeStream(stream_ids=[stream.id])
     first = asyncio.create_task(probe_stream(command, w.tenant, deps))
     await asyncio.sleep(0.01)
     # Returns at once: it joined the first (which still waits for its source).

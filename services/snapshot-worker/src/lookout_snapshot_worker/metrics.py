@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lookout_shared.contracts import PROBE_BATCH
 from prometheus_client import Counter, Gauge, Histogram
 
 # succeeded, transient (worth a retry: refused, reset, 5xx...), permanent (404, 401, no
@@ -11,7 +12,8 @@ OUTCOMES = ("succeeded", "transient", "permanent", "timeout", "unavailable", "ca
 
 FFMPEG_RUNS = Counter(
     "lookout_ffmpeg_runs_total",
-    "ffmpeg captures and ffprobe probes run, by tool and outcome",
+    "ffmpeg captures and ffprobe probes run (one per stream and attempt, however many streams"
+    " a command carries), by tool and outcome",
     ["tool", "outcome"],
 )
 FFMPEG_DURATION = Histogram(
@@ -31,7 +33,8 @@ for _tool in ("ffmpeg", "ffprobe"):
 COMMANDS_DEFERRED = Counter(
     "lookout_worker_commands_deferred_total",
     "Commands published again at the back of their queue because their tenant held its"
-    " share of this worker's slots for longer than LOOKOUT_TENANT_WAIT_SECONDS",
+    " share of this worker's slots for longer than LOOKOUT_TENANT_WAIT_SECONDS (messages,"
+    f" not streams: a stream.probe command carries up to {PROBE_BATCH} streams)",
     ["queue"],
 )
 for _queue in ("snapshot.capture", "stream.probe"):

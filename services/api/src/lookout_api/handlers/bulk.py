@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lookout_shared.contracts import COMMANDS
 from lookout_shared.tokens import Principal
 
 from lookout_api.domain import access, streams
 from lookout_api.domain.errors import DomainError, ItemErrors, NotFound
-from lookout_api.handlers.outbox_writes import commit, stream_changed
+from lookout_api.handlers.outbox_writes import commit, probe_commands, stream_changed
 from lookout_api.handlers.quotas import ensure_stream_room
 from lookout_api.handlers.streams import created_entry, updated_entry
 from lookout_api.ports import Deps, Row, Session
@@ -135,11 +134,14 @@ async def _write(
 ) -> list[BulkResult]:
     results: list[BulkResult | None] = [None] * count
     entries, envelopes = [], []
+    to_probe: list[tuple[int, Row]] = []
     created = await tx.insert_streams(tenant, [v for _, v in plan.creates])
     for (i, values), row in zip(plan.creates, created, strict=True):
         results[i] = BulkResult("created", row)
         entries.append(created_entry(row))
-        envelopes += stream_changed(row, created=True, probe=values["enabled"])
+        envelopes += stream_changed(row, created=True, probe=False)
+        if values["enabled"]:
+            to_probe.append((i, row))
     changing = [(i, before, change) for i, before, change in writes if change.changed]
     for i, before, _ in writes:
         results[i] = BulkResult("unchanged", before)
@@ -151,11 +153,15 @@ async def _write(
         after = after_by_id[before["id"]]
         results[i] = BulkResult("updated", after)
         entries.append(updated_entry(before, after, change.changed))
-        envelopes += stream_changed(after, created=False, probe=change.probe)
-    # Events ahead of commands, each in item order: the relay publishes in outbox order, and
-    # what users wait on after a bulk write (counts, live updates) comes from the events, so
-    # the last stream.created is not published behind hundreds of probe commands. They go to
-    # different queues and a probe reads the committed row: nothing orders one by the other.
-    envelopes.sort(key=lambda envelope: envelope.type in COMMANDS)
+        envelopes += stream_changed(after, created=False, probe=False)
+        if change.probe:
+            to_probe.append((i, after))
+    # Events ahead of commands: the relay publishes in outbox order, and what users wait on
+    # after a bulk write (counts, live updates) comes from the events, so the last
+    # stream.created is not published behind the probe commands. They go to different queues
+    # and a probe reads the committed row: nothing orders one by the other. The probes go in
+    # commands of up to PROBE_BATCH streams (all of this tenant), in item order.
+    to_probe.sort(key=lambda item: item[0])
+    envelopes += probe_commands([row for _, row in to_probe])
     await commit(tx, principal, entries, envelopes)
     return [r for r in results if r is not None]

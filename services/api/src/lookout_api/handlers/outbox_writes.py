@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lookout_shared.contracts import (
+    PROBE_BATCH,
     SNAPSHOT_DELETED_VERSION,
     Payload,
     ProbeStream,
@@ -42,8 +43,27 @@ def stream_changed(row: Row, *, created: bool, probe: bool) -> list[Envelope]:
     """stream.created/updated, and a stream.probe command when the URL needs probing."""
     out = [stream_event("stream.created" if created else "stream.updated", row)]
     if probe:
-        out.append(event("stream.probe", ProbeStream(stream_id=row["id"]), row))
+        out += probe_commands([row])
     return out
+
+
+def probe_commands(rows: Sequence[Row]) -> list[Envelope]:
+    """stream.probe commands for ``rows``, up to PROBE_BATCH streams each, in their order.
+
+    Every row must belong to one tenant (a bulk write's): the envelope names one tenant, and
+    the worker checks each stream against it. The envelope's entity is the first stream.
+    """
+    tenants = {row["tenant_id"] for row in rows}
+    if len(tenants) > 1:
+        raise ValueError("one probe command carries the streams of one tenant")
+    return [
+        event(
+            "stream.probe",
+            ProbeStream(stream_ids=[row["id"] for row in batch]),
+            batch[0],
+        )
+        for batch in (rows[at : at + PROBE_BATCH] for at in range(0, len(rows), PROBE_BATCH))
+    ]
 
 
 def stream_deleted(row: Row) -> Envelope:

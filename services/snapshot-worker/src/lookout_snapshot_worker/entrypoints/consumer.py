@@ -8,7 +8,9 @@ and what cannot finish in time is handed back to the queue.
 Every command first takes a slot of its tenant (domain/tenant_slots.py): a command whose tenant
 holds its share of the worker for longer than the wait goes to the back of its queue. A
 capture gives its slot back as soon as ffmpeg is done: storing the frame and committing run
-outside the count, within the prefetch window, while the next command takes the slot.
+outside the count, within the prefetch window, while the next command takes the slot. A
+probe command (up to PROBE_BATCH streams of one tenant) holds its slot while its streams are
+probed one after another, so a tenant's batch counts as one command.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""stream.probe: probe a pending stream once, however many commands ask for it."""
+"""stream.probe: probe each pending stream once, however many commands ask for it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from lookout_shared.broker import PermanentFailure
 from lookout_shared.contracts import ProbeStream
 
 from lookout_snapshot_worker.domain.attempts import media_attempt
@@ -30,6 +31,27 @@ SAVE_TRIES = 3
 
 
 async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: Deps) -> None:
+    """Probe the command's streams one after another, in the one probe slot it holds.
+
+    Each stream is handled on its own (:func:`probe_one`): a MediaError is that stream's
+    result. Any other error on one stream does not keep the rest from being probed; once
+    they are done the first error is raised, so the command is delivered again, and the
+    streams probed meanwhile are no longer pending: a redelivery retries only what failed.
+    An error a redelivery may cure goes ahead of a PermanentFailure (a stream of another
+    tenant), which would dead-letter the command at once.
+    """
+    errors: list[Exception] = []
+    for stream_id in command.stream_ids:
+        try:
+            await probe_one(stream_id, tenant_id, deps)
+        except Exception as exc:  # CancelledError (shutdown) is no Exception: it stops all
+            log.warning("probe of stream %s failed; the command goes on", stream_id, exc_info=exc)
+            errors.append(exc)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, PermanentFailure)), errors[0])
+
+
+async def probe_one(stream_id: uuid.UUID, tenant_id: uuid.UUID | None, deps: Deps) -> None:
     """Probe a pending stream once, however many commands ask for it.
 
     Every change that asks for a probe (a new stream, a new URL, enabled again) sets the
@@ -38,9 +60,9 @@ async def probe_stream(command: ProbeStream, tenant_id: uuid.UUID | None, deps: 
     probe. A change made during the probe that keeps the URL (a new name, new tags) keeps
     its result; a new URL drops it, since that change queued a probe of its own.
     """
-    stream = await deps.streams.load(command.stream_id)
+    stream = await deps.streams.load(stream_id)
     if stream is None:
-        log.info("stream %s is gone; nothing to probe", command.stream_id)
+        log.info("stream %s is gone; nothing to probe", stream_id)
         return
     check_scope(stream.tenant_id, tenant_id, "stream")
     if stream.status != "pending":
