@@ -54,16 +54,17 @@ class CaptureSnapshot(Payload):
     stream_id: uuid.UUID
 
 
-# Streams one stream.probe command carries: a bulk write of n streams sends ceil(n / 10)
-# commands, so the relay and the broker handle one message per ten streams, not one each.
+# Streams one stream.probe command carries: a bulk write of n streams sends ceil(n / 5)
+# commands, so the relay and the broker handle one message per five streams, not one each.
 # Why no more: a command holds one probe slot while the worker probes its streams one after
 # another, unacked all along, and RabbitMQ closes a channel holding a delivery longer than its
 # consumer_timeout (30 min by default). With the worker's defaults a stream costs at most
 # 3 tries x 20 s (LOOKOUT_CAPTURE_ATTEMPTS, LOOKOUT_FFMPEG_TIMEOUT_SECONDS) + ~3 s of backoff
-# = 63 s, so a command 10 x 63 s = 10.5 min; its prefetch window (LOOKOUT_PROBE_PREFETCH 4)
-# shares LOOKOUT_PROBE_CONCURRENCY (2) ffprobes, which at most doubles that: 21 min when every
-# stream of four commands times out three times, still within the 30 min.
-PROBE_BATCH = 10
+# = 63 s, so a command 5 x 63 s = 5.3 min; its prefetch window (LOOKOUT_PROBE_PREFETCH 4)
+# shares LOOKOUT_PROBE_CONCURRENCY (2) ffprobes, which at most doubles that: 10.5 min when
+# every stream of four commands times out three times, a third of the 30 min. Ten per
+# command would save the bulk burst only 250 of its 3,000 messages and leave 21 min.
+PROBE_BATCH = 5
 
 
 class ProbeStream(Payload):

@@ -138,14 +138,14 @@ async def test_bulk_creates_and_updates_in_one_transaction(api: Api, db: asyncpg
     assert sorted(a["action"] for a in actions) == ["stream.created"] * 4 + ["stream.updated"]
 
 
-async def test_a_bulk_write_sends_its_probes_ten_streams_a_command_in_item_order_after_its_events(
+async def test_a_bulk_write_sends_its_probes_five_streams_a_command_in_item_order_after_its_events(
     api: Api, db: asyncpg.Pool
 ) -> None:
     tenant, op = await api.tenant_user("operator")
     moved = await api.stream(op, name="moved")
     start = await db.fetchval("SELECT max(id) FROM outbox")
     items: list[dict[str, Any]] = [
-        {"name": f"cam {i}", "url": f"rtsp://cam.example.com/{i}"} for i in range(24)
+        {"name": f"cam {i}", "url": f"rtsp://cam.example.com/{i}"} for i in range(25)
     ]
     items.insert(12, {"id": moved["id"], "url": "rtsp://cam.example.com/moved"})  # a new URL
     r = await api.client.post("/api/v1/streams:bulk", json={"items": items}, headers=op)
@@ -154,11 +154,11 @@ async def test_a_bulk_write_sends_its_probes_ten_streams_a_command_in_item_order
 
     rows = await db.fetch("SELECT message_type, body FROM outbox WHERE id > $1 ORDER BY id", start)
     assert [r["message_type"] for r in rows] == (
-        ["stream.created"] * 24 + ["stream.updated"] + ["stream.probe"] * 3
+        ["stream.created"] * 25 + ["stream.updated"] + ["stream.probe"] * 6
     )
     probes = [r["body"] for r in rows if r["message_type"] == "stream.probe"]
     batches = [p["data"]["stream_ids"] for p in probes]
-    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 5, 1]
     assert [i for b in batches for i in b] == in_item_order
     assert {p["tenant_id"] for p in probes} == {tenant}
     assert [p["entity_id"] for p in probes] == [b[0] for b in batches]
