@@ -1,8 +1,9 @@
 """The baseline for ``bench_notifier``: python-socketio rooms doing the notifier's fan-out.
 
 Served by uvicorn with websockets-sansio and no compression (the notifier: uvicorn with its
-own ``/ws`` protocol class); same input (its own exclusive queue on ``lookout.events``,
-envelopes validated by the shared broker adapter) and the same room mapping; a client
+own ``/ws`` protocol class); same input (its own queue on ``lookout.events``, declared and
+consumed by the shared broker adapter exactly as the notifier's: a quorum instance queue,
+envelopes validated) and the same room mapping; a client
 joins a room with ``42["join","<room>"]`` and is answered ``42["joined","<room>"]``. It does less than the
 notifier: no token, no tenant filter, no seq, no history in Redis. In the REST write rows it
 is fed exactly like the notifier: the api's outbox relay publishes the writes' events to
