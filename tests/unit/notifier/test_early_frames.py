@@ -25,12 +25,14 @@ from tests.unit.notifier.test_connection import TENANT, FakeTransport, job_event
 
 
 class GatedHistory(MemoryRoomHistory):
-    """Numbering that waits for ``opened`` while ``gate`` is set, and fails ``failures`` times."""
+    """Numbering that waits while ``gate`` is set, fails ``failures`` times, and answers seq 0
+    for the event ``left``."""
 
     def __init__(self, instance_of: MemoryRoomHistory | None = None) -> None:
         super().__init__(instance_of=instance_of)
         self.gate: asyncio.Event | None = None
         self.failures = 0
+        self.left: uuid.UUID | None = None  # this event was numbered in an epoch since left
 
     async def record(
         self, event_id: uuid.UUID, records: Sequence[Record], owners: Sequence[OwnerFact]
@@ -40,6 +42,9 @@ class GatedHistory(MemoryRoomHistory):
         if self.failures:
             self.failures -= 1
             raise ConnectionError("Redis went away")
+        if event_id == self.left:  # as the Redis script answers, and not a fresh numbering
+            self.known.pause()
+            return [Position(self.epochs.get(r.room), 0) for r in records]
         return await super().record(event_id, records, owners)
 
 
@@ -140,6 +145,27 @@ async def test_an_early_frame_held_for_a_subscription_being_set_up_is_dropped_if
     with pytest.raises(ConnectionError):
         await handlers.handle_event(job_event(stream), deps)
     assert conn.held_seqs(f"stream:{stream}", history.epochs[parse_room(f"stream:{stream}")]) == []
+
+
+async def test_an_event_numbered_in_a_left_epoch_is_taken_back_and_not_sent_again() -> None:
+    """A redelivery of an event numbered in an epoch the room has left comes back with seq 0:
+    the client that got it early is reset to where the room was, and the next event is
+    not dropped as a duplicate of the early frame's seq."""
+    history, stream = GatedHistory(), uuid.uuid4()
+    history.owners[stream] = TENANT
+    deps = Deps(Hub(), history)
+    transport = await subscribed(deps, stream)
+    await handlers.handle_event(job_event(stream), deps)
+    old = job_event(stream)
+    history.left = old.id  # numbered in an earlier epoch
+    await handlers.handle_event(old, deps)
+    after = job_event(stream)
+    await handlers.handle_event(after, deps)
+    assert [(f.get("op") or f["entity_id"], f["seq"]) for f in transport.sent[2:]] == [
+        (str(old.entity_id), 2),
+        ("reset", 1),
+        (str(after.entity_id), 2),
+    ]
 
 
 def test_nothing_is_predicted_for_a_while_after_another_instance_numbered() -> None:

@@ -49,13 +49,7 @@ async def handle_event(envelope: Envelope, deps: Deps) -> None:
                 metrics.EARLY_FRAMES.labels("confirmed").inc()
                 continue
             metrics.EARLY_FRAMES.labels("taken_back").inc()
-            # Seq 0: numbered in an epoch the room has left; the client goes where it is.
-            to = (
-                Position(at.epoch, at.seq - 1)
-                if at.seq
-                else await deps.history.current(record.room)
-            )
-            _take_back(sent, to)
+            _take_back(sent, _actual(sent[1], at))
         if at.seq and at.epoch:  # seq 0: numbered in an epoch the room has left
             text = record.frame.text(at.seq, at.epoch)
             deps.hub.fan_out(str(record.room), at, record.tenant_id, text)
@@ -71,6 +65,16 @@ def _send_early(record: Record, deps: Deps) -> Early:
         return None
     text = record.frame.text(guess.seq, guess.epoch)
     return room, guess, deps.hub.fan_out(room, guess, record.tenant_id, text)
+
+
+def _actual(guess: Position, at: Position) -> Position:
+    """Where a client that got the early frame stands once the numbering said ``at``: just
+    before the event. Seq 0 (the event was numbered in an epoch the room has left, and is
+    not sent again): where this instance knew the room, in the same epoch (the counter only
+    grows), or the start of the room's new one."""
+    if at.seq:
+        return Position(at.epoch, at.seq - 1)
+    return Position(at.epoch, guess.seq - 1 if at.epoch == guess.epoch else 0)
 
 
 def _take_back(sent: Early, to: Position | None) -> None:
