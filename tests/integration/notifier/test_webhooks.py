@@ -221,6 +221,17 @@ def _lookups(source: str) -> float:
     return REGISTRY.get_sample_value("lookout_webhook_lookups_total", {"source": source}) or 0.0
 
 
+async def _second_hook_gets_the_next_event(
+    db: asyncpg.Pool, broker: Broker, receiver: Receiver, tenant_id: uuid.UUID, first: uuid.UUID
+) -> uuid.UUID:
+    """Add a hook beside ``first``: the tenant's next event reaches both; the new hook's id."""
+    second = await hook(db, tenant_id, receiver.url, LIFECYCLE)  # clears every cache
+    added = lifecycle(tenant_id)[0]
+    await publish(broker, added)
+    await receiver.until(partial(_delivered_to, receiver, added, {str(first), str(second)}))
+    return second
+
+
 def _delivered_to(receiver: Receiver, event: Envelope, hooks: set[str]) -> bool:
     return _hook_ids(receiver.received, event) == hooks
 
@@ -251,11 +262,7 @@ async def test_a_tenants_hooks_come_from_the_cache_until_a_change_commits(
         else:
             pytest.fail("the tenant's hooks never came from the cache")
 
-        second = await hook(db, tenant_id, receiver.url, LIFECYCLE)  # clears every cache
-        added = lifecycle(tenant_id)[0]
-        await publish(broker, added)
-        both = {str(first), str(second)}
-        await receiver.until(lambda: _hook_ids(receiver.received, added) == both)
+        second = await _second_hook_gets_the_next_event(db, broker, receiver, tenant_id, first)
 
         await db.execute("UPDATE webhooks SET disabled = true WHERE id = $1", first)
         after = lifecycle(tenant_id)[:2]
@@ -275,7 +282,7 @@ async def test_a_hook_added_while_the_change_listener_is_away_gets_the_next_even
         await _listening(db)
         warm = lifecycle(tenant_id)[0]
         await publish(broker, warm)
-        await receiver.until(lambda: _hook_ids(receiver.received, warm) == {str(first)})
+        await receiver.until(partial(_delivered_to, receiver, warm, {str(first)}))
         # The listener's connection dies, and a hook is added before it is back: no cached
         # answer may hide it (the cache is not trusted while away, and starts empty again).
         killed = await db.fetchval(
@@ -284,9 +291,5 @@ async def test_a_hook_added_while_the_change_listener_is_away_gets_the_next_even
             APPLICATION_NAME,
         )
         assert killed == 1
-        second = await hook(db, tenant_id, receiver.url, LIFECYCLE)
-        added = lifecycle(tenant_id)[0]
-        await publish(broker, added)
-        both = {str(first), str(second)}
-        await receiver.until(lambda: _hook_ids(receiver.received, added) == both)
+        await _second_hook_gets_the_next_event(db, broker, receiver, tenant_id, first)
         await _listening(db)  # it reconnects by itself

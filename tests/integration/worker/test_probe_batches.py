@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -18,18 +17,9 @@ from lookout_snapshot_worker.domain.streams import ProbeResult
 from lookout_snapshot_worker.handlers.probe import probe_stream
 from lookout_snapshot_worker.ports import Deps, Prober
 
-from .test_handlers import add_rows, settings_for
+from .test_handlers import add_rows, media_dir, settings_for
 
-
-@pytest.fixture(scope="module")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    media = tmp_path_factory.mktemp("media")
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=5",
-         "-t", "1", "-pix_fmt", "yuv420p", str(media / "cam.mp4")],
-        check=True,
-    )  # fmt: skip
-    return media
+__all__ = ["media_dir"]  # the fixture
 
 
 async def add_stream(db: asyncpg.Pool, tenant: uuid.UUID, url: str) -> uuid.UUID:

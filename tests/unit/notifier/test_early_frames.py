@@ -48,6 +48,13 @@ class GatedHistory(MemoryRoomHistory):
         return await super().record(event_id, records, owners)
 
 
+def watched_stream() -> tuple[GatedHistory, uuid.UUID, Deps]:
+    """A stream of TENANT whose owner the history knows, and the handlers' deps over it."""
+    history, stream = GatedHistory(), uuid.uuid4()
+    history.owners[stream] = TENANT
+    return history, stream, Deps(Hub(), history)
+
+
 async def subscribed(deps: Deps, stream: uuid.UUID) -> FakeTransport:
     transport = FakeTransport()
     conn = Connection(principal(), transport, 64, 1 << 20)
@@ -62,9 +69,7 @@ def seqs(transport: FakeTransport) -> list[tuple[object, object]]:
 
 
 async def test_a_frame_goes_out_before_its_numbering_once_the_room_is_known() -> None:
-    history, stream = GatedHistory(), uuid.uuid4()
-    history.owners[stream] = TENANT
-    deps = Deps(Hub(), history)
+    history, stream, deps = watched_stream()
     transport = await subscribed(deps, stream)
     first, second = job_event(stream), job_event(stream)
     history.gate = asyncio.Event()
@@ -115,9 +120,7 @@ async def test_a_wrong_prediction_is_taken_back_and_the_late_event_still_arrives
 
 
 async def test_a_failed_numbering_takes_the_early_frame_back_and_the_redelivery_sends_it() -> None:
-    history, stream = GatedHistory(), uuid.uuid4()
-    history.owners[stream] = TENANT
-    deps = Deps(Hub(), history)
+    history, stream, deps = watched_stream()
     transport = await subscribed(deps, stream)
     first, second = job_event(stream), job_event(stream)
     await handlers.handle_event(first, deps)
@@ -132,9 +135,7 @@ async def test_a_failed_numbering_takes_the_early_frame_back_and_the_redelivery_
 
 
 async def test_an_early_frame_held_for_a_subscription_being_set_up_is_dropped_if_wrong() -> None:
-    history, stream = GatedHistory(), uuid.uuid4()
-    history.owners[stream] = TENANT
-    deps = Deps(Hub(), history)
+    history, stream, deps = watched_stream()
     await subscribed(deps, stream)  # a member, so the room's frames are predicted
     await handlers.handle_event(job_event(stream), deps)
     late = FakeTransport()
@@ -151,9 +152,7 @@ async def test_an_event_numbered_in_a_left_epoch_is_taken_back_and_not_sent_agai
     """A redelivery of an event numbered in an epoch the room has left comes back with seq 0:
     the client that got it early is reset to where the room was, and the next event is
     not dropped as a duplicate of the early frame's seq."""
-    history, stream = GatedHistory(), uuid.uuid4()
-    history.owners[stream] = TENANT
-    deps = Deps(Hub(), history)
+    history, stream, deps = watched_stream()
     transport = await subscribed(deps, stream)
     await handlers.handle_event(job_event(stream), deps)
     old = job_event(stream)
